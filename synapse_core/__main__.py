@@ -1,0 +1,3 @@
+from synapse_core.cli import main
+
+raise SystemExit(main())
