@@ -1,0 +1,182 @@
+"""Data layer: every accepted layout, HDF5/Zarr sources, slice order, dtypes, config."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import zarr
+
+from conftest import (
+    MEDULLA_H5,
+    MEDULLA_SITES_CSV,
+    MEDULLA_SITES_XLSX,
+    small_volumes,
+    synapse_rows,
+    write_small_dataset,
+    write_stack,
+)
+from synapse_core.dataset import open_dataset
+from synapse_core.labels import LabelIds
+
+
+def test_demo_layout_opens_every_bbox_and_row(demo_dataset):
+    assert sorted(demo_dataset.bboxes) == ["bbox1", "bbox2", "bbox3", "bbox4"]
+    assert len(demo_dataset.synapses) == 60
+    assert demo_dataset.report.ok
+
+
+def test_demo_labels_follow_the_original_per_bbox_table(demo_dataset):
+    assert demo_dataset.bboxes["bbox1"].labels == LabelIds(mito=5, vesicle=6, cleft=7, cleft2=7)
+    assert demo_dataset.bboxes["bbox2"].labels == LabelIds(mito=1, vesicle=3, cleft=2, cleft2=4)
+
+
+def test_extra_table_columns_are_carried_through(demo_dataset):
+    assert list(demo_dataset.synapses.columns[:2]) == ["bbox_name", "Var1"]
+    assert (demo_dataset.synapses["annotator"] == "demo").all()
+
+
+def test_tiff_volume_reads_the_same_voxels_as_written(tmp_path):
+    root = write_small_dataset(tmp_path / "DATA")
+    raw, seg, mask = small_volumes()
+    ds = open_dataset(root, cache_dir=tmp_path / "cache")
+    b = ds.bboxes["bbox1"]
+    np.testing.assert_array_equal(b.raw.open()[:], raw)
+    np.testing.assert_array_equal(b.seg.open()[:], seg)
+    np.testing.assert_array_equal(b.mask.open()[:], mask)
+
+
+def test_original_layout_with_bbox_underscore_mask_folder_and_tables_beside_volumes(tmp_path):
+    data = tmp_path / "data"
+    root = data / "7_bboxes_plus_seg"
+    raw, seg, mask = small_volumes()
+    write_stack(root / "raw" / "bbox1", raw)
+    write_stack(root / "seg" / "bbox1", seg)
+    write_stack(data / "vesicle_cloud__syn_interface__mitochondria_annotation" / "bbox_1", mask)
+    synapse_rows().to_excel(root / "bbox1.xlsx", index=False)
+    ds = open_dataset(root, cache_dir=tmp_path / "cache")
+    assert ds.bboxes["bbox1"].mask is not None
+    np.testing.assert_array_equal(ds.bboxes["bbox1"].mask.open()[:], mask)
+    assert list(ds.synapses["Var1"]) == ["syn_1", "syn_2", "syn_3"]
+
+
+def test_combined_synapse_info_csv_with_bbox_name_column(tmp_path):
+    root = write_small_dataset(tmp_path / "DATA", bboxes=("bbox1", "bbox2"))
+    for f in (root / "excel").iterdir():
+        f.unlink()
+    combined = pd.concat([synapse_rows().assign(bbox_name="bbox1"), synapse_rows(2).assign(bbox_name="bbox2")])
+    combined.to_csv(root / "synapse_info.csv", index=False)
+    ds = open_dataset(root, cache_dir=tmp_path / "cache")
+    assert ds.synapses.groupby("bbox_name").size().to_dict() == {"bbox1": 3, "bbox2": 2}
+
+
+def test_slices_are_read_in_natural_order(tmp_path):
+    raw = np.zeros((12, 4, 4), np.uint8)
+    for z in range(12):
+        raw[z] = z + 1  # value = slice number
+    names = [f"slice_{z + 1}.tif" for z in range(12)]  # slice_1 .. slice_12, not zero-padded
+    write_stack(tmp_path / "raw" / "b", raw, names)
+    write_stack(tmp_path / "seg" / "b", np.ones_like(raw), names)
+    ds = open_dataset(tmp_path, cache_dir=tmp_path / "cache")
+    assert list(ds.bboxes["b"].raw.open()[:, 0, 0]) == list(range(1, 13))
+
+
+def test_rgb_raw_slices_become_gray_uint8(tmp_path):
+    rgb = np.zeros((2, 4, 4, 3), np.uint8)
+    rgb[..., 0] = 100  # pure red 100 -> luminance 0.2989 * 100
+    write_stack(tmp_path / "raw" / "b", rgb)
+    write_stack(tmp_path / "seg" / "b", np.ones((2, 4, 4), np.uint8))
+    vol = open_dataset(tmp_path, cache_dir=tmp_path / "cache").bboxes["b"].raw.open()
+    assert vol.dtype == np.uint8 and vol.shape == (2, 4, 4)
+    assert int(vol[0, 0, 0]) == 30
+
+
+@pytest.mark.parametrize("max_id, dtype", [(200, np.uint8), (70000, np.uint32), (1000, np.uint16)])
+def test_seg_is_kept_in_the_smallest_integer_type(tmp_path, max_id, dtype):
+    seg = np.ones((2, 4, 4), np.uint32)
+    seg[1, 2, 2] = max_id
+    write_stack(tmp_path / "raw" / "b", np.zeros((2, 4, 4), np.uint8))
+    write_stack(tmp_path / "seg" / "b", seg)
+    vol = open_dataset(tmp_path, cache_dir=tmp_path / "cache").bboxes["b"].seg.open()
+    assert vol.dtype == dtype
+    assert int(vol[1, 2, 2]) == max_id
+
+
+def test_tiff_conversion_is_reused_on_the_second_open(tmp_path):
+    root = write_small_dataset(tmp_path / "DATA")
+    first = open_dataset(root, cache_dir=tmp_path / "cache").bboxes["bbox1"].raw
+    stamp = (tmp_path / "cache" / "volumes").stat().st_mtime_ns
+    marker = next((tmp_path / "cache" / "volumes" / "bbox1-raw").iterdir()) / ".complete"
+    before = marker.stat().st_mtime_ns
+    second = open_dataset(root, cache_dir=tmp_path / "cache").bboxes["bbox1"].raw
+    assert second == first
+    assert marker.stat().st_mtime_ns == before and stamp > 0
+
+
+def _medulla_config(tmp_path, table) -> str:
+    cfg = tmp_path / "synapse_dataset.toml"
+    cfg.write_text(
+        "voxel_size_nm = [10, 10, 10]\n"
+        "[bboxes.medulla]\n"
+        f'raw = {{ path = "{MEDULLA_H5}", key = "raw" }}\n'
+        f'seg = {{ path = "{MEDULLA_H5}", key = "gt_bodies" }}\n'
+        f'table = "{table}"\n'
+    )
+    return cfg
+
+
+@pytest.mark.parametrize("table", [MEDULLA_SITES_CSV, MEDULLA_SITES_XLSX], ids=["csv", "xlsx"])
+def test_medulla_hdf5_with_contact_site_table_loads_without_conversion(tmp_path, table):
+    _medulla_config(tmp_path, table)
+    ds = open_dataset(tmp_path, cache_dir=tmp_path / "cache")
+    b = ds.bboxes["medulla"]
+    assert b.raw.kind == "hdf5" and b.shape_zyx == (250, 250, 250)
+    assert len(ds.synapses) == 60 and ds.voxel_size_nm == (10.0, 10.0, 10.0)
+    assert not (tmp_path / "cache" / "volumes").exists()
+
+
+def test_medulla_side_points_index_the_body_columns_as_xyz(tmp_path):
+    _medulla_config(tmp_path, MEDULLA_SITES_CSV)
+    ds = open_dataset(tmp_path, cache_dir=tmp_path / "cache")
+    seg = ds.bboxes["medulla"].seg.open()
+    r = ds.synapses.iloc[0]
+    assert int(seg[r.side_1_coord_3, r.side_1_coord_2, r.side_1_coord_1]) == r.body_1
+    assert int(seg[r.side_2_coord_3, r.side_2_coord_2, r.side_2_coord_1]) == r.body_2
+
+
+def test_config_file_path_can_be_given_instead_of_a_folder(tmp_path):
+    cfg = _medulla_config(tmp_path, MEDULLA_SITES_CSV)
+    ds = open_dataset(cfg, cache_dir=tmp_path / "cache")
+    assert list(ds.bboxes) == ["medulla"]
+
+
+def test_zarr_volumes_and_yaml_config(tmp_path):
+    raw, seg, mask = small_volumes()
+    store = zarr.open_group(str(tmp_path / "vols.zarr"), mode="w")
+    for name, vol in (("raw", raw), ("seg", seg), ("mask", mask)):
+        store.create_array(name, data=vol, chunks=(4, 12, 12))
+    synapse_rows().to_csv(tmp_path / "syn.csv", index=False)
+    (tmp_path / "synapse_dataset.yaml").write_text(
+        "bboxes:\n  z1:\n"
+        "    raw: {path: vols.zarr, key: raw}\n    seg: {path: vols.zarr, key: seg}\n"
+        "    mask: {path: vols.zarr, key: mask}\n    table: syn.csv\n"
+        "    labels: {mito: 9, vesicle: 6, cleft: 7}\n"
+    )
+    ds = open_dataset(tmp_path, cache_dir=tmp_path / "cache")
+    b = ds.bboxes["z1"]
+    assert b.raw.kind == "zarr" and b.labels == LabelIds(mito=9, vesicle=6, cleft=7, cleft2=7)
+    np.testing.assert_array_equal(b.mask.open()[:], mask)
+    assert len(ds.synapses) == 3
+
+
+def test_link_url_adds_the_bbox_offset(demo_dataset):
+    url = demo_dataset.link_url("bbox2", 10, 20, 30)
+    assert url == "https://webknossos.example.org/datasets/demo/view#2010,2020,3030,0,1.0"
+
+
+def test_volume_source_is_picklable_and_reopens_in_the_same_place(demo_dataset):
+    import pickle
+
+    src = demo_dataset.bboxes["bbox1"].raw
+    clone = pickle.loads(pickle.dumps(src))
+    np.testing.assert_array_equal(clone.open()[5, 10:20, 10:20], src.open()[5, 10:20, 10:20])
