@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from synapse_core.synapse_table import COORD_COLUMNS, POINTS, SOURCE_FILE, SOURCE_ROW, point_columns
+from synapse_core.volumes import point_values
 
 ISSUE_COLUMNS = ("bbox_name", "Var1", "row", "column", "problem", "action", "file")
 
@@ -77,11 +78,6 @@ def _issue(row, column: str, problem: str, action: str = "skipped") -> dict:
     }
 
 
-def _seg_ids_at(seg, points_zyx: np.ndarray) -> np.ndarray:
-    """Seg ids at ``points_zyx`` (N, 3), reading one small window per point."""
-    return np.array([int(seg[z, y, x]) for z, y, x in points_zyx], dtype=np.int64)
-
-
 def validate_rows(table: pd.DataFrame, shapes_zyx: dict[str, tuple], seg_volumes: dict | None = None
                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Check synapse rows; return ``(valid_rows, issues)``.
@@ -142,24 +138,27 @@ def validate_rows(table: pd.DataFrame, shapes_zyx: dict[str, tuple], seg_volumes
                                                  f"{records[i]['Var1']}); the first occurrence is kept"))
         bad[i] = True
     if seg_volumes:
-        for i in np.flatnonzero(~bad):
-            row = records[i]
-            seg = seg_volumes.get(row["bbox_name"])
-            if seg is None:
+        ok = np.flatnonzero(~bad)
+        bboxes = t["bbox_name"].to_numpy()
+        xyz = {p: np.stack([numeric[c].to_numpy() for c in point_columns(p)], 1) for p in ("side_1", "side_2")}
+        for bbox, seg in seg_volumes.items():
+            rows_b = ok[bboxes[ok] == bbox]
+            if seg is None or not len(rows_b):
                 continue
-            ids = []
-            for point in ("side_1", "side_2"):
-                x, y, z = (int(round(numeric[c].iloc[i])) for c in point_columns(point))
-                sid = int(seg[z, y, x])
-                ids.append(sid)
-                if sid == 0:
-                    issues.append(_issue(row, f"{point}_coord_1..3",
-                                         f"{point} point (x, y, z) = ({x}, {y}, {z}) lies on background (seg id 0); "
-                                         "move it inside the neuron"))
-                    bad[i] = True
-            if ids[0] == ids[1] and ids[0] != 0:
-                issues.append(_issue(row, "side_1_coord_1..3/side_2_coord_1..3",
-                                     f"both side points lie in the same neuron (seg id {ids[0]})", action="kept"))
+            ids = {p: point_values(seg, np.rint(xyz[p][rows_b][:, ::-1]).astype(np.int64)) for p in xyz}
+            for j, i in enumerate(rows_b):
+                row = records[i]
+                for p in ("side_1", "side_2"):
+                    if ids[p][j] == 0:
+                        x, y, z = np.rint(xyz[p][i]).astype(int)
+                        issues.append(_issue(row, f"{p}_coord_1..3",
+                                             f"{p} point (x, y, z) = ({x}, {y}, {z}) lies on background (seg id 0); "
+                                             "move it inside the neuron"))
+                        bad[i] = True
+                if ids["side_1"][j] == ids["side_2"][j] != 0:
+                    issues.append(_issue(row, "side_1_coord_1..3/side_2_coord_1..3",
+                                         f"both side points lie in the same neuron (seg id {ids['side_1'][j]})",
+                                         action="kept"))
     valid = t.loc[~bad].copy()
     for c in COORD_COLUMNS:
         valid[c] = numeric[c][~bad].round().astype(np.int64)

@@ -49,6 +49,19 @@ class VolumeError(ValueError):
     """A volume that cannot be read or does not match its partners; the message names the file."""
 
 
+def point_values(volume, points_zyx: np.ndarray) -> np.ndarray:
+    """Values of ``volume`` at integer points ``points_zyx`` (N, 3), as int64.
+
+    Zarr arrays decode each touched chunk once (``vindex``); other array-likes are read point by point.
+    """
+    pts = np.asarray(points_zyx, dtype=np.int64).reshape(-1, 3)
+    if not len(pts):
+        return np.zeros(0, np.int64)
+    if hasattr(volume, "vindex"):
+        return np.asarray(volume.vindex[pts[:, 0], pts[:, 1], pts[:, 2]]).astype(np.int64)
+    return np.array([volume[z, y, x] for z, y, x in pts], dtype=np.int64)
+
+
 @dataclass(frozen=True)
 class VolumeSource:
     """Where a volume lives, as plain picklable data a worker on another machine can open.
