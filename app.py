@@ -1,0 +1,35 @@
+"""SynapseClusterEM dashboard: ``streamlit run app.py``.
+
+Four pages, each a thin view over ``synapse_core``: Data → Extraction → Clustering → Galleries.
+With no data roots configured (``SYNAPSE_DATA_ROOTS``) the demo dataset is used. See
+docs/lab-server.md for running it as a shared lab server.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+APP_DIR = Path(__file__).resolve().parent
+if str(APP_DIR) not in sys.path:  # so that pages can `import pages.common` and `synapse_core`
+    sys.path.insert(0, str(APP_DIR))
+
+from pages import common  # noqa: E402
+from pages.run_config_panel import run_config_sidebar  # noqa: E402
+
+st.set_page_config(page_title="SynapseClusterEM", page_icon="🧠", layout="wide")
+
+PAGES = [
+    st.Page("pages/data.py", title="Data", icon="📂", url_path="data", default=True),
+    st.Page("pages/extraction.py", title="Extraction", icon="🧮", url_path="extraction"),
+    st.Page("pages/clustering.py", title="Clustering", icon="🗺️", url_path="clustering"),
+    st.Page("pages/galleries.py", title="Galleries", icon="🖼️", url_path="galleries"),
+]
+
+page = st.navigation(PAGES)
+st.sidebar.markdown("**SynapseClusterEM**  \nvolume-EM synapse clustering")
+common.show_selection_badge()
+run_config_sidebar()
+page.run()

@@ -1,0 +1,134 @@
+"""Cost of one synapse crop vs bbox size: ms per synapse for 160³, 320³, 512³ boxes, seg types 0/1/10/11/13.
+
+Run:  python benchmarks/crops.py [--n 40] [--storage numpy zarr] [--sizes 160 320 512]
+
+Each bbox is synthetic (uint8 raw, uint32 neuron ids in 32-voxel cells, uint8 semantic mask with a
+vesicle cloud, cleft and mitochondrion at every synapse). Storage:
+
+* ``numpy``: volumes in memory; reading = copying the windows out of the arrays.
+* ``zarr``: volumes on disk as Zarr v3, 64³ chunks (``--chunks``), zstd (the layout
+  ``synapse_core.dataset`` converts TIFF stacks to); reading = decoding chunks, with the per-process chunk cache of
+  :mod:`synapse_core.crop_reader` cleared before each (box, type) run.
+
+Timed per synapse: ``read_context`` (all reads) + ``build_crop`` (all computation), synapses in
+random order, settings = defaults (80³ crop, smart crop on) with the given segmentation type.
+Printed: ms per synapse (median over synapses), the read/compute split, and the 512³/160³ ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from synapse_core.crop_reader import CHUNK_CACHE  # noqa: E402
+from synapse_core.crops import CropSettings, Discarded, build_crop, read_context_arrays  # noqa: E402
+from synapse_core.labels import LabelIds  # noqa: E402
+
+LABELS = LabelIds(mito=5, vesicle=6, cleft=7, cleft2=7)
+CELL = 32
+
+
+def synthetic_bbox(n: int, n_syn: int, seed: int = 0):
+    """raw, seg, mask (z, y, x) of edge ``n`` and ``n_syn`` synapse rows on neuron-cell boundaries."""
+    rng = np.random.default_rng(seed)
+    raw = rng.integers(60, 200, (n, n, n), dtype=np.uint8)
+    k = n // CELL + 1
+    ids = np.arange(n) // CELL
+    seg = (ids[:, None, None] * k * k + ids[None, :, None] * k + ids[None, None, :] + 1).astype(np.uint32)
+    mask = np.zeros((n, n, n), np.uint8)
+    rows = []
+    for i in range(n_syn):
+        z, y = rng.integers(20, n - 20, 2)
+        x = int(rng.integers(1, n // CELL)) * CELL  # cell boundary along x: neurons at x-1 and x differ
+        x = min(x, n - 20)
+        mask[z - 6:z + 6, y - 6:y + 6, x - 10:x - 1] = LABELS.vesicle
+        mask[z - 5:z + 5, y - 5:y + 5, x - 1:x + 1] = LABELS.cleft
+        mask[z - 3:z + 3, y + 8:y + 14, x - 12:x - 4] = LABELS.mito
+        rows.append({"bbox_name": f"box{n}", "Var1": f"syn_{i:03d}",
+                     "central_coord_1": x, "central_coord_2": int(y), "central_coord_3": int(z),
+                     "side_1_coord_1": x - 5, "side_1_coord_2": int(y), "side_1_coord_3": int(z),
+                     "side_2_coord_1": x + 5, "side_2_coord_2": int(y), "side_2_coord_3": int(z)})
+    order = rng.permutation(len(rows))
+    return raw, seg, mask, [rows[i] for i in order]
+
+
+def to_zarr(folder: Path, name: str, vol: np.ndarray, chunk: int = 64):
+    import zarr
+
+    arr = zarr.open_array(str(folder / f"{name}.zarr"), mode="w", shape=vol.shape, chunks=(chunk,) * 3,
+                          dtype=vol.dtype, fill_value=0)
+    arr[:] = vol
+    return zarr.open_array(str(folder / f"{name}.zarr"), mode="r")
+
+
+def time_crops(raw, seg, mask, rows, seg_type):
+    s = CropSettings(segmentation_type=seg_type)
+    CHUNK_CACHE.clear()
+    total, reads, discards = [], [], 0
+    for row in rows:
+        t0 = time.perf_counter()
+        ctx = read_context_arrays(raw, seg, mask, LABELS, row, s)
+        t1 = time.perf_counter()
+        out = build_crop(ctx, s)
+        t2 = time.perf_counter()
+        discards += isinstance(out, Discarded)
+        total.append(t2 - t0)
+        reads.append(t1 - t0)
+    return 1000 * float(np.median(total)), 1000 * float(np.median(reads)), discards
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=40, help="synapses per box (default 40)")
+    p.add_argument("--sizes", type=int, nargs="+", default=[160, 320, 512])
+    p.add_argument("--types", type=int, nargs="+", default=[0, 1, 10, 11, 13])
+    p.add_argument("--storage", nargs="+", default=["numpy", "zarr"], choices=["numpy", "zarr"])
+    p.add_argument("--chunks", type=int, default=64, help="Zarr chunk edge in voxels (default 64, as the dataset layer)")
+    args = p.parse_args(argv)
+
+    results = {}  # (storage, type, size) -> (total ms, read ms, discards)
+    with tempfile.TemporaryDirectory(prefix="bench-crops-") as tmp:
+        for n in args.sizes:
+            raw, seg, mask, rows = synthetic_bbox(n, args.n)
+            stores = {}
+            if "numpy" in args.storage:
+                stores["numpy"] = (raw, seg, mask)
+            if "zarr" in args.storage:
+                folder = Path(tmp) / f"box{n}"
+                folder.mkdir()
+                stores["zarr"] = tuple(to_zarr(folder, k, v, args.chunks) for k, v in (("raw", raw), ("seg", seg), ("mask", mask)))
+            for storage, (r, sg, m) in stores.items():
+                time_crops(r, sg, m, rows[:3], 0)  # warm-up (imports, store opening)
+                for t in args.types:
+                    results[(storage, t, n)] = time_crops(r, sg, m, rows, t)
+            del raw, seg, mask, stores
+
+    print(f"\nms per synapse (median of {args.n}; read + compute), 80³ crop, smart crop on; "
+          f"zarr chunks {args.chunks}³; 2-core machine\n")
+    head = "storage  type " + "".join(f"{n:>7}³ (read)" for n in args.sizes) + "   512/160"
+    print(head)
+    print("-" * len(head))
+    for storage in args.storage:
+        for t in args.types:
+            cells = []
+            for n in args.sizes:
+                tot, rd, _ = results[(storage, t, n)]
+                cells.append(f"{tot:8.1f} ({rd:4.1f})")
+            ratio = ""
+            if 160 in args.sizes and 512 in args.sizes:
+                ratio = f"{results[(storage, t, 512)][0] / results[(storage, t, 160)][0]:9.2f}"
+            disc = results[(storage, t, args.sizes[-1])][2]
+            note = f"  ({disc} discarded)" if disc else ""
+            print(f"{storage:<8} {t:>4} " + "".join(f"{c:>15}" for c in cells) + ratio + note)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,257 @@
+"""Clustering page: projection and clustering settings, k curves, diagnostics, and an
+interactive map whose box/lasso selection selects synapses (kept across pages)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from pages import common
+from pages.run_config_panel import CLUSTERING_LOADED
+from synapse_core import app_state
+from synapse_core.run_config import settings_from_dict
+
+st.title("Clustering")
+
+try:
+    from synapse_core.clustering import METHODS, PROJECTIONS, ClusterSettings, run_clustering
+    from synapse_core.preprocess import FEATURE_SETS, SCALERS
+except ImportError as exc:
+    st.warning(f"Clustering is not available in this installation: {exc}")
+    st.stop()
+
+features = st.session_state.get("features")
+if features is None:
+    st.info("No features yet: run an extraction first.")
+    st.page_link("pages/extraction.py", label="Go to Extraction", icon="🧮")
+    st.stop()
+
+#: Above this many points the 2D map is drawn with WebGL (Scattergl).
+WEBGL_POINTS = 1000
+#: Colours of the original tool's bbox map (notes §8.1); other bboxes cycle a qualitative palette.
+BBOX_COLOURS = {"bbox1": "#FF0000", "bbox2": "#00FFFF", "bbox3": "#FFA500", "bbox4": "#800080",
+                "bbox5": "#808080", "bbox6": "#0000FF", "bbox7": "#000000"}
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173"]
+
+try:
+    defaults = settings_from_dict(ClusterSettings, st.session_state.get(CLUSTERING_LOADED, {}), "clustering")
+except ValueError as exc:
+    st.error(f"The loaded run configuration cannot be used: {exc}")
+    defaults = ClusterSettings()
+
+n_rows = len(features)
+st.caption(f"{n_rows} synapses with features from the Extraction page.")
+
+# --- settings ----------------------------------------------------------------------------
+with st.container(border=True):
+    s1, s2, s3, s4 = st.columns(4)
+    with s1:
+        common.persisted(st.selectbox, "Method", "c_method", defaults.method, options=list(METHODS), share=True)
+        common.persisted(st.checkbox, "Choose k automatically (silhouette)", "c_k_auto", defaults.k == "auto")
+        common.persisted(st.number_input, "k (when not automatic)", "c_k",
+                         int(defaults.k) if defaults.k != "auto" else 4, min_value=2, max_value=100, share=True)
+        common.persisted(st.slider, "k range swept", "c_k_range", tuple(defaults.k_range), min_value=2, max_value=30)
+    with s2:
+        common.persisted(st.selectbox, "Features", "c_feature_set", defaults.feature_set, options=list(FEATURE_SETS),
+                         help="auto: deep features when present; morph: morphology only; both")
+        common.persisted(st.selectbox, "Scaling", "c_scaler", defaults.scaler, options=list(SCALERS))
+        common.persisted(st.number_input, "PCA components (0 = none)", "c_pca",
+                         int(defaults.pca_components or 0), min_value=0, max_value=512)
+        common.persisted(st.selectbox, "Synapses with missing features", "c_nan_policy",
+                         defaults.nan_policy if CLUSTERING_LOADED in st.session_state else "drop",
+                         options=["drop", "error"], format_func=lambda p: {"drop": "leave them out (reported)",
+                                                                           "error": "stop with an error"}[p])
+        common.persisted(st.number_input, "Seed", "c_seed", int(defaults.seed), min_value=0, max_value=2**31 - 1)
+    with s3:
+        common.persisted(st.selectbox, "Projection", "c_projection", defaults.projection, options=list(PROJECTIONS),
+                         share=True)
+        common.persisted(st.radio, "Map dimensions", "c_dims", int(defaults.dims), options=[2, 3], horizontal=True,
+                         share=True)
+        common.persisted(st.number_input, "UMAP neighbours", "c_umap_n_neighbors", int(defaults.umap_n_neighbors),
+                         min_value=2, max_value=200)
+        common.persisted(st.number_input, "UMAP min distance", "c_umap_min_dist", float(defaults.umap_min_dist),
+                         min_value=0.0, max_value=1.0, step=0.05)
+        common.persisted(st.number_input, "t-SNE perplexity", "c_tsne_perplexity", float(defaults.tsne_perplexity),
+                         min_value=1.0, max_value=200.0)
+    with s4:
+        common.persisted(st.number_input, "HDBSCAN/DBSCAN min cluster size", "c_min_cluster_size",
+                         int(defaults.min_cluster_size), min_value=2, max_value=1000)
+        common.persisted(st.number_input, "HDBSCAN/DBSCAN min samples", "c_min_samples", int(defaults.min_samples),
+                         min_value=1, max_value=1000)
+        common.persisted(st.number_input, "DBSCAN eps (0 = automatic)", "c_dbscan_eps",
+                         float(defaults.dbscan_eps or 0.0), min_value=0.0, step=0.1)
+        common.persisted(st.number_input, "Stability subsamples (0 = skip)", "c_n_stability", int(defaults.n_stability),
+                         min_value=0, max_value=100)
+    run_clicked = st.button("Run clustering", type="primary", key="c_run")
+
+state = st.session_state
+if run_clicked:
+    try:
+        settings = ClusterSettings(
+            method=state["c_method"], k="auto" if state["c_k_auto"] else int(state["c_k"]),
+            k_range=tuple(int(v) for v in state["c_k_range"]), projection=state["c_projection"], dims=int(state["c_dims"]),
+            seed=int(state["c_seed"]), scaler=state["c_scaler"], pca_components=int(state["c_pca"]) or None,
+            feature_set=state["c_feature_set"], nan_policy=state["c_nan_policy"], umap_n_neighbors=int(state["c_umap_n_neighbors"]),
+            umap_min_dist=float(state["c_umap_min_dist"]), tsne_perplexity=float(state["c_tsne_perplexity"]),
+            min_cluster_size=int(state["c_min_cluster_size"]), min_samples=int(state["c_min_samples"]),
+            dbscan_eps=float(state["c_dbscan_eps"]) or None, n_stability=int(state["c_n_stability"]),
+        )
+        with st.spinner("Clustering…"):
+            result = run_clustering(features, settings, cache_dir=common.cache_dir() / "projections")
+    except ValueError as exc:
+        st.error(f"Clustering failed: {exc}")
+    else:
+        state["clusters"] = result
+        state["cluster_settings"] = settings
+        state.pop("selection", None)
+
+result = state.get("clusters")
+if result is None:
+    common.write_query()
+    st.stop()
+
+table = result.table
+diag = result.diagnostics
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Clusters", diag.get("n_clusters"))
+m2.metric("Silhouette", f"{diag['silhouette']:.3f}" if diag.get("silhouette") is not None else "–")
+m3.metric("k rule", str(diag.get("k")) if diag.get("k") is not None else "density")
+stab = diag.get("stability")
+stab_value = stab.get("ari_mean") if isinstance(stab, dict) else stab
+m4.metric("Stability (ARI)", f"{stab_value:.2f}" if isinstance(stab_value, (int, float)) else "–")
+n_left_out = n_rows - len(table)
+if n_left_out:
+    st.warning(f"{n_left_out} synapses with missing (NaN) features were left out of the clustering; "
+               "see preprocess in the diagnostics.")
+st.caption(f"k: {diag.get('k_rule')}. Clustering space: {diag.get('cluster_space')}. Noise label −1.")
+
+# --- the map -----------------------------------------------------------------------------
+st.subheader("Map")
+proj_cols = result.projection_columns
+if not proj_cols:
+    st.info("Projection was 'none': no map. Choose UMAP or t-SNE to draw one.")
+else:
+    table = table.copy()
+    table["synapse_id"] = app_state.synapse_ids(table)
+    colour_options = ["cluster", "bbox_name"] + [
+        c for c in table.columns
+        if c not in ("cluster", "bbox_name", "synapse_id", "cluster_space") and not str(c).startswith(("feat_", "proj_"))
+    ]
+    c1, c2 = st.columns([2, 1])
+    with c1:
+        common.persisted(st.selectbox, "Colour by", "c_colour_by", "cluster", options=colour_options, share=True)
+    with c2:
+        point_size = st.slider("Point size", 3, 20, 8, key="c_point_size")
+    colour_by = state["c_colour_by"]
+    dims = len(proj_cols)
+    selected = set(state.get("selection", []))
+
+    def hover_text(part: pd.DataFrame) -> list:
+        return np.stack([part["synapse_id"], part["bbox_name"].astype(str), part["Var1"].astype(str),
+                         part["cluster"].astype(str)], axis=-1)
+
+    template = "bbox %{customdata[1]}<br>Var1 %{customdata[2]}<br>cluster %{customdata[3]}<extra></extra>"
+    fig = go.Figure()
+    values = table[colour_by]
+    categorical = colour_by in ("cluster", "bbox_name") or not pd.api.types.is_numeric_dtype(values)
+    scatter2d = go.Scattergl if len(table) > WEBGL_POINTS else go.Scatter
+    groups = [(str(v), table[values == v]) for v in sorted(values.dropna().unique(), key=str)] if categorical \
+        else [(colour_by, table)]
+    for i, (name, part) in enumerate(groups):
+        if categorical:
+            colour = BBOX_COLOURS.get(name, PALETTE[i % len(PALETTE)]) if colour_by == "bbox_name" else (
+                "#999999" if name == "-1" else PALETTE[i % len(PALETTE)])
+            marker = {"size": point_size, "color": colour}
+            label = f"cluster {name}" if colour_by == "cluster" else name
+        else:
+            marker = {"size": point_size, "color": part[colour_by], "colorscale": "Viridis", "showscale": True,
+                      "colorbar": {"title": colour_by}}
+            label = colour_by
+        marker["line"] = {"width": 0.5, "color": "#333"}
+        if dims == 3:
+            fig.add_trace(go.Scatter3d(x=part["proj_1"], y=part["proj_2"], z=part["proj_3"], mode="markers", name=label,
+                                       customdata=hover_text(part), hovertemplate=template,
+                                       marker={**marker, "size": max(2, point_size // 2)}))
+        else:
+            sel_points = [j for j, sid in enumerate(part["synapse_id"]) if sid in selected] if selected else None
+            fig.add_trace(scatter2d(x=part["proj_1"], y=part["proj_2"], mode="markers", name=label,
+                                    customdata=hover_text(part), hovertemplate=template, marker=marker,
+                                    selectedpoints=sel_points))
+    fig.update_layout(height=600, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend_title_text=colour_by,
+                      dragmode="select" if dims == 2 else "orbit", clickmode="event+select")
+    if dims == 2:
+        fig.update_xaxes(title="proj_1")
+        fig.update_yaxes(title="proj_2")
+
+    def on_map_select() -> None:
+        event = st.session_state.get("cluster_map")
+        state["selection"] = app_state.ids_from_plotly_selection(event)
+
+    if dims == 2:
+        st.plotly_chart(fig, key="cluster_map", on_select=on_map_select, selection_mode=("box", "lasso", "points"),
+                        config={"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}})
+        st.caption("Drag a box or lasso on the map to select synapses; the selection is kept across pages.")
+    else:
+        st.plotly_chart(fig, key="cluster_map_3d", config={"displaylogo": False})
+        st.caption("3D maps can be rotated; box/lasso selection works on 2D maps only.")
+    st.download_button("Export map (interactive HTML)", fig.to_html(include_plotlyjs="cdn").encode(),
+                       file_name="cluster_map.html", mime="text/html", key="c_export_map")
+
+# --- selection ---------------------------------------------------------------------------
+selection = state.get("selection", [])
+st.subheader(f"Selection ({len(selection)} synapses)")
+if selection:
+    chosen = app_state.rows_for_ids(result.table, selection)
+    keep = ["bbox_name", "Var1", "cluster", "distance_to_centroid"] + result.projection_columns
+    st.dataframe(chosen[[c for c in keep if c in chosen.columns]], hide_index=True, width="stretch", height=220)
+    s1, s2, s3 = st.columns(3)
+    s1.download_button("Download selection CSV", chosen.to_csv(index=False).encode(), file_name="selection.csv",
+                       mime="text/csv", key="c_download_selection")
+    if s2.button("Clear selection", key="c_clear_selection"):
+        state["selection"] = []
+        st.rerun()
+    s3.page_link("pages/galleries.py", label="Show the selection as a gallery", icon="🖼️")
+else:
+    st.caption("Nothing selected yet.")
+
+st.download_button("Download clusters CSV", result.table.to_csv(index=False).encode(), file_name="clusters.csv",
+                   mime="text/csv", key="c_download_clusters", type="primary")
+
+# --- k curves and diagnostics ------------------------------------------------------------
+if result.k_curves is not None and len(result.k_curves):
+    st.subheader("k curves")
+    curves = result.k_curves
+    kfig = make_subplots(rows=1, cols=3, subplot_titles=("silhouette (higher is better)", "Calinski–Harabasz",
+                                                         "inertia (elbow)"))
+    for col, name in enumerate(("silhouette", "calinski_harabasz", "inertia"), start=1):
+        if name in curves:
+            kfig.add_trace(go.Scatter(x=curves["k"], y=curves[name], mode="lines+markers", name=name), row=1, col=col)
+            if diag.get("k") is not None:
+                kfig.add_vline(x=diag["k"], line_dash="dash", line_color="gray", row=1, col=col)
+    kfig.update_layout(height=300, showlegend=False, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    st.plotly_chart(kfig, key="k_curves")
+    st.download_button("Export k curves (HTML)", kfig.to_html(include_plotlyjs="cdn").encode(),
+                       file_name="k_curves.html", mime="text/html", key="c_export_k")
+
+st.subheader("Clusters")
+st.dataframe(result.summary, hide_index=True, width="stretch")
+t1, t2 = st.columns(2)
+with t1:
+    st.markdown("**Bbox composition** (synapses per cluster and bbox)")
+    st.dataframe(result.composition, width="stretch")
+with t2:
+    if len(result.effect_sizes):
+        st.markdown("**Most distinctive morphology** (Cohen's d vs the other clusters)")
+        st.dataframe(result.effect_sizes.sort_values("effect_size", key=np.abs, ascending=False).head(20),
+                     hide_index=True, width="stretch")
+with st.expander("Diagnostics (JSON)"):
+    st.json(diag, expanded=False)
+    st.download_button("Download diagnostics JSON", json.dumps(diag, indent=2).encode(),
+                       file_name="diagnostics.json", mime="application/json", key="c_download_diag")
+common.write_query()

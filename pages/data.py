@@ -1,0 +1,118 @@
+"""Data page: choose a configured data root and bboxes, read the validation report, look at
+raw EM slices with mask overlays and synapse markers, browse the synapse table."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from pages import common
+from synapse_core.data_roots import subfolders
+from synapse_core.slice_overlay import STRUCTURE_COLOURS, overlay_slice
+
+st.title("Data")
+
+roots = common.available_roots()
+root_names = [r.name for r in roots]
+col_root, col_sub = st.columns(2)
+with col_root:
+    common.persisted(
+        st.selectbox, "Data root", "root", root_names[0], options=root_names, share=True,
+        help="Folders the operator allowed (SYNAPSE_DATA_ROOTS). With none configured, the demo dataset.",
+    )
+root = next(r for r in roots if r.name == st.session_state["root"])
+with col_sub:
+    try:
+        folders = [""] + subfolders(root)
+    except (ValueError, OSError) as exc:
+        st.error(f"Data root {root.name!r} cannot be listed: {exc}")
+        st.stop()
+    common.persisted(
+        st.selectbox, "Dataset folder inside the root", "subfolder", "", options=folders, share=True,
+        format_func=lambda f: f or "(the root itself)",
+    )
+
+try:
+    ds = common.current_dataset()
+except (ValueError, FileNotFoundError, KeyError) as exc:
+    st.error(
+        f"This folder is not a usable dataset: {exc}\n\n"
+        "Choose another folder; a dataset has raw/, seg/ and mask/ volumes per bbox and a synapse table."
+    )
+    common.write_query()
+    st.stop()
+
+all_bboxes = sorted(ds.bboxes)
+common.persisted(
+    st.multiselect, "Bounding boxes", "bboxes", list(all_bboxes), options=all_bboxes, share=True,
+    help="The pipeline runs on these bboxes. None chosen means all.",
+)
+bboxes = common.chosen_bboxes(ds)
+table = ds.synapses[ds.synapses["bbox_name"].isin(bboxes)]
+
+m1, m2, m3, m4 = st.columns(4)
+m1.metric("Bboxes", len(bboxes))
+m2.metric("Valid synapses", len(table))
+issues = ds.report.row_issues
+n_issue_rows = len(issues[issues["bbox_name"].isin(bboxes)]) if len(issues) else 0
+m3.metric("Skipped rows", n_issue_rows)
+m4.metric("Voxel size (z, y, x) nm", " × ".join(f"{v:g}" for v in ds.voxel_size_nm) if ds.voxel_size_nm else "unknown")
+
+with st.expander(f"Validation report ({n_issue_rows} skipped rows)", expanded=bool(ds.report.fatal or n_issue_rows)):
+    for problem in ds.report.fatal:
+        st.error(problem)
+    if n_issue_rows:
+        st.dataframe(issues[issues["bbox_name"].isin(bboxes)], hide_index=True, width="stretch")
+    else:
+        st.success("Every synapse row of the chosen bboxes is valid.")
+    st.code(ds.report.text() or "(no problems)", language=None)
+
+st.subheader("Slice viewer")
+v1, v2, v3 = st.columns([1, 1, 2])
+with v1:
+    common.persisted(st.selectbox, "Bbox", "view_bbox", bboxes[0], options=bboxes, share=True)
+bbox = ds.bboxes[st.session_state["view_bbox"]]
+nz = int(bbox.shape_zyx[0])
+with v2:
+    show_mask = st.toggle("Mask overlay", value=True, key="view_mask")
+    show_seg = st.toggle("Neuron boundaries", value=False, key="view_seg")
+with v3:
+    common.persisted(st.slider, "z slice", "view_z", nz // 2, min_value=0, max_value=nz - 1, share=True)
+z = int(st.session_state["view_z"])
+opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key="view_opacity")
+
+raw = np.asarray(bbox.raw.open()[z])
+mask = np.asarray(bbox.mask.open()[z]) if (show_mask and bbox.mask is not None) else None
+seg = np.asarray(bbox.seg.open()[z]) if show_seg else None
+image = overlay_slice(raw, mask, bbox.labels, opacity=opacity, seg_yx=seg)
+
+fig = go.Figure(go.Image(z=image, hoverinfo="skip"))
+here = table[table["bbox_name"] == bbox.name]
+near = here[(here["central_coord_3"] - z).abs() <= 3]
+if len(near):
+    fig.add_trace(
+        go.Scatter(
+            x=near["central_coord_1"], y=near["central_coord_2"], mode="markers+text",
+            text=near["Var1"].astype(str), textposition="top center", textfont={"color": "yellow"},
+            marker={"symbol": "circle-open", "size": 16, "color": "yellow", "line": {"width": 2}},
+            customdata=np.stack([near["Var1"].astype(str), near["central_coord_3"]], axis=-1),
+            hovertemplate="Var1 %{customdata[0]}<br>x %{x}, y %{y}, z %{customdata[1]}<extra></extra>",
+            name="synapses (±3 slices)",
+        )
+    )
+fig.update_layout(height=560, margin={"l": 0, "r": 0, "t": 10, "b": 0}, showlegend=False)
+fig.update_xaxes(showticklabels=False)
+fig.update_yaxes(showticklabels=False)
+st.plotly_chart(fig, key="slice_view")
+legend = " ".join(
+    f"<span style='color:rgb{c}'>■</span> {name.replace('_', ' ')}" for name, c in STRUCTURE_COLOURS.items()
+)
+st.caption(f"{bbox.name}, z = {z} of {nz}; {len(near)} synapse centres within ±3 slices. {legend}", unsafe_allow_html=True)
+
+st.subheader("Synapse table")
+st.dataframe(table, hide_index=True, width="stretch", height=320)
+st.download_button(
+    "Download synapse table (CSV)", table.to_csv(index=False).encode(), file_name="synapses.csv", mime="text/csv"
+)
+common.write_query()

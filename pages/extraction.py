@@ -1,0 +1,261 @@
+"""Extraction page: crop settings with a live preview, feature settings, run with progress,
+cache status, cancel/resume, and the features CSV."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from pages import common
+from pages.run_config_panel import EXTRACTION_LOADED
+
+st.title("Extraction")
+
+try:
+    from synapse_core import extract
+    from synapse_core.crops import CropSettings, Discarded, crop_synapse
+    from synapse_core.segmentation_types import SEGMENTATION_TYPES
+except ImportError as exc:  # a pipeline module not there yet
+    st.warning(f"Feature extraction is not available in this installation: {exc}")
+    st.stop()
+
+from synapse_core.checkpoints import CheckpointError, load_checkpoint
+from synapse_core.pooling import POOLING_METHODS
+from synapse_core.run_config import settings_from_dict
+from synapse_core.vgg3d import layer_table
+
+ds = common.require_dataset()
+bboxes = common.chosen_bboxes(ds)
+rows = ds.synapses[ds.synapses["bbox_name"].isin(bboxes)]
+st.caption(f"{len(rows)} synapses in {len(bboxes)} bboxes ({', '.join(bboxes)}), chosen on the Data page.")
+
+# Defaults: the stage's own defaults, or a loaded run configuration.
+try:
+    defaults = settings_from_dict(extract.ExtractSettings, st.session_state.get(EXTRACTION_LOADED, {}), "extraction")
+except ValueError as exc:
+    st.error(f"The loaded run configuration cannot be used: {exc}")
+    defaults = extract.ExtractSettings()
+crop_defaults = defaults.crop
+
+CHECKPOINT_DIR = os.environ.get("SYNAPSE_CHECKPOINT_DIR", "")
+UNTRAINED = "untrained (random weights)"
+UPLOADED = "uploaded file"
+
+
+def checkpoint_choices() -> list[str]:
+    """Checkpoint files in the operator's folder (SYNAPSE_CHECKPOINT_DIR), by name."""
+    if not CHECKPOINT_DIR or not Path(CHECKPOINT_DIR).is_dir():
+        return []
+    suffixes = {".pth", ".pt", ".checkpoint", ".ckpt"}
+    return sorted(p.name for p in Path(CHECKPOINT_DIR).iterdir() if p.is_file() and p.suffix in suffixes)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the network…")
+def cached_model(checkpoint: str, config):
+    """A checkpoint's network, loaded (and checked) once per process, shared between sessions."""
+    return load_checkpoint(checkpoint, config)
+
+
+def save_upload(upload) -> str:
+    """Store an uploaded checkpoint in the cache under its sha256; return the path."""
+    if upload.size > common.MAX_UPLOAD_MB * 1024 * 1024:
+        raise ValueError(f"{upload.name}: {upload.size / 1e6:.0f} MB is larger than the {common.MAX_UPLOAD_MB} MB allowed")
+    data = upload.getvalue()
+    folder = common.cache_dir() / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (hashlib.sha256(data).hexdigest()[:32] + ".pth")
+    if not path.exists():
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return str(path)
+
+
+# --- crop settings and preview -----------------------------------------------------------
+st.subheader("Crop")
+seg_types = sorted(SEGMENTATION_TYPES)
+c1, c2, c3, c4 = st.columns(4)
+with c1:
+    common.persisted(
+        st.selectbox, "Segmentation type", "x_segmentation_type", crop_defaults.segmentation_type, options=seg_types,
+        share=True, format_func=lambda t: f"{t}: {SEGMENTATION_TYPES[t].name}",
+    )
+with c2:
+    common.persisted(st.slider, "Alpha (gray curtain opacity)", "x_alpha", float(crop_defaults.alpha),
+                     min_value=0.0, max_value=1.0, step=0.05, share=True)
+with c3:
+    common.persisted(st.slider, "Gray level", "x_gray", float(crop_defaults.gray),
+                     min_value=0.0, max_value=1.0, step=0.05, share=True)
+with c4:
+    common.persisted(st.number_input, "Crop size (voxels)", "x_size", int(crop_defaults.size),
+                     min_value=8, max_value=256, step=8)
+    common.persisted(st.checkbox, "Smart crop (towards presynapse)", "x_smart_crop", bool(crop_defaults.smart_crop))
+seg_type = st.session_state["x_segmentation_type"]
+st.info(f"**Type {seg_type} — {SEGMENTATION_TYPES[seg_type].name}.** {SEGMENTATION_TYPES[seg_type].description}")
+
+try:
+    crop_settings = CropSettings(
+        size=int(st.session_state["x_size"]), segmentation_type=int(seg_type), alpha=float(st.session_state["x_alpha"]),
+        gray=float(st.session_state["x_gray"]), smart_crop=bool(st.session_state["x_smart_crop"]),
+        presynapse_weight=crop_defaults.presynapse_weight,
+    )
+except ValueError as exc:
+    st.error(f"Crop settings are not valid: {exc}")
+    st.stop()
+
+with st.expander("Live preview of the blended crop", expanded=True):
+    ids = (rows["bbox_name"].astype(str) + "/" + rows["Var1"].astype(str)).tolist()
+    pick = st.selectbox("Synapse", ids, key="x_preview_synapse") if ids else None
+    if pick:
+        bbox_name, var1 = pick.split("/", 1)
+        crop = crop_synapse(ds, bbox_name, var1, crop_settings)
+        if isinstance(crop, Discarded):
+            st.warning(f"{pick} is discarded with these settings: {crop.reason}")
+        else:
+            zc = crop.raw.shape[0] // 2
+            p1, p2, p3 = st.columns(3)
+            p1.image((crop.raw[zc] * 255).astype(np.uint8), caption=f"raw, z = {zc}", width="stretch")
+            p2.image((np.clip(crop.blended[zc], 0, 1) * 255).astype(np.uint8), caption="blended (network input)",
+                     width="stretch")
+            p3.image((crop.mask[zc] * 255).astype(np.uint8), caption="kept mask", width="stretch")
+            st.caption(
+                f"presynaptic side {crop.presynaptic.side}"
+                + (" (fallback: no vesicle evidence)" if crop.presynaptic.fallback else "")
+            )
+
+# --- feature settings --------------------------------------------------------------------
+st.subheader("Features")
+FEATURE_SETS = ("vgg3d", "morphology", "both")
+f1, f2, f3 = st.columns(3)
+with f1:
+    common.persisted(st.radio, "Feature set", "x_features", defaults.features, options=list(FEATURE_SETS), share=True,
+                     horizontal=True, help="VGG3D deep features, interpretable morphology measurements, or both.")
+uses_network = st.session_state["x_features"] != "morphology"
+with f2:
+    checkpoints = checkpoint_choices()
+    options = [UNTRAINED] + checkpoints + [UPLOADED]
+    default_ckpt = Path(defaults.checkpoint).name if defaults.checkpoint else (checkpoints[0] if checkpoints else UNTRAINED)
+    common.persisted(st.selectbox, "Checkpoint", "x_checkpoint", default_ckpt, options=options, disabled=not uses_network,
+                     help="Files in the operator's SYNAPSE_CHECKPOINT_DIR, an upload, or an untrained network.")
+    checkpoint_path: str | None = None
+    if st.session_state["x_checkpoint"] == UPLOADED and uses_network:
+        upload = st.file_uploader("Checkpoint file (.pth, loaded as tensors only)", type=["pth", "pt", "checkpoint", "ckpt"],
+                                  key="x_checkpoint_upload")
+        if upload is not None:
+            try:
+                checkpoint_path = save_upload(upload)
+            except ValueError as exc:
+                st.error(str(exc))
+    elif st.session_state["x_checkpoint"] not in (UNTRAINED, UPLOADED):
+        checkpoint_path = str(Path(CHECKPOINT_DIR) / st.session_state["x_checkpoint"])
+with f3:
+    layer_names = [f"stage{s}" for s in (1, 2, 3, 4)] + [info.name for info in layer_table()]
+    common.persisted(st.selectbox, "Layer", "x_layer", defaults.layer if defaults.layer in layer_names else "stage4",
+                     options=layer_names, disabled=not uses_network, share=True,
+                     help="stageN = output after stage N's max-pool; stage3.conv1 is the original's layer 20.")
+g1, g2, g3, g4 = st.columns(4)
+with g1:
+    common.persisted(st.selectbox, "Pooling", "x_pooling", defaults.pooling, options=list(POOLING_METHODS),
+                     disabled=not uses_network, share=True)
+with g2:
+    precisions = ["fp32", "bf16"]
+    common.persisted(st.selectbox, "Precision", "x_precision", defaults.precision, options=precisions,
+                     disabled=not uses_network, help="bf16: bfloat16 autocast (faster on recent CPUs/GPUs)")
+with g3:
+    import torch
+
+    devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    common.persisted(st.selectbox, "Device", "x_device", defaults.device if defaults.device in devices else "auto",
+                     options=devices, disabled=not uses_network)
+with g4:
+    common.persisted(st.number_input, "Batch size", "x_batch_size", int(defaults.batch_size), min_value=1, max_value=256)
+
+settings_error = None
+try:
+    settings = extract.ExtractSettings(
+        crop=crop_settings, features=st.session_state["x_features"], checkpoint=checkpoint_path,
+        layer=st.session_state["x_layer"], pooling=st.session_state["x_pooling"],
+        batch_size=int(st.session_state["x_batch_size"]), device=st.session_state["x_device"],
+        precision=st.session_state["x_precision"], seed=defaults.seed, fmaps=defaults.fmaps,
+        workers=defaults.workers,
+    )
+except (ValueError, TypeError) as exc:
+    settings, settings_error = None, str(exc)
+    st.error(f"Extraction settings are not valid: {exc}")
+
+if uses_network and settings is not None:
+    if settings.checkpoint is None:
+        st.warning(f"No checkpoint: features come from an untrained network (random weights, seed {settings.seed}); "
+                   "fine for trying the pipeline, not for biology. Put checkpoints in SYNAPSE_CHECKPOINT_DIR or upload one.")
+    else:
+        try:
+            loaded = cached_model(settings.checkpoint, settings.network_config())
+            st.caption(f"Network: {Path(loaded.path).name} ({loaded.identity[:19]}…), {loaded.n_classes} classes")
+        except (CheckpointError, ValueError, FileNotFoundError) as exc:
+            st.error(f"Checkpoint cannot be used: {exc}")
+            settings = None
+
+# --- run ---------------------------------------------------------------------------------
+st.subheader("Run")
+status_key = (repr(settings), tuple(bboxes), str(common.dataset_path()))
+status = st.session_state.get("x_cache_status")
+if status is not None and status[0] != status_key:
+    status = None
+if st.button("Check cache", key="x_check_cache", disabled=settings is None,
+             help="Counts synapses whose features are already cached (reads each synapse's window, no network)."):
+    from synapse_core.extract_status import cache_status
+
+    with st.spinner("Looking up the cache…"):
+        status = (status_key, *cache_status(ds, settings, common.cache_dir(), bboxes=bboxes))
+    st.session_state["x_cache_status"] = status
+if status is not None:
+    st.markdown(f"**Cache:** {status[1]} cached, {status[2]} to compute")
+
+b1, b2, _ = st.columns([1, 1, 4])
+run_clicked = b1.button("Run extraction", type="primary", disabled=settings is None, key="x_run")
+cancel_clicked = b2.button("Cancel", key="x_cancel", help="Stops the run; finished synapses stay cached, Run resumes.")
+if cancel_clicked:
+    st.warning("Extraction cancelled. Finished synapses are cached: press **Run extraction** to resume.")
+
+if run_clicked and settings is not None:
+    bar = st.progress(0.0, text="Starting…")
+
+    def on_progress(done: int, total: int, *args, **kwargs) -> None:
+        bar.progress(min(1.0, done / max(total, 1)), text=f"{done} / {total} synapses")
+
+    try:
+        result = extract.extract_features(ds, settings, common.cache_dir(), bboxes=bboxes, progress=on_progress)
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        bar.empty()
+        st.error(f"Extraction failed: {exc}")
+    else:
+        bar.progress(1.0, text="Done")
+        st.session_state["x_cache_status"] = (status_key, len(rows), 0)
+        st.session_state["features"] = result.features
+        st.session_state["skipped"] = result.skipped
+        st.session_state["extract_counts"] = (result.n_cached, result.n_computed)
+        st.session_state["extract_settings"] = settings
+        # New features invalidate clusters and the selection made on them.
+        for key in ("clusters", "selection"):
+            st.session_state.pop(key, None)
+
+features = st.session_state.get("features")
+if features is not None:
+    n_cached, n_computed = st.session_state.get("extract_counts", (0, 0))
+    skipped = st.session_state.get("skipped")
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Synapses with features", len(features))
+    m2.metric("From cache / computed", f"{n_cached} / {n_computed}")
+    m3.metric("Skipped", 0 if skipped is None else len(skipped))
+    if skipped is not None and len(skipped):
+        with st.expander(f"Skipped synapses ({len(skipped)})"):
+            st.dataframe(skipped, hide_index=True, width="stretch")
+    st.dataframe(features.head(200), hide_index=True, width="stretch", height=260)
+    st.download_button("Download features CSV", features.to_csv(index=False).encode(), file_name="features.csv",
+                       mime="text/csv", key="x_download")
+    st.page_link("pages/clustering.py", label="Next: clustering", icon="➡️")
+common.write_query()

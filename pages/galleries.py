@@ -1,0 +1,206 @@
+"""Galleries page: per cluster the representative synapses and a seeded random sample as looping
+GIFs; the current selection as a gallery; one synapse's detail view; downloads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from pages import common
+from synapse_core import app_state
+
+st.title("Galleries")
+
+try:
+    from synapse_core import gallery
+    from synapse_core.crops import CropSettings, Discarded, crop_synapse
+    from synapse_core.render import OVERLAY_COLORS
+except ImportError as exc:
+    st.warning(f"Galleries are not available in this installation: {exc}")
+    st.stop()
+
+ds = common.require_dataset()
+state = st.session_state
+result = state.get("clusters")
+features = state.get("features")
+if result is None:
+    st.info("No clusters yet: run an extraction and a clustering first.")
+    st.page_link("pages/clustering.py", label="Go to Clustering", icon="🗺️")
+    st.stop()
+
+table = result.table.copy()
+table["synapse_id"] = app_state.synapse_ids(table)
+extract_settings = state.get("extract_settings")
+crop_settings = extract_settings.crop if extract_settings is not None else CropSettings()
+cache = common.cache_dir()
+
+with st.sidebar:
+    st.markdown("**Gallery options**")
+    overlays = st.multiselect("Overlays", list(OVERLAY_COLORS), default=[], key="g_overlays",
+                              help="Colour these structures on the GIFs.")
+    image = st.radio("Image", ["blended", "raw"], horizontal=True, key="g_image",
+                     help="blended: the network input; raw: unmasked EM")
+    columns_per_row = st.slider("GIFs per row", 3, 8, 5, key="g_cols")
+
+
+def gif_for(sid: str):
+    bbox_name, var1 = app_state.split_synapse_id(sid)
+    return gallery.synapse_gif(ds, bbox_name, var1, crop_settings, cache, overlays=tuple(overlays), image=image)
+
+
+def link_for(sid: str) -> str | None:
+    bbox_name, var1 = app_state.split_synapse_id(sid)
+    row = ds.synapse(bbox_name, var1)
+    return ds.link_url(bbox_name, row["central_coord_1"], row["central_coord_2"], row["central_coord_3"])
+
+
+def show_detail(sid: str) -> None:
+    state["g_detail"] = sid
+
+
+def gif_grid(ids: list[str], key: str, captions: dict | None = None) -> None:
+    """GIFs of ``ids`` in rows, each with its name, a link-out and a button to the detail view."""
+    for start in range(0, len(ids), columns_per_row):
+        cols = st.columns(columns_per_row)
+        for col, sid in zip(cols, ids[start : start + columns_per_row]):
+            with col:
+                data = gif_for(sid)
+                label = sid.replace(app_state.ID_SEP, " / ")
+                if isinstance(data, str):
+                    st.warning(f"{label}: {data}")
+                else:
+                    st.image(data, caption=label + (f" — {captions[sid]}" if captions and sid in captions else ""),
+                             width="stretch")
+                url = link_for(sid)
+                b1, b2 = st.columns(2)
+                b1.button("Details", key=f"{key}_detail_{sid}", on_click=show_detail, args=(sid,))
+                if url:
+                    b2.link_button("Open", url, help="Open this synapse in the dataset's viewer")
+
+
+def morphology_of(ids: list[str]) -> pd.DataFrame:
+    """Morphology columns of ``ids`` from the feature table (empty when none were extracted)."""
+    morph = [c for c in table.columns if str(c).startswith("morph_")]
+    if not morph:
+        return pd.DataFrame()
+    rows = table.set_index("synapse_id").loc[ids, morph]
+    return rows.rename(columns=lambda c: c.removeprefix("morph_"))
+
+
+tab_clusters, tab_selection, tab_detail = st.tabs(["Clusters", "Selection", "Synapse detail"])
+
+with tab_clusters:
+    clusters = sorted(int(c) for c in table["cluster"].unique())
+    a1, a2, a3, a4 = st.columns(4)
+    with a1:
+        common.persisted(st.selectbox, "Cluster", "g_cluster", clusters[0], options=clusters, share=True,
+                         format_func=lambda c: "noise (−1)" if c == -1 else f"cluster {c}")
+    with a2:
+        n_reps = st.slider("Representatives", 1, 20, 5, key="g_n_reps")
+    with a3:
+        n_sample = st.slider("Random sample", 0, 40, 10, key="g_n_sample")
+    with a4:
+        common.persisted(st.number_input, "Sample seed", "g_seed", 0, min_value=0, max_value=2**31 - 1, share=True)
+    cluster = state["g_cluster"]
+    members = table[table["cluster"] == cluster]
+    st.markdown(f"**{'Noise' if cluster == -1 else f'Cluster {cluster}'}**: {len(members)} synapses "
+                f"in {members['bbox_name'].nunique()} bboxes")
+    summary = result.summary[result.summary["cluster"] == cluster]
+    if len(summary) and summary.iloc[0].get("top_morphology"):
+        st.caption(f"Most distinctive morphology: {summary.iloc[0]['top_morphology']}")
+
+    reps = app_state.representatives(members, n_reps)[cluster] if cluster != -1 else []
+    if reps:
+        st.markdown("Representatives (closest to the cluster centre)")
+        gif_grid(reps, "rep")
+    sample = app_state.sample_per_cluster(members, n_sample, int(state["g_seed"])).get(cluster, []) if n_sample else []
+    if sample:
+        st.markdown(f"Random sample (seed {state['g_seed']})")
+        gif_grid(sample, "sample")
+    morph = morphology_of(reps + [s for s in sample if s not in reps])
+    if len(morph):
+        with st.expander("Morphology of the synapses shown"):
+            st.dataframe(morph, width="stretch")
+
+    d1, d2 = st.columns(2)
+    d1.download_button("Download cluster CSV", members.drop(columns=["synapse_id"]).to_csv(index=False).encode(),
+                       file_name=f"cluster_{cluster}.csv", mime="text/csv", key="g_cluster_csv")
+    if d2.button(f"Prepare ZIP of the cluster's {min(len(members), 200)} GIFs", key="g_cluster_zip_make"):
+        keys = list(zip(members["bbox_name"].astype(str), members["Var1"].astype(str)))[:200]
+        with st.spinner("Rendering GIFs…"):
+            state["g_cluster_zip"] = (cluster, *gallery.gif_zip(ds, keys, crop_settings, cache, overlays, image))
+    made = state.get("g_cluster_zip")
+    if made and made[0] == cluster:
+        d2.download_button("Download cluster GIFs (ZIP)", made[1], file_name=f"cluster_{cluster}_gifs.zip",
+                           mime="application/zip", key="g_cluster_zip")
+        if made[2]:
+            d2.caption(f"{len(made[2])} discarded: " + "; ".join(made[2][:5]))
+
+with tab_selection:
+    selection = [sid for sid in state.get("selection", []) if sid in set(table["synapse_id"])]
+    if not selection:
+        st.info("No synapses selected. Drag a box or lasso on the Clustering page's map.")
+    else:
+        shown = selection[:60]
+        st.markdown(f"**{len(selection)} selected synapses**" + (" (first 60 shown)" if len(selection) > 60 else ""))
+        clusters_of = dict(zip(table["synapse_id"], table["cluster"]))
+        gif_grid(shown, "sel", captions={sid: f"cluster {clusters_of[sid]}" for sid in shown})
+        chosen = app_state.rows_for_ids(result.table, selection)
+        e1, e2 = st.columns(2)
+        e1.download_button("Download selection CSV", chosen.to_csv(index=False).encode(), file_name="selection.csv",
+                           mime="text/csv", key="g_selection_csv")
+        if e2.button("Prepare ZIP of the selection's GIFs", key="g_sel_zip_make"):
+            keys = [app_state.split_synapse_id(s) for s in selection[:500]]
+            with st.spinner("Rendering GIFs…"):
+                state["g_sel_zip"] = gallery.gif_zip(ds, keys, crop_settings, cache, overlays, image)
+        if state.get("g_sel_zip"):
+            e2.download_button("Download selection GIFs (ZIP)", state["g_sel_zip"][0], file_name="selection_gifs.zip",
+                               mime="application/zip", key="g_sel_zip")
+
+with tab_detail:
+    ids = table["synapse_id"].tolist()
+    default = state.get("g_detail") if state.get("g_detail") in ids else ids[0]
+    common.persisted(st.selectbox, "Synapse", "g_detail", default, options=ids, share=True,
+                     format_func=lambda s: s.replace(app_state.ID_SEP, " / "))
+    sid = state["g_detail"]
+    bbox_name, var1 = app_state.split_synapse_id(sid)
+    row = table[table["synapse_id"] == sid].iloc[0]
+    left, right = st.columns([1, 2])
+    with left:
+        data = gif_for(sid)
+        if isinstance(data, str):
+            st.warning(data)
+        else:
+            st.image(data, caption=f"{bbox_name} / {var1}, cluster {row['cluster']}", width="stretch")
+            st.download_button("Download GIF", data, file_name=f"{bbox_name}_{var1}.gif", mime="image/gif",
+                               key="g_detail_gif")
+        url = link_for(sid)
+        if url:
+            st.link_button("Open in the dataset viewer", url)
+    with right:
+        ortho = gallery.synapse_orthogonal_png(ds, bbox_name, var1, crop_settings, cache,
+                                               overlays=tuple(overlays), image=image)
+        if not isinstance(ortho, str):
+            st.image(ortho, caption="Orthogonal centre slices: (y, x) at z centre | (z, x) | (z, y)", width="stretch")
+        syn = ds.synapse(bbox_name, var1)
+        facts = {"bbox": bbox_name, "Var1": var1, "cluster": int(row["cluster"]),
+                 "centre (x, y, z)": f"{syn['central_coord_1']}, {syn['central_coord_2']}, {syn['central_coord_3']}",
+                 "distance to centroid": f"{row['distance_to_centroid']:.3f}"
+                 if pd.notna(row["distance_to_centroid"]) else "–"}
+        for col in [c for c in table.columns if str(c).startswith("presynaptic_")][:3]:
+            facts[col.removeprefix("presynaptic_")] = str(row[col])
+        st.table(pd.DataFrame({"value": facts}).astype(str))
+    morph = morphology_of([sid])
+    if len(morph):
+        st.markdown("**Measurements**")
+        st.dataframe(morph.T.rename(columns={sid: "value"}), width="stretch")
+    if features is not None:
+        cols = [c for c in features.columns if str(c).startswith(("feat_", "morph_"))]
+        clean = features.dropna(subset=cols) if cols else features
+        if cols and sid in set(app_state.synapse_ids(clean)):
+            neighbours = app_state.nearest_neighbours(clean, sid, 5, cols)
+            st.markdown("**Nearest neighbours in feature space** (standardised Euclidean)")
+            nn_ids = app_state.synapse_ids(neighbours).tolist()
+            gif_grid(nn_ids, "nn", captions=dict(zip(nn_ids, (f"d = {d:.2f}" for d in neighbours["feature_distance"]))))
+common.write_query()

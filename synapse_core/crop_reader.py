@@ -1,0 +1,134 @@
+"""Window reads for cropping, with a per-process cache of decoded chunks (Zarr and HDF5).
+
+A crop reads an evidence window and then the crop window, which share most chunks, and nearby
+synapses share chunks too. Chunked stores decode whole chunks anyway, so reading the
+chunk-aligned box once and keeping the decoded chunks (LRU, capped in bytes) turns repeated
+decoding into array copies. Arrays without ``.chunks`` (numpy) are sliced directly.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from synapse_core.volumes import read_window
+
+#: Upper bound of decoded chunk bytes kept per process.
+CHUNK_CACHE_BYTES = 256 << 20
+
+
+class ChunkCache:
+    """LRU cache of decoded chunks, keyed by (store identity, chunk index); thread-safe."""
+
+    def __init__(self, max_bytes: int = CHUNK_CACHE_BYTES):
+        self.max_bytes = int(max_bytes)
+        self._chunks: OrderedDict = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def clear(self) -> None:
+        with self._lock:
+            self._chunks.clear()
+            self._bytes = 0
+            self.hits = self.misses = 0
+
+    def _put(self, key, block: np.ndarray) -> None:
+        self._chunks[key] = block
+        self._bytes += block.nbytes
+        while self._bytes > self.max_bytes and self._chunks:
+            _, old = self._chunks.popitem(last=False)
+            self._bytes -= old.nbytes
+
+    def read(self, volume, start, stop) -> np.ndarray:
+        """``volume[start:stop]`` (z, y, x, all inside the volume) assembled from cached chunks."""
+        chunks = tuple(int(c) for c in volume.chunks[:3])
+        ident = _identity(volume)
+        lo = [a // c for a, c in zip(start, chunks)]
+        hi = [(b - 1) // c for b, c in zip(stop, chunks)]
+        idx = [(i, j, k) for i in range(lo[0], hi[0] + 1) for j in range(lo[1], hi[1] + 1) for k in range(lo[2], hi[2] + 1)]
+        with self._lock:
+            have = {i: self._chunks.get((ident, i)) for i in idx}
+            for i, v in have.items():
+                if v is not None:
+                    self._chunks.move_to_end((ident, i))
+        missing = [i for i, v in have.items() if v is None]
+        if missing:
+            # One read of the chunk-aligned box around the missing chunks (the store decodes in parallel).
+            mlo = [min(i[a] for i in missing) for a in range(3)]
+            mhi = [max(i[a] for i in missing) for a in range(3)]
+            shape = volume.shape[:3]
+            b0 = [l * c for l, c in zip(mlo, chunks)]
+            b1 = [min((h + 1) * c, n) for h, c, n in zip(mhi, chunks, shape)]
+            block = np.asarray(volume[b0[0]:b1[0], b0[1]:b1[1], b0[2]:b1[2]])
+            with self._lock:
+                for i in missing:
+                    sl = tuple(slice(i[a] * chunks[a] - b0[a], min((i[a] + 1) * chunks[a], shape[a]) - b0[a])
+                               for a in range(3))
+                    have[i] = block[sl].copy()
+                    self._put((ident, i), have[i])
+                self.misses += len(missing)
+        with self._lock:
+            self.hits += len(idx) - len(missing)
+        out = np.empty(tuple(b - a for a, b in zip(start, stop)), volume.dtype)
+        for i, blk in have.items():
+            c0 = [i[a] * chunks[a] for a in range(3)]
+            src = tuple(slice(max(start[a], c0[a]) - c0[a], min(stop[a], c0[a] + blk.shape[a]) - c0[a]) for a in range(3))
+            dst = tuple(slice(max(start[a], c0[a]) - start[a], min(stop[a], c0[a] + blk.shape[a]) - start[a])
+                        for a in range(3))
+            out[dst] = blk[src]
+        return out
+
+
+def _identity(volume) -> tuple:
+    """A key naming the stored array and its modification time (a rewritten store is not served stale)."""
+    store = getattr(volume, "store_path", None)
+    if store is not None:  # zarr
+        path = str(store)
+        meta = path[len("file://"):] if path.startswith("file://") else None
+        return ("zarr", path, _mtime(os.path.join(meta, "zarr.json")) if meta else 0, tuple(volume.shape),
+                str(volume.dtype))
+    file = getattr(volume, "file", None)
+    if file is not None:  # h5py
+        return ("hdf5", str(file.filename), _mtime(file.filename), str(volume.name), tuple(volume.shape),
+                str(volume.dtype))
+    return ("id", id(volume))
+
+
+def _mtime(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0
+
+
+#: The process-wide cache used by :func:`read_box`.
+CHUNK_CACHE = ChunkCache()
+
+
+def read_box(volume, start, stop) -> np.ndarray:
+    """A fresh array of ``volume[start:stop]`` (z, y, x voxel indices); parts outside the volume are 0.
+
+    Chunked arrays (Zarr, chunked HDF5) go through :data:`CHUNK_CACHE`; numpy arrays are copied.
+    """
+    start = [int(v) for v in start]
+    stop = [int(v) for v in stop]
+    shape = volume.shape[:3]
+    inside = all(0 <= a and b <= n for a, b, n in zip(start, stop, shape))
+    if getattr(volume, "chunks", None) and len(volume.chunks) >= 3:
+        if inside:
+            return CHUNK_CACHE.read(volume, start, stop)
+        out = np.zeros(tuple(b - a for a, b in zip(start, stop)), volume.dtype)
+        lo = [max(a, 0) for a in start]
+        hi = [min(b, n) for b, n in zip(stop, shape)]
+        if all(h > l for l, h in zip(lo, hi)):
+            dst = tuple(slice(l - a, h - a) for l, h, a in zip(lo, hi, start))
+            out[dst] = CHUNK_CACHE.read(volume, lo, hi)
+        return out
+    if inside:
+        return np.array(volume[start[0]:stop[0], start[1]:stop[1], start[2]:stop[2]])
+    return read_window(volume, start, stop, fill=0)

@@ -1,0 +1,305 @@
+"""Feature matrix → standardised (optionally PCA-reduced) matrix: one policy for every later stage.
+
+The original tool clustered raw features while plotting standardised ones (notes §7, §14.2).
+Here every consumer (projection, clustering, k selection, diagnostics) receives the same
+matrix, produced by :func:`preprocess_features`, and the policy is recorded in a
+:class:`PreprocessRecord` that the run writes out.
+
+Feature columns of the extraction table are ``feat_1..feat_N`` (deep features) and
+``morph_*`` (morphology measurements). Rows are synapses, keyed by (``bbox_name``, ``Var1``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, asdict
+
+import numpy as np
+import pandas as pd
+
+#: Accepted values of ``feature_set``.
+FEATURE_SETS = ("auto", "feat", "morph", "both")
+#: Accepted values of ``scaler``.
+SCALERS = ("standard", "robust", "none")
+#: Accepted values of ``nan_policy``.
+NAN_POLICIES = ("error", "drop", "impute")
+
+_FEAT = re.compile(r"^feat_\d+$")
+
+
+@dataclass(frozen=True)
+class PreprocessRecord:
+    """What was done to the features; written with every clustering run.
+
+    Attributes
+    ----------
+    feature_set : str
+        ``"feat"``, ``"morph"`` or ``"both"`` (after resolving ``"auto"``).
+    columns : tuple of str
+        Feature columns used, in matrix column order.
+    scaler : str
+        ``"standard"`` (zero mean, unit variance per column), ``"robust"`` (median, IQR) or ``"none"``.
+    pca_components : int or None
+        Number of PCA components kept (None: no PCA).
+    pca_explained_variance : float or None
+        Fraction of the scaled variance the kept components explain.
+    n_rows_in, n_rows_used : int
+        Rows given and rows kept (rows with NaN are dropped only with ``nan_policy="drop"``).
+    dropped_rows : tuple of (str, object)
+        (``bbox_name``, ``Var1``) of dropped rows.
+    imputed_values : tuple of (str, int)
+        (column, number of values replaced by the column median) with ``nan_policy="impute"``.
+    space : str
+        Human-readable name of the output space, e.g. ``"standard-scaled feat_* (192 d) → PCA 50"``.
+    """
+
+    feature_set: str
+    columns: tuple[str, ...]
+    scaler: str
+    pca_components: int | None
+    pca_explained_variance: float | None
+    n_rows_in: int
+    n_rows_used: int
+    dropped_rows: tuple[tuple[str, object], ...]
+    imputed_values: tuple[tuple[str, int], ...]
+    space: str
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["columns"] = list(self.columns)
+        d["dropped_rows"] = [list(r) for r in self.dropped_rows]
+        d["imputed_values"] = dict(self.imputed_values)
+        return d
+
+
+def feature_columns(df: pd.DataFrame, feature_set: str = "auto") -> list[str]:
+    """Names of the feature columns of an extraction table.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Extraction table (one row per synapse).
+    feature_set : {"auto", "feat", "morph", "both"}
+        ``"feat"``: deep features ``feat_<i>`` (sorted by i); ``"morph"``: ``morph_*`` columns
+        (table order); ``"both"``: both; ``"auto"``: ``feat_*`` when present, else ``morph_*``.
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    ValueError
+        Unknown ``feature_set`` or no matching columns.
+    """
+    if feature_set not in FEATURE_SETS:
+        raise ValueError(f"feature_set={feature_set!r} is not one of {', '.join(FEATURE_SETS)}")
+    feat = sorted((c for c in df.columns if _FEAT.match(str(c))), key=lambda c: int(str(c)[5:]))
+    morph = [c for c in df.columns if str(c).startswith("morph_")]
+    if feature_set == "auto":
+        feature_set = "feat" if feat else "morph"
+    chosen = {"feat": feat, "morph": morph, "both": feat + morph}[feature_set]
+    if not chosen:
+        wanted = {"feat": "feat_1..feat_N", "morph": "morph_*", "both": "feat_* and morph_*"}[feature_set]
+        raise ValueError(
+            f"feature_set={feature_set!r}: the table has no {wanted} columns "
+            f"(columns present: {', '.join(map(str, df.columns[:12]))}{' ...' if len(df.columns) > 12 else ''}); "
+            "run `python -m synapse_core extract` first or choose another --feature-set"
+        )
+    return chosen
+
+
+def resolve_feature_set(df: pd.DataFrame, feature_set: str) -> str:
+    """``"auto"`` → ``"feat"`` or ``"morph"`` depending on the columns present; others unchanged."""
+    if feature_set == "auto":
+        return "feat" if any(_FEAT.match(str(c)) for c in df.columns) else "morph"
+    return feature_set
+
+
+def _row_name(df: pd.DataFrame, i: int) -> str:
+    if "bbox_name" in df.columns and "Var1" in df.columns:
+        return f"row {i} ({df['bbox_name'].iloc[i]}, Var1={df['Var1'].iloc[i]})"
+    return f"row {i}"
+
+
+def feature_matrix(
+    df: pd.DataFrame, feature_set: str = "auto", nan_policy: str = "error"
+) -> tuple[np.ndarray, list[str], np.ndarray, dict[str, int]]:
+    """Read the feature matrix from an extraction table, checking it.
+
+    Parameters
+    ----------
+    df : DataFrame
+        One row per synapse.
+    feature_set : {"auto", "feat", "morph", "both"}
+        See :func:`feature_columns`.
+    nan_policy : {"error", "drop", "impute"}
+        What to do with rows that have NaN/inf features: raise, naming row and column; drop them;
+        or replace each missing value by its column's median (for measurements that are "not
+        defined" for some synapses, e.g. the distance to a mitochondrion that is absent).
+
+    Returns
+    -------
+    X : ndarray, float64, shape (n_rows_kept, n_features)
+    columns : list of str
+    kept : ndarray of bool, shape (len(df),)
+        Which input rows are in ``X``.
+    imputed : dict column → int
+        Number of values replaced per column (``nan_policy="impute"`` only).
+
+    Raises
+    ------
+    ValueError
+        Non-numeric feature column, NaN/inf with ``nan_policy="error"``, or no rows.
+    """
+    if nan_policy not in NAN_POLICIES:
+        raise ValueError(f"nan_policy={nan_policy!r} is not one of {', '.join(NAN_POLICIES)}")
+    if len(df) == 0:
+        raise ValueError("the feature table has no rows (0 synapses); nothing to cluster")
+    columns = feature_columns(df, feature_set)
+    block = df[columns]
+    for c in columns:
+        if not pd.api.types.is_numeric_dtype(block[c]):
+            bad = pd.to_numeric(block[c], errors="coerce").isna() & block[c].notna()
+            i = int(np.flatnonzero(bad.to_numpy())[0]) if bad.any() else 0
+            raise ValueError(
+                f"feature column {c!r} is not numeric: {_row_name(df, i)} has {block[c].iloc[i]!r}; "
+                "fix or remove that column"
+            )
+    X = block.to_numpy(dtype=np.float64)
+    finite = np.isfinite(X)
+    kept = finite.all(axis=1)
+    if not kept.all() and nan_policy == "error":
+        bad_rows = np.flatnonzero(~kept)
+        i = int(bad_rows[0])
+        bad_cols = [columns[j] for j in np.flatnonzero(~finite[i])]
+        raise ValueError(
+            f"{len(bad_rows)} row(s) have NaN/inf features; first: {_row_name(df, i)} in column(s) "
+            f"{', '.join(bad_cols[:5])}{' ...' if len(bad_cols) > 5 else ''}. "
+            "Re-extract those synapses, choose another --feature-set, or pass --nan-policy drop (skip the rows) "
+            "or --nan-policy impute (column median)"
+        )
+    imputed = {}
+    if not kept.all() and nan_policy == "impute":
+        for j in np.flatnonzero(~finite.all(axis=0)):
+            good = finite[:, j]
+            if not good.any():
+                raise ValueError(f"feature column {columns[j]!r} has no finite value; cannot impute it "
+                                 "(remove the column or choose another --feature-set)")
+            X[~good, j] = np.median(X[good, j])
+            imputed[columns[j]] = int((~good).sum())
+        kept = np.ones(len(X), dtype=bool)
+    X = X[kept]
+    if len(X) == 0:
+        raise ValueError("every row has NaN/inf features; nothing to cluster (check the extraction output)")
+    return X, columns, kept, imputed
+
+
+def feature_key(X: np.ndarray) -> str:
+    """Content hash of a feature matrix (shape, dtype and bytes), for cache keys."""
+    a = np.ascontiguousarray(X)
+    h = hashlib.sha256()
+    h.update(repr((a.shape, str(a.dtype))).encode())
+    h.update(a.tobytes())
+    return h.hexdigest()[:32]
+
+
+def preprocess_features(
+    X: np.ndarray,
+    scaler: str = "standard",
+    pca_components: int | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, float | None]:
+    """Scale columns, then optionally project onto the first principal components.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n_synapses, n_features)
+    scaler : {"standard", "robust", "none"}
+        ``"standard"``: (x − mean) / std per column (constant columns become 0);
+        ``"robust"``: (x − median) / IQR; ``"none"``: unchanged.
+    pca_components : int or None
+        Keep this many components (capped at min(n_synapses, n_features)); None: no PCA.
+    seed : int
+        Seed for the randomized PCA solver used on large matrices.
+
+    Returns
+    -------
+    Z : ndarray, float32, shape (n_synapses, n_features or n_components)
+    explained : float or None
+        Fraction of variance of the scaled matrix kept by PCA (None without PCA).
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import RobustScaler, StandardScaler
+
+    if scaler not in SCALERS:
+        raise ValueError(f"scaler={scaler!r} is not one of {', '.join(SCALERS)}")
+    X = np.asarray(X, dtype=np.float64)
+    if scaler == "standard":
+        Z = StandardScaler().fit_transform(X)
+    elif scaler == "robust":
+        Z = RobustScaler().fit_transform(X)
+    else:
+        Z = X.copy()
+    explained = None
+    if pca_components is not None:
+        if int(pca_components) < 1:
+            raise ValueError(f"pca_components={pca_components!r} must be a positive integer or None")
+        n = min(int(pca_components), Z.shape[0], Z.shape[1])
+        if n < Z.shape[1]:
+            pca = PCA(n_components=n, random_state=seed, svd_solver="auto")
+            Z = pca.fit_transform(Z)
+            explained = float(pca.explained_variance_ratio_.sum())
+        else:
+            explained = 1.0
+    return np.ascontiguousarray(Z, dtype=np.float32), explained
+
+
+def describe_space(feature_set: str, n_features: int, scaler: str, pca_components: int | None, n_out: int) -> str:
+    """Readable name of the preprocessed space, e.g. ``"standard-scaled feat_* (192 d) → PCA 50"``."""
+    sets = {"feat": "feat_*", "morph": "morph_*", "both": "feat_*+morph_*"}
+    s = f"{scaler}-scaled {sets.get(feature_set, feature_set)} ({n_features} d)"
+    if scaler == "none":
+        s = f"unscaled {sets.get(feature_set, feature_set)} ({n_features} d)"
+    if pca_components is not None and n_out < n_features:
+        s += f" → PCA {n_out}"
+    return s
+
+
+def prepare(
+    df: pd.DataFrame,
+    feature_set: str = "auto",
+    scaler: str = "standard",
+    pca_components: int | None = None,
+    nan_policy: str = "error",
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, PreprocessRecord]:
+    """Extraction table → (preprocessed matrix, kept-row mask, record). The one entry point for all stages.
+
+    Returns
+    -------
+    Z : ndarray, float32, shape (n_kept, d)
+    kept : ndarray of bool, shape (len(df),)
+    record : PreprocessRecord
+    """
+    resolved = resolve_feature_set(df, feature_set)
+    X, columns, kept, imputed = feature_matrix(df, resolved, nan_policy)
+    Z, explained = preprocess_features(X, scaler, pca_components, seed)
+    dropped = ()
+    if not kept.all() and {"bbox_name", "Var1"} <= set(df.columns):
+        sub = df.loc[~kept, ["bbox_name", "Var1"]]
+        dropped = tuple((str(b), v.item() if hasattr(v, "item") else v) for b, v in sub.itertuples(index=False))
+    record = PreprocessRecord(
+        feature_set=resolved,
+        columns=tuple(columns),
+        scaler=scaler,
+        pca_components=None if pca_components is None else int(pca_components),
+        pca_explained_variance=explained,
+        n_rows_in=len(df),
+        n_rows_used=int(kept.sum()),
+        dropped_rows=dropped,
+        imputed_values=tuple(imputed.items()),
+        space=describe_space(resolved, len(columns), scaler, pca_components, Z.shape[1]),
+    )
+    return Z, kept, record

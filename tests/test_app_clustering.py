@@ -1,0 +1,89 @@
+"""Clustering page (AppTest): settings, a real clustering run, the map, k curves, selection, errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from app_helpers import configure, errors, metrics, morph_features, open_page, plotly_specs  # noqa: F401
+
+CLUSTERING = "pages/clustering.py"
+
+
+@pytest.fixture(autouse=True)
+def _demo(monkeypatch, demo_root, demo_cache):
+    configure(monkeypatch, demo_root, demo_cache)
+
+
+def clustering_page(features, **state):
+    return open_page(CLUSTERING, state={"features": features, **state})
+
+
+def set_fixed_k(at, k: int, projection: str):
+    at.checkbox(key="w_c_k_auto").uncheck().run()
+    at.number_input(key="w_c_k").set_value(k).run()
+    at.selectbox(key="w_c_projection").set_value(projection).run()
+    at.number_input(key="w_c_n_stability").set_value(0).run()
+
+
+def test_without_features_the_page_points_to_extraction():
+    at = open_page(CLUSTERING)
+    assert any("run an extraction first" in i.value for i in at.info)
+
+
+def test_run_draws_a_map_whose_points_carry_synapse_ids(morph_features):
+    at = clustering_page(morph_features)
+    set_fixed_k(at, 3, "tsne")
+    at.button(key="c_run").click().run()
+    assert not errors(at)
+    assert metrics(at)["Clusters"] == "3"
+    map_spec = plotly_specs(at)[0]
+    traces = map_spec["data"]
+    assert [t["name"] for t in traces] == ["cluster 0", "cluster 1", "cluster 2"]
+    ids = [row[0] for t in traces for row in t["customdata"]]
+    result = at.session_state["clusters"]
+    assert sorted(ids) == sorted(result.table["bbox_name"] + "|" + result.table["Var1"])
+    assert "bbox %{customdata[1]}<br>Var1 %{customdata[2]}<br>cluster %{customdata[3]}" in traces[0]["hovertemplate"]
+    labels = [b.label for b in at.get("download_button")]
+    assert "Download clusters CSV" in labels and "Export map (interactive HTML)" in labels
+
+
+def test_colour_by_bbox_draws_one_trace_per_bbox(morph_features):
+    at = clustering_page(morph_features)
+    set_fixed_k(at, 3, "tsne")
+    at.button(key="c_run").click().run()
+    at.selectbox(key="w_c_colour_by").set_value("bbox_name").run()
+    traces = plotly_specs(at)[0]["data"]
+    assert [t["name"] for t in traces] == ["bbox1", "bbox2"]
+    assert traces[0]["marker"]["color"] == "#FF0000"  # the original tool's bbox1 colour
+
+
+def test_automatic_k_draws_k_curves_and_picks_a_swept_k(morph_features):
+    at = clustering_page(morph_features)
+    at.selectbox(key="w_c_projection").set_value("none").run()
+    at.slider(key="w_c_k_range").set_value((2, 5)).run()
+    at.number_input(key="w_c_n_stability").set_value(0).run()
+    at.button(key="c_run").click().run()
+    assert "k curves" in [s.value for s in at.subheader]
+    curves = at.session_state["clusters"].k_curves
+    assert list(curves["k"]) == [2, 3, 4, 5]
+    assert metrics(at)["Clusters"] == str(at.session_state["clusters"].diagnostics["k"])
+
+
+def test_k_larger_than_the_number_of_synapses_is_an_error(morph_features):
+    at = clustering_page(morph_features)
+    set_fixed_k(at, 40, "none")
+    at.button(key="c_run").click().run()
+    assert any("k=40 is too large" in e for e in errors(at))
+    assert "clusters" not in at.session_state
+
+
+def test_selection_kept_in_the_session_is_listed_with_a_download(morph_features):
+    at = clustering_page(morph_features)
+    set_fixed_k(at, 3, "none")
+    at.button(key="c_run").click().run()
+    at.session_state["selection"] = ["bbox1|syn_002", "bbox2|syn_007"]
+    at.run()
+    assert "Selection (2 synapses)" in [s.value for s in at.subheader]
+    shown = at.dataframe[0].value
+    assert list(shown["Var1"]) == ["syn_002", "syn_007"]
+    assert "Download selection CSV" in [b.label for b in at.get("download_button")]

@@ -1,0 +1,67 @@
+"""Data page (AppTest): data roots, bboxes, validation report, slice viewer, synapse table."""
+
+from __future__ import annotations
+
+import pytest
+
+from app_helpers import configure, errors, metrics, open_page
+
+
+@pytest.fixture(autouse=True)
+def _demo(monkeypatch, demo_root, demo_cache):
+    configure(monkeypatch, demo_root, demo_cache)
+
+
+def test_data_page_shows_the_demo_dataset():
+    at = open_page()
+    m = metrics(at)
+    assert (m["Bboxes"], m["Valid synapses"], m["Skipped rows"]) == ("4", "60", "0")
+    assert m["Voxel size (z, y, x) nm"] == "8 × 8 × 8"
+    assert at.selectbox(key="w_root").options == ["demo"]
+
+
+def test_choosing_one_bbox_filters_the_synapse_table():
+    at = open_page()
+    at.multiselect(key="w_bboxes").set_value(["bbox2"]).run()
+    assert metrics(at)["Valid synapses"] == "15"
+    table = at.dataframe[-1].value
+    assert set(table["bbox_name"]) == {"bbox2"} and len(table) == 15
+
+
+def test_slice_viewer_shows_the_chosen_slice_and_nearby_synapses():
+    at = open_page()
+    at.selectbox(key="w_view_bbox").set_value("bbox1").run()
+    at.slider(key="w_view_z").set_value(38).run()
+    caption = next(c.value for c in at.caption if c.value.startswith("bbox1, z = 38"))
+    # The demo plants synapse centres at z ≈ 38 ± 4, so several lie within ±3 slices.
+    n_near = int(caption.split(";")[1].split()[0])
+    assert n_near >= 1
+
+
+def test_url_query_restores_bbox_and_slice():
+    at = open_page(query={"view_bbox": "bbox3", "view_z": "20"})
+    assert at.selectbox(key="w_view_bbox").value == "bbox3"
+    assert at.slider(key="w_view_z").value == 20
+
+
+def test_url_query_with_unknown_bbox_falls_back_to_a_valid_one():
+    at = open_page(query={"view_bbox": "../../etc", "view_z": "100000"})
+    assert at.selectbox(key="w_view_bbox").value == "bbox1"
+    assert at.slider(key="w_view_z").value == 56  # the middle slice of 112
+
+
+def test_only_configured_roots_are_offered(monkeypatch, demo_root, tmp_path):
+    other = tmp_path / "empty_root"
+    other.mkdir()
+    monkeypatch.setenv("SYNAPSE_DATA_ROOTS", f"demo={demo_root}:scratch={other}")
+    at = open_page()
+    assert at.selectbox(key="w_root").options == ["demo", "scratch"]
+
+
+def test_a_folder_that_is_not_a_dataset_shows_an_error(monkeypatch, tmp_path):
+    (tmp_path / "lab" / "notes").mkdir(parents=True)
+    (tmp_path / "lab" / "notes" / "readme.txt").write_text("not EM data")
+    monkeypatch.setenv("SYNAPSE_DATA_ROOTS", f"lab={tmp_path / 'lab'}")
+    at = open_page()
+    at.selectbox(key="w_subfolder").set_value("notes").run()
+    assert any("not a usable dataset" in e and "no raw/ folder" in e for e in errors(at))

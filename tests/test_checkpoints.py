@@ -1,0 +1,111 @@
+"""Checkpoint loading: synister formats load strictly; every bad file fails loudly."""
+
+import pytest
+import torch
+
+from synapse_core.checkpoints import CheckpointError, file_sha256, load_checkpoint, load_model, save_checkpoint
+from synapse_core.vgg3d import Vgg3D, Vgg3DConfig
+
+TINY = Vgg3DConfig(input_size=(16, 16, 16), fmaps=2, n_convolutions=(2, 1, 1, 1))
+
+
+def trained_like(classes=6, seed=5):
+    torch.manual_seed(seed)
+    model = Vgg3D(TINY, output_classes=classes)
+    for m in model.features:
+        if isinstance(m, torch.nn.BatchNorm3d):
+            m.running_mean.uniform_(-1, 1)
+    return model
+
+
+def test_synister_format_loads_weights_and_class_count(tmp_path):
+    src = trained_like(classes=6)
+    path = tmp_path / "tiny.checkpoint"
+    sha = save_checkpoint(src, path)
+    loaded = load_checkpoint(path, TINY)
+    assert loaded.n_classes == 6 and loaded.identity == f"sha256:{sha}" and not loaded.untrained
+    assert torch.equal(loaded.model.features[0].weight, src.features[0].weight)
+    assert torch.equal(loaded.model.features[1].running_mean, src.features[1].running_mean)
+    assert not loaded.model.training
+
+
+def test_bare_state_dict_loads_with_seven_classes(tmp_path):
+    src = trained_like(classes=7)
+    torch.save(src.state_dict(), tmp_path / "bare.pt")
+    loaded = load_checkpoint(tmp_path / "bare.pt", TINY)
+    assert loaded.n_classes == 7
+    assert torch.equal(loaded.model.classifier[6].bias, src.classifier[6].bias)
+
+
+def test_extra_training_entries_are_ignored(tmp_path):
+    src = trained_like()
+    torch.save({"model_state_dict": src.state_dict(), "optimizer_state_dict": {"lr": 1e-4}, "epoch": 12},
+               tmp_path / "c.pt")
+    assert load_checkpoint(tmp_path / "c.pt", TINY).n_classes == 6
+
+
+def test_architecture_mismatch_names_the_file_and_feature_maps(tmp_path):
+    save_checkpoint(trained_like(), tmp_path / "tiny.pt")
+    with pytest.raises(CheckpointError, match=r"tiny.pt does not match the VGG3D architecture.*fmaps 24.*has 2 feature maps"):
+        load_checkpoint(tmp_path / "tiny.pt", Vgg3DConfig(input_size=(16, 16, 16)))
+
+
+def test_missing_key_is_reported(tmp_path):
+    state = trained_like().state_dict()
+    del state["features.3.bias"]
+    torch.save({"model_state_dict": state}, tmp_path / "cut.pt")
+    with pytest.raises(CheckpointError, match=r"missing keys \['features.3.bias'\]"):
+        load_checkpoint(tmp_path / "cut.pt", TINY)
+
+
+def test_corrupt_file_gives_clear_error(tmp_path):
+    save_checkpoint(trained_like(), tmp_path / "ok.pt")
+    data = (tmp_path / "ok.pt").read_bytes()
+    (tmp_path / "trunc.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"trunc.pt is corrupt or not a PyTorch file"):
+        load_checkpoint(tmp_path / "trunc.pt", TINY)
+
+
+def test_html_download_page_is_not_a_checkpoint(tmp_path):
+    (tmp_path / "dl.checkpoint").write_text("<html><body>Dropbox - file not found</body></html>")
+    with pytest.raises(CheckpointError, match=r"dl.checkpoint is corrupt or not a PyTorch file"):
+        load_checkpoint(tmp_path / "dl.checkpoint", TINY)
+
+
+def test_wrong_format_object_is_refused(tmp_path):
+    torch.save({"weights": [1, 2, 3]}, tmp_path / "list.pt")
+    with pytest.raises(CheckpointError, match=r"list.pt is not a VGG3D state dict"):
+        load_checkpoint(tmp_path / "list.pt", TINY)
+
+
+def test_pickled_module_is_refused_under_weights_only(tmp_path):
+    torch.save(trained_like(), tmp_path / "module.pt")  # whole nn.Module, needs arbitrary unpickling
+    with pytest.raises(CheckpointError, match=r"module.pt cannot be read safely: it contains the Python object synapse_core.vgg3d.Vgg3D.*weights_only=True"):
+        load_checkpoint(tmp_path / "module.pt", TINY)
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(CheckpointError, match=r"nope.pt does not exist"):
+        load_checkpoint(tmp_path / "nope.pt", TINY)
+
+
+def test_nan_weights_are_refused(tmp_path):
+    model = trained_like()
+    with torch.no_grad():
+        model.features[0].weight[0, 0, 0, 0, 0] = float("nan")
+    save_checkpoint(model, tmp_path / "nan.pt")
+    with pytest.raises(CheckpointError, match=r"NaN/inf values in \['features.0.weight'\]"):
+        load_checkpoint(tmp_path / "nan.pt", TINY)
+
+
+def test_no_checkpoint_means_explicitly_untrained_with_seed():
+    loaded = load_model(None, TINY, seed=11)
+    assert loaded.untrained and loaded.identity == "untrained (random weights, seed 11)"
+
+
+def test_dataparallel_prefix_is_accepted(tmp_path):
+    src = trained_like()
+    torch.save({"model_state_dict": {f"module.{k}": v for k, v in src.state_dict().items()}}, tmp_path / "dp.pt")
+    loaded = load_checkpoint(tmp_path / "dp.pt", TINY)
+    assert torch.equal(loaded.model.features[0].weight, src.features[0].weight)
+    assert loaded.identity == "sha256:" + file_sha256(tmp_path / "dp.pt")

@@ -1,0 +1,88 @@
+"""``python -m synapse_core crop`` and ``gif`` on the demo dataset."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tifffile
+from PIL import Image
+
+from synapse_core.cli import main
+from synapse_core.crops import CropSettings, crop_synapse
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_crop_npy_is_the_float32_network_input(demo_root, demo_cache, demo_dataset, tmp_path):
+    out = tmp_path / "c.npy"
+    code = main(["crop", "--data", str(demo_root), "--cache-dir", str(demo_cache), "--synapse", "bbox2/syn_004",
+                 "--segmentation-type", "11", "--alpha", "0.3", "--out", str(out)])
+    assert code == 0
+    got = np.load(out)
+    want = crop_synapse(demo_dataset, "bbox2", "syn_004", CropSettings(segmentation_type=11, alpha=0.3)).blended
+    assert got.dtype == np.float32 and got.shape == (80, 80, 80)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_crop_accepts_the_original_flag_spellings_and_writes_tif_gif_png(demo_root, demo_cache, tmp_path):
+    base = ["crop", "--data", str(demo_root), "--cache_dir", str(demo_cache), "--bbox_name", "bbox1",
+            "--var1", "syn_002", "--segmentation_type", "10"]
+    for suffix in (".tif", ".gif", ".png"):
+        assert main(base + ["--out", str(tmp_path / f"c{suffix}"), "--overlays", "cleft", "pre"]) == 0
+    assert tifffile.imread(tmp_path / "c.tif").shape == (80, 80, 80)
+    assert Image.open(tmp_path / "c.gif").n_frames == 80
+    assert Image.open(tmp_path / "c.png").size == (3 * 160 + 8, 160)
+
+
+def test_crop_with_unknown_suffix_is_a_user_error(demo_root, demo_cache, tmp_path, capsys):
+    code = main(["crop", "--data", str(demo_root), "--cache-dir", str(demo_cache), "--synapse", "bbox1/syn_001",
+                 "--out", str(tmp_path / "c.jpg")])
+    assert code == 2 and "'.jpg'" in capsys.readouterr().err
+
+
+def test_crop_of_an_unknown_synapse_names_it(demo_root, demo_cache, tmp_path, capsys):
+    code = main(["crop", "--data", str(demo_root), "--cache-dir", str(demo_cache), "--synapse", "bbox1/nope",
+                 "--out", str(tmp_path / "c.npy")])
+    assert code == 2 and "bbox1/nope" in capsys.readouterr().err
+
+
+def test_gif_writes_one_named_gif_per_synapse(demo_root, demo_cache, tmp_path):
+    out = tmp_path / "gifs"
+    code = main(["gif", "--data", str(demo_root), "--cache-dir", str(demo_cache), "--out", str(out),
+                 "--synapse", "bbox1/syn_001", "bbox3/syn_010", "--overlays", "vesicle_cloud", "--fps", "8",
+                 "--scale", "1"])
+    assert code == 0
+    assert sorted(p.name for p in out.glob("*.gif")) == ["bbox1_syn_001.gif", "bbox3_syn_010.gif"]
+    im = Image.open(out / "bbox3_syn_010.gif")
+    assert im.n_frames == 80 and im.size == (80, 80)
+    report = pd.read_csv(out / "gif_report.csv")
+    assert list(report["status"]) == ["written", "written"]
+    assert set(report["presynaptic_side"]) <= {1, 2}
+
+
+def test_gif_reports_discarded_synapses_with_their_reason(demo_root, demo_cache, tmp_path, capsys):
+    out = tmp_path / "gifs"
+    code = main(["gif", "--data", str(demo_root), "--cache-dir", str(demo_cache), "--out", str(out),
+                 "--bbox_name", "bbox1", "--segmentation_type", "12"])
+    assert code == 0
+    report = pd.read_csv(out / "gif_report.csv")
+    assert len(report) == 15 and (report["status"] == "discarded").all()
+    assert report["reason"].str.contains("25³").all()
+    assert not list(out.glob("*.gif"))
+    assert "15 discarded" in capsys.readouterr().out
+
+
+def test_python_dash_m_entry_point_writes_a_crop(demo_root, demo_cache, tmp_path):
+    out = tmp_path / "c.npy"
+    proc = subprocess.run(
+        [sys.executable, "-m", "synapse_core", "crop", "--data", str(demo_root), "--cache-dir", str(demo_cache),
+         "--synapse", "bbox4/syn_003", "--segmentation-type", "0", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "presynaptic side" in proc.stdout
+    assert np.load(out).dtype == np.float32

@@ -1,0 +1,213 @@
+"""Crops: window, smart-crop shift, border padding, min-max, alpha blending, discards and row alignment."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import zarr
+
+from synapse_core.crop_reader import CHUNK_CACHE, read_box
+from synapse_core.crops import (
+    CropSettings,
+    Discarded,
+    SynapseCrop,
+    blend,
+    build_crop,
+    crop_synapse,
+    iter_crops,
+    read_context_arrays,
+)
+from synapse_core.labels import LabelIds
+
+LABELS = LabelIds(mito=5, vesicle=6, cleft=7, cleft2=7)
+
+
+def row_at(z, y, x, side1=None, side2=None, var1="s"):
+    s1 = side1 or (z, y, x - 5)
+    s2 = side2 or (z, y, x + 5)
+    return {"bbox_name": "b", "Var1": var1,
+            "central_coord_1": x, "central_coord_2": y, "central_coord_3": z,
+            "side_1_coord_1": s1[2], "side_1_coord_2": s1[1], "side_1_coord_3": s1[0],
+            "side_2_coord_1": s2[2], "side_2_coord_2": s2[1], "side_2_coord_3": s2[0]}
+
+
+def volumes(shape=(60, 60, 60), split_x=30, seed=0):
+    raw = np.random.default_rng(seed).integers(50, 200, shape, dtype=np.uint8)
+    seg = np.zeros(shape, np.uint32)
+    seg[:, :, :split_x] = 1
+    seg[:, :, split_x:] = 2
+    return raw, seg, np.zeros(shape, np.uint8)
+
+
+def make(raw, seg, mask, row, **kw):
+    s = CropSettings(**{"size": 20, "segmentation_type": 0, **kw})
+    return build_crop(read_context_arrays(raw, seg, mask, LABELS, row, s), s)
+
+
+def test_crop_is_float32_of_the_configured_size_centred_on_the_synapse():
+    raw, seg, mask = volumes()
+    out = make(raw, seg, mask, row_at(30, 31, 32), smart_crop=False)
+    assert out.raw.shape == out.blended.shape == out.mask.shape == (20, 20, 20)
+    assert out.raw.dtype == out.blended.dtype == np.float32
+    assert out.origin_zyx == (20, 21, 22) and out.crop_center_zyx == (30, 31, 32)
+
+
+def test_raw_is_min_max_normalised_per_crop():
+    raw, seg, mask = volumes()
+    out = make(raw, seg, mask, row_at(30, 30, 30), smart_crop=False)
+    window = raw[20:40, 20:40, 20:40].astype(np.float32)
+    expected = (window - window.min()) / (window.max() - window.min())
+    np.testing.assert_allclose(out.raw, expected, rtol=1e-6)
+    assert out.raw.min() == 0 and out.raw.max() == 1
+
+
+def test_smart_crop_moves_70_percent_towards_the_presynaptic_centre_of_mass():
+    raw, seg, mask = volumes(split_x=30)
+    mask[28:33, 28:33, 26:30] = LABELS.vesicle  # vesicle cloud in neuron 1 → presynaptic side 1
+    out = make(raw, seg, mask, row_at(30, 30, 30, side1=(30, 30, 25), side2=(30, 30, 35)))
+    # Evidence window [20, 40)³: neuron 1 occupies x in [20, 30), centre of mass (29.5, 29.5, 24.5).
+    # new = floor(0.3 * 30 + 0.7 * com) = (29, 29, 26).
+    assert out.presynaptic.side == 1
+    assert out.crop_center_zyx == (29, 29, 26)
+    assert out.origin_zyx == (19, 19, 16)
+
+
+def test_smart_crop_weight_zero_keeps_the_annotated_centre():
+    raw, seg, mask = volumes()
+    mask[28:33, 28:33, 26:30] = LABELS.vesicle
+    out = make(raw, seg, mask, row_at(30, 30, 30), presynapse_weight=0.0)
+    assert out.crop_center_zyx == (30, 30, 30)
+
+
+def test_border_crop_is_padded_on_both_sides_so_the_synapse_stays_centred():
+    raw, seg, mask = volumes()
+    out = make(raw, seg, mask, row_at(3, 30, 57), smart_crop=False)
+    assert out.origin_zyx == (-7, 20, 47)
+    assert out.valid_box_zyx == ((7, 20), (0, 20), (0, 13))
+    # The synapse voxel is at the crop centre (10, 10, 10).
+    window = raw[0:13, 20:40, 47:60].astype(np.float32)
+    norm = (window - window.min()) / (window.max() - window.min())
+    assert out.raw[10, 10, 10] == pytest.approx(norm[3, 10, 10])
+
+
+def test_padding_voxels_are_zero_and_take_no_part_in_the_min_max():
+    raw, seg, mask = volumes()
+    raw[:] = 150
+    raw[0:13, 20:40, 47:60] = np.random.default_rng(3).integers(100, 201, (13, 20, 13))
+    raw[0, 20, 47], raw[1, 21, 48] = 100, 200
+    out = make(raw, seg, mask, row_at(3, 30, 57), smart_crop=False)
+    inside = out.raw[7:20, :, :13]
+    assert inside.min() == 0 and inside.max() == 1  # min 100 and max 200 come from real voxels only
+    np.testing.assert_allclose(inside, (raw[0:13, 20:40, 47:60].astype(np.float32) - 100) / 100, rtol=1e-6)
+    assert np.all(out.raw[:7] == 0) and np.all(out.raw[:, :, 13:] == 0)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
+def test_alpha_keeps_raw_inside_the_mask_and_veils_gray_outside(alpha):
+    raw, seg, mask = volumes()
+    out = make(raw, seg, mask, row_at(30, 30, 30), segmentation_type=1, alpha=alpha, gray=0.6, smart_crop=False)
+    m = out.mask
+    assert 0 < m.mean() < 1
+    np.testing.assert_array_equal(out.blended[m], out.raw[m])
+    np.testing.assert_allclose(out.blended[~m], alpha * 0.6 + (1 - alpha) * out.raw[~m], rtol=1e-6, atol=1e-7)
+
+
+def test_alpha_one_is_flat_gray_and_alpha_zero_is_raw():
+    r = np.linspace(0, 1, 8, dtype=np.float32).reshape(2, 2, 2)
+    m = np.zeros(r.shape, bool)
+    m[0, 0, 0] = True
+    assert np.all(blend(r, m, 1.0, 0.6)[~m] == np.float32(0.6))
+    np.testing.assert_array_equal(blend(r, m, 0.0, 0.6), r)
+    assert blend(r, m, 0.5, 0.6).dtype == np.float32
+
+
+def test_mask_less_bbox_crops_with_empty_label_structures():
+    raw, seg, _ = volumes()
+    s = CropSettings(size=20, segmentation_type=6, smart_crop=False)
+    out = build_crop(read_context_arrays(raw, seg, None, LABELS, row_at(30, 30, 30), s), s)
+    assert not out.mask.any() and not out.structures["vesicle_cloud"].any()
+    assert out.presynaptic.fallback
+
+
+def test_centre_outside_the_volume_is_discarded_with_its_reason():
+    raw, seg, mask = volumes()
+    out = make(raw, seg, mask, row_at(70, 30, 30))
+    assert isinstance(out, Discarded) and "outside the volume" in out.reason and out.var1 == "s"
+
+
+def test_missing_coordinate_column_names_the_column():
+    raw, seg, mask = volumes()
+    row = row_at(30, 30, 30)
+    del row["side_2_coord_3"]
+    with pytest.raises(ValueError, match="side_2_coord_3"):
+        read_context_arrays(raw, seg, mask, LABELS, row, CropSettings())
+
+
+def test_context_read_with_other_location_settings_is_refused():
+    raw, seg, mask = volumes()
+    ctx = read_context_arrays(raw, seg, mask, LABELS, row_at(30, 30, 30), CropSettings(size=20))
+    with pytest.raises(ValueError, match="crop-location settings"):
+        build_crop(ctx, CropSettings(size=24))
+
+
+def test_a_context_built_for_one_type_serves_every_type_and_alpha():
+    raw, seg, mask = volumes()
+    ctx = read_context_arrays(raw, seg, mask, LABELS, row_at(30, 30, 30), CropSettings(size=20))
+    a = build_crop(ctx, CropSettings(size=20, segmentation_type=2, alpha=0.5))
+    b = build_crop(pickle.loads(pickle.dumps(ctx)), CropSettings(size=20, segmentation_type=2, alpha=0.5))
+    np.testing.assert_array_equal(a.blended, b.blended)
+
+
+def test_settings_are_frozen_hashable_and_have_a_stable_cache_token():
+    a, b = CropSettings(segmentation_type=11, alpha=0.3), CropSettings(segmentation_type=11, alpha=0.3)
+    assert a == b and hash(a) == hash(b) and a.cache_token() == b.cache_token()
+    assert a.cache_token() != CropSettings(segmentation_type=11, alpha=0.4).cache_token()
+    assert '"alpha": 0.3' in a.cache_token()
+    with pytest.raises(Exception):
+        a.alpha = 0.5
+
+
+@pytest.mark.parametrize("field, value", [("alpha", 1.5), ("gray", -0.1), ("size", 0), ("fallback_side", 3)])
+def test_bad_settings_name_the_parameter(field, value):
+    with pytest.raises(ValueError, match=field):
+        CropSettings(**{field: value})
+
+
+def test_chunked_reads_equal_numpy_reads_inside_and_across_the_border(tmp_path):
+    vol = np.random.default_rng(4).integers(0, 1000, (50, 40, 30), dtype=np.uint16)
+    z = zarr.open_array(str(tmp_path / "v.zarr"), mode="w", shape=vol.shape, chunks=(16, 16, 16), dtype=vol.dtype)
+    z[:] = vol
+    CHUNK_CACHE.clear()
+    np.testing.assert_array_equal(read_box(z, (3, 5, 7), (40, 33, 29)), vol[3:40, 5:33, 7:29])
+    np.testing.assert_array_equal(read_box(z, (3, 5, 7), (40, 33, 29)), vol[3:40, 5:33, 7:29])
+    assert CHUNK_CACHE.hits > 0
+    padded = read_box(z, (-2, 30, 25), (4, 45, 35))
+    assert padded.shape == (6, 15, 10) and padded[:2].sum() == 0 and padded[2:, 10:].sum() == 0
+    np.testing.assert_array_equal(padded[2:, :10, :5], vol[0:4, 30:40, 25:30])
+
+
+def test_discarded_synapses_keep_their_key_and_never_shift_other_rows(demo_dataset):
+    rows = demo_dataset.synapses[demo_dataset.synapses["bbox_name"] == "bbox1"]
+    s = CropSettings(segmentation_type=12, vesicle_box=12)
+    results = list(iter_crops(demo_dataset, s, rows))
+    assert [(b, v) for b, v, _ in results] == list(zip(rows["bbox_name"], rows["Var1"]))
+    kinds = {type(r) for _, _, r in results}
+    assert kinds == {SynapseCrop, Discarded}
+    for (_, row), (b, v, r) in zip(rows.iterrows(), results):
+        assert (r.bbox_name, r.var1) == (b, v)
+        if isinstance(r, SynapseCrop):
+            assert r.center_zyx == (row["central_coord_3"], row["central_coord_2"], row["central_coord_1"])
+        else:
+            assert "12³" in r.reason
+
+
+def test_crop_synapse_by_key_equals_the_iterated_crop(demo_dataset):
+    s = CropSettings(segmentation_type=10)
+    row = demo_dataset.synapses.iloc[7]
+    one = crop_synapse(demo_dataset, row["bbox_name"], row["Var1"], s)
+    many = {(b, v): r for b, v, r in iter_crops(demo_dataset, s, demo_dataset.synapses.iloc[5:9])}
+    np.testing.assert_array_equal(one.blended, many[(row["bbox_name"], row["Var1"])].blended)
+    with pytest.raises(ValueError, match="not in the synapse table"):
+        crop_synapse(demo_dataset, "bbox1", "no_such_synapse", s)

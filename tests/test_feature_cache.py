@@ -1,0 +1,78 @@
+"""The per-synapse feature cache: content-addressed keys and cross-process claims."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from synapse_core.crops import CropSettings
+from synapse_core.feature_cache import FeatureCache, hash_key
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def test_equal_inputs_give_equal_keys():
+    a = hash_key("crop", window=np.arange(27, dtype=np.uint8).reshape(3, 3, 3), crop=CropSettings(), voxel=(8.0, 8, 8))
+    b = hash_key("crop", window=np.arange(27, dtype=np.uint8).reshape(3, 3, 3), crop=CropSettings(), voxel=(8.0, 8, 8))
+    assert a == b and a.startswith("crop:")
+
+
+def test_one_changed_voxel_changes_the_key():
+    w = np.zeros((4, 4, 4), np.uint8)
+    w2 = w.copy()
+    w2[1, 2, 3] = 1
+    assert hash_key("crop", window=w) != hash_key("crop", window=w2)
+
+
+def test_a_changed_setting_or_dtype_changes_the_key():
+    w = np.zeros((4, 4, 4), np.uint8)
+    assert hash_key("crop", window=w, crop=CropSettings(alpha=1.0)) != hash_key("crop", window=w, crop=CropSettings(alpha=0.5))
+    assert hash_key("crop", window=w) != hash_key("crop", window=w.astype(np.uint16))
+
+
+def test_key_is_the_same_in_another_process():
+    code = ("import numpy as np; from synapse_core.crops import CropSettings; from synapse_core.feature_cache import hash_key;"
+            "print(hash_key('crop', window=np.arange(8, dtype=np.uint8), crop=CropSettings(size=32)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=ENV).stdout.strip()
+    assert out == hash_key("crop", window=np.arange(8, dtype=np.uint8), crop=CropSettings(size=32))
+
+
+def test_values_round_trip(tmp_path):
+    cache = FeatureCache(tmp_path)
+    cache.put("deep:1", np.arange(5, dtype=np.float32))
+    assert np.array_equal(FeatureCache(tmp_path).get("deep:1"), np.arange(5, dtype=np.float32))
+    assert cache.get("deep:2") is None
+
+
+def test_a_claim_held_by_a_live_process_blocks_others(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import sys, time; from synapse_core.feature_cache import FeatureCache;"
+                               f"print(FeatureCache({str(tmp_path)!r}).claim('k'), flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT, env=ENV)
+    try:
+        assert holder.stdout.readline().strip() == "True"
+        cache = FeatureCache(tmp_path)
+        assert not cache.claim("k")
+        assert cache.claimed_by_other("k")
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_claim_of_a_dead_process_is_taken_over(tmp_path):
+    code = f"from synapse_core.feature_cache import FeatureCache; print(FeatureCache({str(tmp_path)!r}).claim('k'))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=ENV).stdout.strip() == "True"
+    cache = FeatureCache(tmp_path)
+    assert not cache.claimed_by_other("k")
+    assert cache.claim("k")
+
+
+def test_release_lets_another_process_claim(tmp_path):
+    cache = FeatureCache(tmp_path)
+    assert cache.claim("k") and cache.claim("k")  # re-claiming one's own key is fine
+    cache.release("k")
+    code = f"from synapse_core.feature_cache import FeatureCache; print(FeatureCache({str(tmp_path)!r}).claim('k'))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=ENV).stdout.strip() == "True"

@@ -1,0 +1,103 @@
+"""GIF and orthogonal-slice PNG of a crop: decoded and checked pixel by pixel."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageSequence
+
+from synapse_core.crops import CropSettings, build_crop, read_context_arrays
+from synapse_core.labels import LabelIds
+from synapse_core.render import OVERLAY_COLORS, OVERLAY_OPACITY, crop_gif_bytes, orthogonal_png_bytes
+
+LABELS = LabelIds(mito=5, vesicle=6, cleft=7, cleft2=7)
+
+
+@pytest.fixture(scope="module")
+def crop():
+    shape = (40, 40, 40)
+    raw = np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)
+    seg = np.zeros(shape, np.uint32)
+    seg[:, :, :20] = 1
+    seg[:, :, 20:] = 2
+    mask = np.zeros(shape, np.uint8)
+    mask[16:24, 16:24, 14:19] = LABELS.vesicle
+    mask[15:25, 15:25, 19:21] = LABELS.cleft
+    mask[10:13, 26:30, 10:14] = LABELS.mito
+    row = {"bbox_name": "b", "Var1": "s", "central_coord_1": 20, "central_coord_2": 20, "central_coord_3": 20,
+           "side_1_coord_1": 12, "side_1_coord_2": 20, "side_1_coord_3": 20,
+           "side_2_coord_1": 28, "side_2_coord_2": 20, "side_2_coord_3": 20}
+    s = CropSettings(size=24, segmentation_type=0, smart_crop=False)
+    return build_crop(read_context_arrays(raw, seg, mask, LABELS, row, s), s)
+
+
+def frames(data: bytes) -> list[np.ndarray]:
+    im = Image.open(io.BytesIO(data))
+    return [np.asarray(f.convert("RGB")).astype(int) for f in ImageSequence.Iterator(im)]
+
+
+def upscale(a, s):
+    return np.repeat(np.repeat(a, s, 0), s, 1)
+
+
+def is_colour(rgb):
+    return (rgb[..., 0] != rgb[..., 1]) | (rgb[..., 1] != rgb[..., 2])
+
+
+def test_gif_has_one_frame_per_slice_of_the_scaled_size_and_loops(crop):
+    data = crop_gif_bytes(crop, fps=5, scale=3)
+    im = Image.open(io.BytesIO(data))
+    assert im.n_frames == 24 and im.size == (72, 72)
+    assert im.info["loop"] == 0 and im.info["duration"] == 200
+
+
+def test_gif_without_overlays_is_gray_and_follows_the_crop(crop):
+    fr = frames(crop_gif_bytes(crop, scale=1))
+    assert not any(is_colour(f).any() for f in fr)
+    # Gray level = the crop quantised to 128 levels.
+    expected = np.rint(np.rint(crop.blended[5] * 127) * 255 / 127)
+    np.testing.assert_array_equal(fr[5][..., 0], expected)
+
+
+def test_gif_overlay_colours_appear_exactly_where_the_masks_are(crop):
+    overlays = ("cleft", "vesicle_cloud", "mitochondria")
+    fr = frames(crop_gif_bytes(crop, overlays=overlays, scale=2))
+    union = crop.structures["cleft"] | crop.structures["vesicle_cloud"] | crop.structures["mitochondria"]
+    assert union.any()
+    for z, f in enumerate(fr):
+        np.testing.assert_array_equal(is_colour(f), upscale(union[z], 2))
+
+
+def test_gif_overlay_pixels_carry_their_structure_colour(crop):
+    fr = frames(crop_gif_bytes(crop, overlays=("cleft",), scale=1))
+    z, y, x = np.argwhere(crop.structures["cleft"])[0]
+    gray = crop.blended[z, y, x]
+    expected = (1 - OVERLAY_OPACITY) * gray * 255 + OVERLAY_OPACITY * np.array(OVERLAY_COLORS["cleft"])
+    np.testing.assert_allclose(fr[z][y, x], expected, atol=8)  # palette holds 24 shades per colour
+
+
+def test_unknown_overlay_is_rejected_with_the_accepted_names(crop):
+    with pytest.raises(ValueError, match="vesicle_cloud"):
+        crop_gif_bytes(crop, overlays=("nucleus",))
+
+
+def test_same_crop_gives_the_same_gif_bytes(crop):
+    assert crop_gif_bytes(crop, overlays=("pre",)) == crop_gif_bytes(crop, overlays=("pre",))
+
+
+def test_orthogonal_png_shows_the_three_centre_slices_side_by_side(crop):
+    im = np.asarray(Image.open(io.BytesIO(orthogonal_png_bytes(crop, scale=1, gap=4))).convert("RGB")).astype(int)
+    assert im.shape == (24, 24 * 3 + 8, 3)
+    q = lambda a: np.rint(np.rint(a * 127) * 255 / 127)  # noqa: E731
+    np.testing.assert_array_equal(im[:, :24, 0], q(crop.blended[12]))
+    np.testing.assert_array_equal(im[:, 28:52, 0], q(crop.blended[:, 12]))
+    np.testing.assert_array_equal(im[:, 56:80, 0], q(crop.blended[:, :, 12]))
+
+
+def test_flat_slices_still_give_one_frame_each(crop):
+    flat = type(crop)(**{**crop.__dict__, "blended": np.full(crop.blended.shape, 0.6, np.float32)})
+    fr = frames(crop_gif_bytes(flat, scale=1))
+    assert len(fr) == 24
+    assert all((f == round(np.rint(0.6 * 127) * 255 / 127)).all() for f in fr)
