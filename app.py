@@ -19,13 +19,13 @@ if str(APP_DIR) not in sys.path:  # so that pages can `import pages.common` and 
 from pages import common  # noqa: E402
 from pages.run_config_panel import run_config_sidebar  # noqa: E402
 
-st.set_page_config(page_title="SynapseClusterEM", page_icon="🧠", layout="wide")
+st.set_page_config(page_title="SynapseClusterEM", page_icon=":material/hub:", layout="wide")
 
 PAGES = [
-    st.Page("pages/data.py", title="Data", icon="📂", url_path="data", default=True),
-    st.Page("pages/extraction.py", title="Extraction", icon="🧮", url_path="extraction"),
-    st.Page("pages/clustering.py", title="Clustering", icon="🗺️", url_path="clustering"),
-    st.Page("pages/galleries.py", title="Galleries", icon="🖼️", url_path="galleries"),
+    st.Page("pages/data.py", title="Data", icon=":material/folder_open:", url_path="data", default=True),
+    st.Page("pages/extraction.py", title="Extraction", icon=":material/memory:", url_path="extraction"),
+    st.Page("pages/clustering.py", title="Clustering", icon=":material/scatter_plot:", url_path="clustering"),
+    st.Page("pages/galleries.py", title="Galleries", icon=":material/photo_library:", url_path="galleries"),
 ]
 
 page = st.navigation(PAGES)

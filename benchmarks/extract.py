@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/extract.py                    # 16 demo crops, batch 8
+    python benchmarks/extract.py                    # 16 demo crops, batch 4
     python benchmarks/extract.py --crops 32 --batch-size 8 --threads 2
 
 Everything is measured in one run on the same crops (the demo dataset, untrained network, seed 0),
@@ -82,7 +82,7 @@ def time_model(net, crops: np.ndarray, batch: int) -> tuple[float, np.ndarray]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--crops", type=int, default=16)
-    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

@@ -28,7 +28,7 @@ except ImportError as exc:
 features = st.session_state.get("features")
 if features is None:
     st.info("No features yet: run an extraction first.")
-    st.page_link("pages/extraction.py", label="Go to Extraction", icon="🧮")
+    st.page_link("pages/extraction.py", label="Go to Extraction", icon=":material/memory:")
     st.stop()
 
 #: Above this many points the 2D map is drawn with WebGL (Scattergl).
@@ -216,7 +216,7 @@ if selection:
     if s2.button("Clear selection", key="c_clear_selection"):
         state["selection"] = []
         st.rerun()
-    s3.page_link("pages/galleries.py", label="Show the selection as a gallery", icon="🖼️")
+    s3.page_link("pages/galleries.py", label="Show the selection as a gallery", icon=":material/photo_library:")
 else:
     st.caption("Nothing selected yet.")
 

@@ -85,7 +85,7 @@ def require_dataset():
         return current_dataset()
     except (ValueError, FileNotFoundError, KeyError) as exc:
         st.error(f"Cannot open the dataset: {exc}")
-        st.page_link("pages/data.py", label="Choose data on the Data page", icon="📂")
+        st.page_link("pages/data.py", label="Choose data on the Data page", icon=":material/folder_open:")
         st.stop()
 
 
@@ -137,6 +137,9 @@ def persisted(widget, label: str, name: str, default, *, options=None, share: bo
         elif value not in opts:
             value = default if default in opts else (opts[0] if opts else None)
         kwargs["options"] = opts
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            value = default
     state[name] = value
     state[f"w_{name}"] = value
     if share:

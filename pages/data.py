@@ -69,16 +69,31 @@ with st.expander(f"Validation report ({n_issue_rows} skipped rows)", expanded=bo
     st.code(ds.report.text() or "(no problems)", language=None)
 
 st.subheader("Slice viewer")
-v1, v2, v3 = st.columns([1, 1, 2])
+v1, v2, v3, v4 = st.columns([1, 1, 1, 2])
 with v1:
     common.persisted(st.selectbox, "Bbox", "view_bbox", bboxes[0], options=bboxes, share=True)
 bbox = ds.bboxes[st.session_state["view_bbox"]]
 nz = int(bbox.shape_zyx[0])
+here = table[table["bbox_name"] == bbox.name]
+
+
+def jump_to_synapse() -> None:
+    """Move the slice to the chosen synapse's centre z."""
+    var1 = st.session_state.get("view_jump")
+    hit = here[here["Var1"].astype(str) == var1]
+    if len(hit):
+        st.session_state["view_z"] = int(hit.iloc[0]["central_coord_3"])
+
+
 with v2:
+    st.selectbox("Jump to synapse", here["Var1"].astype(str).tolist(), index=None, key="view_jump",
+                 on_change=jump_to_synapse, placeholder="Var1…")
+with v3:
     show_mask = st.toggle("Mask overlay", value=True, key="view_mask")
     show_seg = st.toggle("Neuron boundaries", value=False, key="view_seg")
-with v3:
-    common.persisted(st.slider, "z slice", "view_z", nz // 2, min_value=0, max_value=nz - 1, share=True)
+with v4:
+    first_z = int(here["central_coord_3"].iloc[0]) if len(here) else nz // 2
+    common.persisted(st.slider, "z slice", "view_z", first_z, min_value=0, max_value=nz - 1, share=True)
 z = int(st.session_state["view_z"])
 opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key="view_opacity")
 
@@ -88,7 +103,6 @@ seg = np.asarray(bbox.seg.open()[z]) if show_seg else None
 image = overlay_slice(raw, mask, bbox.labels, opacity=opacity, seg_yx=seg)
 
 fig = go.Figure(go.Image(z=image, hoverinfo="skip"))
-here = table[table["bbox_name"] == bbox.name]
 near = here[(here["central_coord_3"] - z).abs() <= 3]
 if len(near):
     fig.add_trace(

@@ -257,5 +257,5 @@ if features is not None:
     st.dataframe(features.head(200), hide_index=True, width="stretch", height=260)
     st.download_button("Download features CSV", features.to_csv(index=False).encode(), file_name="features.csv",
                        mime="text/csv", key="x_download")
-    st.page_link("pages/clustering.py", label="Next: clustering", icon="➡️")
+    st.page_link("pages/clustering.py", label="Next: clustering", icon=":material/arrow_forward:")
 common.write_query()

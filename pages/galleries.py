@@ -26,7 +26,7 @@ result = state.get("clusters")
 features = state.get("features")
 if result is None:
     st.info("No clusters yet: run an extraction and a clustering first.")
-    st.page_link("pages/clustering.py", label="Go to Clustering", icon="🗺️")
+    st.page_link("pages/clustering.py", label="Go to Clustering", icon=":material/scatter_plot:")
     st.stop()
 
 table = result.table.copy()

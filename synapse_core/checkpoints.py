@@ -15,6 +15,7 @@ every output (:attr:`LoadedModel.identity`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import pickle
@@ -129,13 +130,34 @@ def _describe_mismatch(state, expected, path, config: Vgg3DConfig) -> str:
             f"{config.fmaps}, convolutions per stage {config.n_convolutions}){hint}: " + "; ".join(parts))
 
 
+def _head_config(state: dict[str, torch.Tensor], config: Vgg3DConfig) -> Vgg3DConfig:
+    """``config`` with the classifier's width and input size read from the file's classifier.
+
+    The classifier is never used for features; its shape only says which crop size and head the
+    network was trained with. The trunk (``features.*``) must match ``config`` exactly.
+    """
+    first, hidden = state.get("classifier.0.weight"), state.get("classifier.3.weight")
+    if first is None or first.ndim != 2:
+        return config
+    c_last = config.stage_channels()[-1]
+    flat = int(first.shape[1])
+    edge = round((flat / c_last) ** (1 / 3)) if flat % c_last == 0 else 0
+    if edge < 1 or edge**3 * c_last != flat:
+        return config  # the strict comparison reports the mismatch
+    size = tuple(edge * int(torch.tensor([f[a] for f in config.downsample_factors]).prod()) for a in range(3))
+    width = int(hidden.shape[0]) if hidden is not None and hidden.ndim == 2 else config.classifier_width
+    return dataclasses.replace(config, input_size=size, classifier_width=width)
+
+
 def load_checkpoint(path: str | os.PathLike, config: Vgg3DConfig = Vgg3DConfig()) -> LoadedModel:
-    """Build a VGG3D of shape ``config`` with the class count found in ``path`` and load its weights strictly.
+    """Build a VGG3D with the trunk of ``config`` and the class count, classifier width and input size
+    found in ``path``, and load its weights strictly.
 
     Raises CheckpointError for a missing, corrupt, unsafe or mismatched file.
     """
     state = read_state_dict(path)
     n_classes = _classes_of(state, path)
+    config = _head_config(state, config)
     model = Vgg3D(config, output_classes=n_classes)
     expected = model.state_dict()
     if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):

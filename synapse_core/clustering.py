@@ -24,7 +24,6 @@ import logging
 import math
 import os
 from dataclasses import dataclass, asdict, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -355,7 +354,7 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
             k = k_selection.choose_k(curves, s.k_tolerance)
             labels = sweep.labels[k]
             elbow = k_selection.elbow_k(curves)
-            chosen_rule = (f"k with the highest silhouette over k={curves['k'].min()}..{curves['k'].max()}"
+            chosen_rule = (f"highest silhouette over k={curves['k'].min()}..{curves['k'].max()}"
                            + (f" (ties within {s.k_tolerance} → smallest k)" if s.k_tolerance else ""))
         else:
             k = int(s.k)

@@ -50,14 +50,22 @@ class ChunkCache:
         ident = _identity(volume)
         lo = [a // c for a, c in zip(start, chunks)]
         hi = [(b - 1) // c for b, c in zip(stop, chunks)]
-        idx = [(i, j, k) for i in range(lo[0], hi[0] + 1) for j in range(lo[1], hi[1] + 1) for k in range(lo[2], hi[2] + 1)]
+        idx = [(i, j, k) for i in range(lo[0], hi[0] + 1) for j in range(lo[1], hi[1] + 1)
+               for k in range(lo[2], hi[2] + 1)]
         with self._lock:
             have = {i: self._chunks.get((ident, i)) for i in idx}
             for i, v in have.items():
                 if v is not None:
                     self._chunks.move_to_end((ident, i))
         missing = [i for i, v in have.items() if v is None]
-        if missing:
+        direct = _direct_decoder(volume) if missing else None
+        if direct is not None:
+            with self._lock:
+                for i in missing:
+                    have[i] = direct(i)
+                    self._put((ident, i), have[i])
+                self.misses += len(missing)
+        elif missing:
             # One read of the chunk-aligned box around the missing chunks (the store decodes in parallel).
             mlo = [min(i[a] for i in missing) for a in range(3)]
             mhi = [max(i[a] for i in missing) for a in range(3)]
@@ -77,9 +85,9 @@ class ChunkCache:
         out = np.empty(tuple(b - a for a, b in zip(start, stop)), volume.dtype)
         for i, blk in have.items():
             c0 = [i[a] * chunks[a] for a in range(3)]
-            src = tuple(slice(max(start[a], c0[a]) - c0[a], min(stop[a], c0[a] + blk.shape[a]) - c0[a]) for a in range(3))
-            dst = tuple(slice(max(start[a], c0[a]) - start[a], min(stop[a], c0[a] + blk.shape[a]) - start[a])
-                        for a in range(3))
+            lo_hi = [(max(start[a], c0[a]), min(stop[a], c0[a] + blk.shape[a])) for a in range(3)]
+            src = tuple(slice(a - c, b - c) for (a, b), c in zip(lo_hi, c0))
+            dst = tuple(slice(a - s, b - s) for (a, b), s in zip(lo_hi, start))
             out[dst] = blk[src]
         return out
 
@@ -104,6 +112,62 @@ def _mtime(path: str) -> int:
         return os.stat(path).st_mtime_ns
     except OSError:
         return 0
+
+
+def _direct_decoder(volume):
+    """A function chunk index → decoded chunk for a local Zarr v3 array with plain codecs, else None.
+
+    Zarr's generic read path costs ~1 ms of overhead per chunk; for the common local layout
+    (``bytes`` + optional ``zstd``/``gzip``/``blosc``, no sharding) the chunk file is read and
+    decoded directly with numcodecs, which is 2–3x faster. Anything else uses Zarr itself.
+    """
+    meta = getattr(volume, "metadata", None)
+    path = str(getattr(volume, "store_path", ""))
+    if meta is None or getattr(meta, "zarr_format", None) != 3 or not path.startswith("file://"):
+        return None
+    try:
+        import numcodecs
+
+        codecs = list(meta.codecs)
+        if not codecs or type(codecs[0]).__name__ != "BytesCodec":
+            return None
+        endian = "<" if str(getattr(codecs[0].endian, "value", codecs[0].endian)) == "little" else ">"
+        decompress = None
+        if len(codecs) == 2:
+            name = type(codecs[1]).__name__
+            if name == "ZstdCodec":
+                decompress = numcodecs.Zstd().decode
+            elif name == "GzipCodec":
+                decompress = numcodecs.GZip().decode
+            elif name == "BloscCodec":
+                decompress = numcodecs.Blosc().decode
+            else:
+                return None
+        elif len(codecs) > 2:
+            return None
+        dtype = np.dtype(volume.dtype)
+        dtype = dtype.newbyteorder(endian) if dtype.itemsize > 1 else dtype
+        chunk_shape = tuple(int(c) for c in volume.chunks)
+        shape = tuple(int(n) for n in volume.shape)
+        root = path[len("file://"):]
+        fill = meta.fill_value
+    except Exception:  # an unexpected metadata layout: let Zarr read it
+        return None
+
+    def decode(index):
+        fn = os.path.join(root, *meta.encode_chunk_key(tuple(index)).split("/"))
+        try:
+            with open(fn, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            block = np.full(chunk_shape, fill, dtype=volume.dtype)
+        else:
+            raw = decompress(data) if decompress else data
+            block = np.frombuffer(raw, dtype=dtype).reshape(chunk_shape).astype(volume.dtype, copy=False)
+        # Edge chunks are stored full size: keep the part inside the array.
+        return block[tuple(slice(0, min(c, n - i * c)) for i, c, n in zip(index, chunk_shape, shape))]
+
+    return decode
 
 
 #: The process-wide cache used by :func:`read_box`.

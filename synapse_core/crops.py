@@ -125,6 +125,15 @@ class CropSettings:
             bad("vesicle_box_max_shift", "an integer ≥ 0")
         if self.fallback_side not in (1, 2):
             bad("fallback_side", "1 or 2")
+        # Plain Python numbers, so equal settings hash, compare and serialise alike (numpy scalars too).
+        for name in ("size", "segmentation_type", "mito_dilation", "vesicle_box", "vesicle_box_max_shift",
+                     "fallback_side"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+        for name in ("alpha", "gray", "presynapse_weight", "vesicle_box_fill"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        object.__setattr__(self, "smart_crop", bool(self.smart_crop))
+        if r is not None:
+            object.__setattr__(self, "presynapse_radius", int(r))
 
     @property
     def radius(self) -> int:
@@ -190,7 +199,7 @@ class SynapseCrop:
     blended : float32
         Network input: ``raw`` inside ``mask``, ``alpha * gray + (1 - alpha) * raw`` outside.
     mask : bool
-        Voxels of the segmentation type (shown raw).
+        Voxels of the segmentation type (shown raw); always False on border padding.
     structures : dict[str, bool ndarray]
         "pre", "post", "cleft" (closest components of both cleft labels), "vesicle_cloud"
         (closest component), "mitochondria" (all mitochondrion voxels).
@@ -367,10 +376,13 @@ def read_context(bbox, row: Mapping, settings: CropSettings) -> SynapseContext:
 def _normalise(raw: np.ndarray, valid: tuple[slice, ...]) -> np.ndarray:
     """float32 min-max to [0, 1] over ``raw[valid]``; voxels outside ``valid`` are 0."""
     out = np.zeros(raw.shape, np.float32)
-    part = raw[valid].astype(np.float32)
+    part = raw[valid]
     if part.size:
-        lo, hi = part.min(), part.max()
-        out[valid] = (part - lo) / (hi - lo) if hi > lo else 0.0
+        lo, hi = part.min(), part.max()  # on the stored dtype: no float copy needed for the extremes
+        if hi > lo:
+            view = out[valid]
+            np.subtract(part, lo, out=view, dtype=np.float32, casting="unsafe")
+            view /= np.float32(float(hi) - float(lo))  # division keeps the maximum exactly 1
     return out
 
 
@@ -452,6 +464,10 @@ def build_crop(ctx: SynapseContext, settings: CropSettings) -> SynapseCrop | Dis
     if not SEGMENTATION_TYPES[t].vesicle_box:
         mask = compose_mask(t, parts, seg_c.shape)
         valid = _valid_slices(crop_origin, s.size, shape)
+        if any(sl.stop - sl.start < s.size for sl in valid):
+            inside = np.zeros(mask.shape, bool)
+            inside[valid] = True
+            mask &= inside  # padding has no EM: never shown as raw, it gets the gray curtain
         raw = _normalise(ctx.raw[crop], valid)
         return SynapseCrop(
             bbox_name=ctx.bbox_name, var1=ctx.var1, raw=raw, blended=blend(raw, mask, s.alpha, s.gray),

@@ -25,7 +25,6 @@ from __future__ import annotations
 import collections
 import logging
 import multiprocessing
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -78,7 +77,7 @@ class ExtractSettings:
     checkpoint: str | None = None
     layer: str = "stage4"
     pooling: str = "avg"
-    batch_size: int = 8
+    batch_size: int = 4
     device: str = "auto"
     precision: str = "fp32"
     seed: int = 0
@@ -173,10 +172,13 @@ class _Inference:
     """The model, built on first use (a fully cached run never builds it)."""
 
     def __init__(self, settings: ExtractSettings):
-        from synapse_core.checkpoints import file_sha256, load_checkpoint, untrained_identity
+        from synapse_core.checkpoints import load_checkpoint, untrained_identity
         from synapse_core.vgg3d import parse_layers
 
+        from synapse_core.feature_net import resolve_device
+
         self.settings = settings
+        self.device = resolve_device(settings.device)  # a missing GPU fails before any work
         self.config = settings.network_config()
         self.layers = parse_layers(settings.layer, self.config)
         self._net = None
@@ -194,11 +196,11 @@ class _Inference:
     def net(self):
         if self._net is None:
             from synapse_core.checkpoints import load_model
-            from synapse_core.feature_net import FeatureNet, resolve_device
+            from synapse_core.feature_net import FeatureNet
 
             loaded = self._loaded or load_model(None, self.config, seed=self.settings.seed)
-            self._net = FeatureNet(loaded.model, self.layers, self.settings.pooling,
-                                   resolve_device(self.settings.device), self.settings.precision)
+            self._net = FeatureNet(loaded.model, self.layers, self.settings.pooling, self.device,
+                                   self.settings.precision)
         return self._net
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
@@ -263,6 +265,8 @@ def extract_features(dataset, settings: ExtractSettings = ExtractSettings(), cac
     """
     rows = _select_rows(dataset, bboxes, synapses)
     deep = _Inference(settings) if settings.deep else None
+    if deep is not None and not settings.checkpoint:
+        log.warning("no checkpoint given: deep features come from an %s VGG3D; outputs record this", deep.identity)
     cache_root = str(resolve_cache_dir(cache_dir) / "features") if use_cache else None
     cache = open_cache(cache_root) if cache_root is not None else None
     voxel = tuple(float(v) for v in dataset.voxel_size_nm) if dataset.voxel_size_nm is not None else None
@@ -280,7 +284,7 @@ def extract_features(dataset, settings: ExtractSettings = ExtractSettings(), cac
     done = 0
 
     def store_crop(p: Prepared):
-        if cache is not None and not p.crop_cached and p.crop_key is not None:
+        if cache is not None and not p.crop_cached and p.crop_key is not None and not p.error:
             cache.put(p.crop_key, p.crop_result)
 
     def flush():
@@ -347,6 +351,8 @@ def extract_features(dataset, settings: ExtractSettings = ExtractSettings(), cac
 
     features, skipped_df = _assemble(records, results, skipped, settings, deep.identity if deep else None,
                                      deep.spec.layer if deep else "", voxel_known=voxel is not None)
+    log.info("extract: %d synapses, %d from cache, %d computed in %d forward passes, %d skipped%s", total, n_cached,
+             n_computed, deep.forward_passes if deep else 0, len(skipped_df), " (cancelled)" if cancelled else "")
     return ExtractResult(features, skipped_df, n_cached, n_computed, deep.forward_passes if deep else 0,
                          deep.identity if deep else "not used (morphology only)", cancelled, settings)
 

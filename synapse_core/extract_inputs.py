@@ -65,6 +65,7 @@ class Prepared:
     crop_cached: bool
     deep: np.ndarray | None
     blended: np.ndarray | None
+    error: bool = False  # an unexpected failure: reported as skipped, never cached
 
 
 _CACHES: dict[str, FeatureCache] = {}
@@ -98,7 +99,8 @@ def crop_result_of(crop, voxel_size_nm) -> dict:
 def prepare_synapse(job: PrepareJob) -> Prepared:
     """Read one synapse's context, look it up in the cache, and build its crop only if needed.
 
-    A row whose context cannot be read (bad coordinates) comes back discarded with the reason.
+    A row whose context cannot be read (bad coordinates) or whose crop fails comes back discarded
+    with the reason (a failure is not cached, so a re-run tries again).
     """
     row: Mapping = job.row
     bbox_name, var1 = str(row["bbox_name"]), str(row["Var1"])
@@ -116,8 +118,13 @@ def prepare_synapse(job: PrepareJob) -> Prepared:
     need_deep = deep_key is not None and deep is None and not (crop_cached and crop_result["discarded"])
     if crop_cached and not need_deep:
         return Prepared(bbox_name, var1, crop_key, deep_key, crop_result, True, deep, None)
-    crop = build_crop(ctx, job.crop)
-    if not crop_cached:
-        crop_result = crop_result_of(crop, job.voxel_size_nm)
+    try:
+        crop = build_crop(ctx, job.crop)
+        if not crop_cached:
+            crop_result = crop_result_of(crop, job.voxel_size_nm)
+    except Exception as exc:  # one broken synapse must not stop the others; the reason is reported
+        reason = f"crop failed ({type(exc).__name__}: {exc})"
+        return Prepared(bbox_name, var1, None, None, {"discarded": reason, "presynaptic": {}, "morph": {}},
+                        False, None, None, error=True)
     blended = crop.blended if need_deep and not isinstance(crop, Discarded) else None
     return Prepared(bbox_name, var1, crop_key, deep_key, crop_result, crop_cached, deep, blended)

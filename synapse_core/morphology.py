@@ -6,8 +6,12 @@ of :class:`synapse_core.crops.SynapseCrop` (``pre``, ``post``, ``cleft``, ``vesi
 
 With the voxel size known (``voxel_size_nm``, (z, y, x) nm) volumes are in µm³, areas in µm² and
 lengths in nm, and the column names say so (``_um3``, ``_um2``, ``_nm``). Without it they are in
-voxel units (``_vox3``, ``_vox2``, ``_vox``). A measurement of an absent structure is 0 for
-volumes/areas and NaN for distances, thicknesses and intensities ("not defined").
+voxel units (``_vox3``, ``_vox2``, ``_vox``).
+
+Values are never NaN, so every column can go straight into clustering. For a structure absent
+from the crop: volume, area and thickness are 0; a distance involving it is censored at the crop
+diagonal ("nothing within the crop", the largest distance measurable); its mean intensity falls
+back to the whole-crop mean (no contrast). ``morph_*_volume`` = 0 tells these cases apart.
 
 The cleft is a thin sheet: its area is the number of cells (one voxel edge wide) it covers when
 projected on its own plane (the two main axes of its voxel cloud), after closing one-cell gaps
@@ -53,7 +57,7 @@ def sheet_area(mask: np.ndarray, spacing_zyx) -> float:
 
 
 def _mean(values: np.ndarray, mask: np.ndarray) -> float:
-    return float(values[mask].mean()) if mask.any() else float("nan")
+    return float(values[mask].mean()) if mask.any() else float(values.mean())
 
 
 def morphology_features(structures: dict, raw: np.ndarray, voxel_size_nm=None) -> dict[str, float]:
@@ -88,17 +92,18 @@ def morphology_features(structures: dict, raw: np.ndarray, voxel_size_nm=None) -
     cleft, ves, mito = s["cleft"], s["vesicle_cloud"], s["mitochondria"]
     cleft_vol_nm3 = cleft.sum() * float(np.prod(spacing))
     area_nm2 = sheet_area(cleft, spacing) if cleft.any() else 0.0
-    thickness = cleft_vol_nm3 / area_nm2 if area_nm2 > 0 else float("nan")
+    thickness = cleft_vol_nm3 / area_nm2 if area_nm2 > 0 else 0.0
+    far = float(np.sqrt(((np.asarray(raw.shape) * spacing) ** 2).sum()))  # crop diagonal
     if cleft.any() and (mito.any() or ves.any()):
         dist_to_cleft = ndimage.distance_transform_edt(~cleft, sampling=spacing)
-        mito_dist = float(dist_to_cleft[mito].min()) if mito.any() else float("nan")
+        mito_dist = float(dist_to_cleft[mito].min()) if mito.any() else far
         if ves.any():
             centroid = np.asarray(ndimage.center_of_mass(ves)) * spacing
             ves_dist = float(np.sqrt((((np.argwhere(cleft) * spacing) - centroid) ** 2).sum(axis=1)).min())
         else:
-            ves_dist = float("nan")
+            ves_dist = far
     else:
-        mito_dist = ves_dist = float("nan")
+        mito_dist = ves_dist = far
 
     values = [
         ves.sum() * to_vol, cleft.sum() * to_vol, area_nm2 * to_area, thickness,

@@ -176,3 +176,15 @@ def orthogonal_png_bytes(crop, overlays: Sequence[str] = (), scale: int = 2, ima
     buf = io.BytesIO()
     im.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def frame_png_bytes(crop, z: int, overlays: Sequence[str] = (), scale: int = 2, image: str = "blended") -> bytes:
+    """PNG of one z slice of the crop (the GIF's frame ``z``), e.g. for a frame slider."""
+    scale = _check_scale(scale)
+    vol = _gray_volume(crop, image)
+    if not (isinstance(z, (int, np.integer)) and 0 <= z < vol.shape[0]):
+        raise ValueError(f"z must be a slice index in 0..{vol.shape[0] - 1}, got {z!r}")
+    idx = palette_indices(vol[z], {k: v[z] for k, v in crop.structures.items()}, overlays)
+    buf = io.BytesIO()
+    _image(idx, scale).convert("RGB").save(buf, format="PNG")
+    return buf.getvalue()

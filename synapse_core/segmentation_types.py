@@ -53,7 +53,9 @@ SEGMENTATION_TYPES: dict[int, SegmentationType] = {
     6: SegmentationType("Vesicle cloud", "Closest vesicle cloud only.", ("vesicle_cloud",)),
     7: SegmentationType("Cleft", "Closest components of both cleft labels.", ("cleft", "cleft2")),
     8: SegmentationType("Mitochondrion", "Closest mitochondrion only.", ("mito_closest",)),
-    9: SegmentationType("Vesicle cloud + cleft", "Closest vesicle cloud and closest cleft.", ("vesicle_cloud", "cleft")),
+    9: SegmentationType(
+        "Vesicle cloud + cleft", "Closest vesicle cloud and closest cleft.", ("vesicle_cloud", "cleft")
+    ),
     10: SegmentationType("Cleft + presynapse", "Closest cleft and the presynaptic neuron.", ("cleft", "pre")),
     11: SegmentationType(
         "Cleft + presynapse without mitochondria",
@@ -137,7 +139,8 @@ def vesicle_box_type12(vesicle_cloud: np.ndarray, box: int = 25, fill: float = 1
     need = int(np.ceil(fill * box ** 3 - 1e-9))
     ok = np.argwhere(sums >= need)
     if ok.size == 0:
-        return None, f"no {box}³ box inside the vesicle cloud reaches {fill:.0%} fill (best {sums.max() / box ** 3:.0%})"
+        return None, (f"no {box}³ box inside the vesicle cloud reaches {fill:.0%} fill "
+                      f"(best {sums.max() / box ** 3:.0%})")
     centroid = np.array([c.mean() for c in coords]) - (box - 1) / 2
     best = ok[np.argmin(((ok - centroid) ** 2).sum(axis=1))]
     return tuple(int(v) for v in best), None

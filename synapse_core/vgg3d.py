@@ -45,6 +45,8 @@ class Vgg3DConfig:
     downsample_factors : (z, y, x) max-pool factor ending each stage.
     fmap_inc : factor by which the feature maps grow after each stage.
     input_fmaps : input channels (1: gray EM).
+    classifier_width : units of the two hidden fully connected layers (4096 in funlib's Vgg3D;
+        smaller only for tiny test networks).
     """
 
     input_size: tuple[int, int, int] = (80, 80, 80)
@@ -53,6 +55,7 @@ class Vgg3DConfig:
     downsample_factors: tuple[tuple[int, int, int], ...] = ((2, 2, 2),) * 4
     fmap_inc: tuple[int, ...] = (2, 2, 2, 2)
     input_fmaps: int = 1
+    classifier_width: int = 4096
 
     def stage_channels(self) -> list[int]:
         """Output channels of each stage."""
@@ -90,10 +93,11 @@ class Vgg3D(nn.Module):
             layers.append(nn.MaxPool3d(factor))
         self.features = nn.Sequential(*layers)
         flat = in_ch * int(torch.tensor(config.output_size()).prod())
+        w = config.classifier_width
         self.classifier = nn.Sequential(
-            nn.Linear(flat, 4096), nn.ReLU(inplace=True), nn.Dropout(),
-            nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(),
-            nn.Linear(4096, output_classes),
+            nn.Linear(flat, w), nn.ReLU(inplace=True), nn.Dropout(),
+            nn.Linear(w, w), nn.ReLU(inplace=True), nn.Dropout(),
+            nn.Linear(w, output_classes),
         )
 
     def forward(self, x: torch.Tensor, return_features: bool = False):

@@ -47,7 +47,16 @@ def test_url_query_restores_bbox_and_slice():
 def test_url_query_with_unknown_bbox_falls_back_to_a_valid_one():
     at = open_page(query={"view_bbox": "../../etc", "view_z": "100000"})
     assert at.selectbox(key="w_view_bbox").value == "bbox1"
-    assert at.slider(key="w_view_z").value == 56  # the middle slice of 112
+    assert at.slider(key="w_view_z").value == 38  # the centre z of bbox1's first synapse
+
+
+def test_jump_to_synapse_moves_the_slice_to_its_centre(demo_dataset):
+    at = open_page()
+    at.selectbox(key="w_view_bbox").set_value("bbox2").run()
+    at.selectbox(key="view_jump").set_value("syn_007").run()
+    expected = int(demo_dataset.synapse("bbox2", "syn_007")["central_coord_3"])
+    assert at.slider(key="w_view_z").value == expected
+    assert any(c.value.startswith(f"bbox2, z = {expected} of 112") for c in at.caption)
 
 
 def test_only_configured_roots_are_offered(monkeypatch, demo_root, tmp_path):

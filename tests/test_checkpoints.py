@@ -6,7 +6,7 @@ import torch
 from synapse_core.checkpoints import CheckpointError, file_sha256, load_checkpoint, load_model, save_checkpoint
 from synapse_core.vgg3d import Vgg3D, Vgg3DConfig
 
-TINY = Vgg3DConfig(input_size=(16, 16, 16), fmaps=2, n_convolutions=(2, 1, 1, 1))
+TINY = Vgg3DConfig(input_size=(16, 16, 16), fmaps=2, n_convolutions=(2, 1, 1, 1), classifier_width=32)
 
 
 def trained_like(classes=6, seed=5):
@@ -109,3 +109,13 @@ def test_dataparallel_prefix_is_accepted(tmp_path):
     loaded = load_checkpoint(tmp_path / "dp.pt", TINY)
     assert torch.equal(loaded.model.features[0].weight, src.features[0].weight)
     assert loaded.identity == "sha256:" + file_sha256(tmp_path / "dp.pt")
+
+
+def test_crop_size_and_head_width_are_read_from_the_classifier(tmp_path):
+    import dataclasses
+
+    trained_at_32 = dataclasses.replace(TINY, input_size=(32, 32, 32), classifier_width=16)
+    torch.manual_seed(0)
+    save_checkpoint(Vgg3D(trained_at_32, output_classes=7), tmp_path / "c32.pt")
+    loaded = load_checkpoint(tmp_path / "c32.pt", TINY)  # the trunk matches; the head says 32³ and 16 units
+    assert loaded.model.config.input_size == (32, 32, 32) and loaded.model.config.classifier_width == 16

@@ -104,6 +104,13 @@ def test_padding_voxels_are_zero_and_take_no_part_in_the_min_max():
     assert np.all(out.raw[:7] == 0) and np.all(out.raw[:, :, 13:] == 0)
 
 
+def test_padding_is_outside_every_mask_so_it_gets_the_gray_curtain():
+    raw, seg, mask = volumes()
+    out = make(raw, seg, mask, row_at(3, 30, 57), smart_crop=False, segmentation_type=0, alpha=1.0)
+    assert out.mask[7:, :, :13].all() and not out.mask[:7].any() and not out.mask[:, :, 13:].any()
+    assert np.all(out.blended[:7] == np.float32(0.6))
+
+
 @pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
 def test_alpha_keeps_raw_inside_the_mask_and_veils_gray_outside(alpha):
     raw, seg, mask = volumes()
@@ -169,6 +176,12 @@ def test_settings_are_frozen_hashable_and_have_a_stable_cache_token():
         a.alpha = 0.5
 
 
+def test_settings_from_numpy_scalars_equal_plain_settings():
+    a = CropSettings(size=np.int64(80), segmentation_type=np.int64(10), alpha=np.float32(0.5))
+    b = CropSettings(size=80, segmentation_type=10, alpha=0.5)
+    assert a == b and a.cache_token() == b.cache_token()
+
+
 @pytest.mark.parametrize("field, value", [("alpha", 1.5), ("gray", -0.1), ("size", 0), ("fallback_side", 3)])
 def test_bad_settings_name_the_parameter(field, value):
     with pytest.raises(ValueError, match=field):
@@ -186,6 +199,19 @@ def test_chunked_reads_equal_numpy_reads_inside_and_across_the_border(tmp_path):
     padded = read_box(z, (-2, 30, 25), (4, 45, 35))
     assert padded.shape == (6, 15, 10) and padded[:2].sum() == 0 and padded[2:, 10:].sum() == 0
     np.testing.assert_array_equal(padded[2:, :10, :5], vol[0:4, 30:40, 25:30])
+
+
+@pytest.mark.parametrize("codec", ["blosc", "gzip", "none"])
+def test_chunked_reads_decode_every_codec_and_unwritten_chunks(tmp_path, codec):
+    compressors = {"blosc": zarr.codecs.BloscCodec(), "gzip": zarr.codecs.GzipCodec(), "none": None}[codec]
+    z = zarr.create_array(str(tmp_path / "v.zarr"), shape=(40, 40, 40), chunks=(16, 16, 16), dtype="uint32",
+                          compressors=compressors, fill_value=7)
+    vol = np.full((40, 40, 40), 7, np.uint32)
+    vol[:20] = np.random.default_rng(5).integers(0, 2**31, (20, 40, 40))
+    z[:20] = vol[:20]  # chunks with z >= 32 are never written
+    CHUNK_CACHE.clear()
+    np.testing.assert_array_equal(read_box(zarr.open_array(str(tmp_path / "v.zarr"), mode="r"), (1, 2, 3), (40, 39, 38)),
+                                  vol[1:40, 2:39, 3:38])
 
 
 def test_discarded_synapses_keep_their_key_and_never_shift_other_rows(demo_dataset):

@@ -70,11 +70,16 @@ def test_intensity_means_per_structure():
     assert f["morph_mito_intensity_mean"] == pytest.approx(0.5)
 
 
-def test_absent_structures_give_zero_volume_and_undefined_distances():
-    f = morphology_features({"pre": structures()["pre"]}, raw_with([]), voxel_size_nm=(8, 8, 8))
-    assert f["morph_mito_volume_um3"] == 0.0 and f["morph_cleft_area_um2"] == 0.0
-    assert math.isnan(f["morph_mito_to_cleft_distance_nm"]) and math.isnan(f["morph_cleft_thickness_nm"])
-    assert math.isnan(f["morph_cleft_intensity_mean"])
+def test_absent_structures_give_zero_size_and_censored_distances_never_nan():
+    s = structures()
+    raw = raw_with([(s["pre"], 0.25)])
+    f = morphology_features({"pre": s["pre"], "cleft": s["cleft"]}, raw, voxel_size_nm=(8, 8, 8))
+    assert f["morph_mito_volume_um3"] == 0.0
+    assert f["morph_mito_to_cleft_distance_nm"] == pytest.approx(8 * 64 * math.sqrt(3))  # the crop diagonal
+    assert f["morph_mito_intensity_mean"] == pytest.approx(float(raw.mean()))
+    none = morphology_features({}, raw, voxel_size_nm=(8, 8, 8))
+    assert none["morph_cleft_area_um2"] == 0.0 and none["morph_cleft_thickness_nm"] == 0.0
+    assert not any(math.isnan(v) for v in none.values())
 
 
 def test_unknown_voxel_size_uses_voxel_units_in_names():

@@ -101,3 +101,10 @@ def test_flat_slices_still_give_one_frame_each(crop):
     fr = frames(crop_gif_bytes(flat, scale=1))
     assert len(fr) == 24
     assert all((f == round(np.rint(0.6 * 127) * 255 / 127)).all() for f in fr)
+
+
+def test_frame_png_equals_the_gif_frame_of_that_slice(crop):
+    from synapse_core.render import frame_png_bytes
+
+    png = np.asarray(Image.open(io.BytesIO(frame_png_bytes(crop, 9, overlays=("cleft",), scale=2))).convert("RGB"))
+    np.testing.assert_array_equal(png.astype(int), frames(crop_gif_bytes(crop, overlays=("cleft",), scale=2))[9])

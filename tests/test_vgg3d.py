@@ -9,7 +9,7 @@ from synapse_core.vgg3d import (Vgg3D, Vgg3DConfig, forward_layers, layer_table,
 
 from vgg3d_reference import reference_trunk
 
-TINY = Vgg3DConfig(input_size=(16, 16, 16), fmaps=2, n_convolutions=(2, 1, 1, 1))
+TINY = Vgg3DConfig(input_size=(16, 16, 16), fmaps=2, n_convolutions=(2, 1, 1, 1), classifier_width=32)
 
 
 def test_original_architecture_has_34_feature_modules_and_24000_input_classifier():

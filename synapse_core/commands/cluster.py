@@ -105,8 +105,9 @@ def run(args) -> int:
         stem = os.path.splitext(os.path.basename(args.out))[0]
         paths.update(save_figures(result, os.path.dirname(os.path.abspath(args.out)), stem))
     d = result.diagnostics
-    print(f"{d['n_synapses']} synapses in {d['cluster_space']}: {d['n_clusters']} clusters "
-          f"({d['method']}, k {d['k_rule']}), {d['n_noise']} noise")
+    k_text = f"k = {d['k']} ({d['k_rule']})" if d["k"] is not None else d["k_rule"]
+    print(f"{d['n_synapses']} synapses clustered in {d['cluster_space']} with {d['method']}: "
+          f"{d['n_clusters']} clusters, {d['n_noise']} noise (label -1); {k_text}")
     if d["silhouette"] is not None:
         print(f"silhouette {d['silhouette']:.3f}", end="")
         if d["stability"]:

@@ -22,7 +22,8 @@ def add_crop_arguments(p: argparse.ArgumentParser) -> None:
     d = CropSettings()
     types = "; ".join(f"{k} {v.name}" for k, v in SEGMENTATION_TYPES.items())
     p.add_argument("--data", "--data_dir", "--data-dir", dest="data", required=True, help="dataset folder")
-    p.add_argument("--cache-dir", "--cache_dir", dest="cache_dir", default=None, help="cache folder (default: the project cache)")
+    p.add_argument("--cache-dir", "--cache_dir", dest="cache_dir", default=None,
+                   help="cache folder (default: the project cache)")
     p.add_argument("--segmentation-type", "--segmentation_type", "--seg-type", dest="segmentation_type", type=int,
                    default=d.segmentation_type, help=f"segmentation type (default {d.segmentation_type}): {types}")
     p.add_argument("--alpha", type=float, default=d.alpha,
@@ -56,7 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bbox-name", "--bbox_name", "--bbox", dest="bbox_name", default=None,
                    help="bbox of the synapse (with --var1, instead of --synapse)")
     p.add_argument("--var1", "--Var1", dest="var1", default=None, help="Var1 of the synapse (with --bbox_name)")
-    p.add_argument("--out", required=True, help=f"output file; its suffix picks the format: {', '.join(OUTPUT_SUFFIXES)}")
+    p.add_argument("--out", required=True,
+                   help=f"output file; its suffix picks the format: {', '.join(OUTPUT_SUFFIXES)}")
 
 
 def parse_synapse(text: str) -> tuple[str, str]:
@@ -105,7 +107,8 @@ def run(args) -> int:
     settings = crop_settings_from_args(args)
     ds = open_dataset(args.data, cache_dir=args.cache_dir)
     if bbox not in ds.bboxes:
-        raise ValueError(f"--synapse {bbox}/{var1}: bbox {bbox!r} is not in {args.data} (bboxes: {', '.join(ds.bboxes)})")
+        raise ValueError(f"--synapse {bbox}/{var1}: bbox {bbox!r} is not in {args.data} "
+                         f"(bboxes: {', '.join(ds.bboxes)})")
     result = crop_synapse(ds, bbox, var1, settings)
     if isinstance(result, Discarded):
         print(f"discarded {bbox}/{var1} (segmentation type {settings.segmentation_type}): {result.reason}")

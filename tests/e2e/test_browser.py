@@ -90,8 +90,17 @@ def browser():
 
 
 def shot(page, name: str) -> None:
+    """Screenshot of the whole page: Streamlit scrolls inside its main block, so grow the viewport to it."""
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    size = page.viewport_size
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], [data-testid=\"stAppViewContainer\"]')]"
+        ".map(e => e.scrollHeight), document.body.scrollHeight)"
+    )
+    page.set_viewport_size({"width": size["width"], "height": min(max(int(height), size["height"]), 6000)})
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    page.set_viewport_size(size)
 
 
 def go_to(page, title: str) -> None:
@@ -154,13 +163,15 @@ def test_demo_pipeline_in_the_browser(server, browser, tmp_path):
     first = run_pipeline(page, url, log_path, "e2e")
     shot(page, "e2e_4_clustering")
 
-    # Box selection over the whole plot area selects every point of the map.
+    # Box selection over the upper half of the plot area.
     drag = page.locator('[data-testid="stPlotlyChart"] .nsewdrag').first
+    drag.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
     box = drag.bounding_box()
     page.mouse.move(box["x"] + 3, box["y"] + 3)
     page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=8)
-    page.mouse.move(box["x"] + box["width"] - 3, box["y"] + box["height"] - 3, steps=8)
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 4, steps=8)
+    page.mouse.move(box["x"] + box["width"] - 3, box["y"] + box["height"] / 2, steps=8)
     page.mouse.up()
     heading = page.get_by_role("heading", name="Selection (")
     page.wait_for_function(
@@ -187,8 +198,13 @@ def test_demo_pipeline_in_the_browser(server, browser, tmp_path):
     page.get_by_role("tab", name="Selection").click()
     page.get_by_text(f"{n_selected} selected synapses").wait_for(timeout=60_000)
     wait_idle(page)
-    panel = page.locator('[data-testid="stTabs"] [role="tabpanel"]:visible')
-    assert panel.locator("img").count() >= min(n_selected, 60)
+    # One GIF per selected synapse (at most 60 shown), each captioned "bbox / Var1 — cluster k".
+    expected = min(n_selected, 60)
+    page.wait_for_function(
+        "n => [...document.querySelectorAll('[data-testid=\"stImageCaption\"], [data-testid=\"caption\"]')]"
+        ".filter(e => e.offsetParent !== null && e.textContent.includes(' — cluster ')).length >= n",
+        arg=expected, timeout=120_000,
+    )
     assert_no_exception(page, log_path)
     shot(page, "e2e_6_gallery_selection")
     page.get_by_role("tab", name="Clusters").click()
