@@ -13,23 +13,27 @@ from pathlib import Path
 import streamlit as st
 
 APP_DIR = Path(__file__).resolve().parent
-if str(APP_DIR) not in sys.path:  # so that pages can `import pages.common` and `synapse_core`
+if str(APP_DIR) not in sys.path:  # so that pages can `import app_pages.common` and `synapse_core`
     sys.path.insert(0, str(APP_DIR))
 
-from pages import common  # noqa: E402
-from pages.run_config_panel import run_config_sidebar  # noqa: E402
+from app_pages import common  # noqa: E402
+from app_pages.run_config_panel import run_config_sidebar  # noqa: E402
 
 st.set_page_config(page_title="SynapseClusterEM", page_icon=":material/hub:", layout="wide")
 
 PAGES = [
-    st.Page("pages/data.py", title="Data", icon=":material/folder_open:", url_path="data", default=True),
-    st.Page("pages/extraction.py", title="Extraction", icon=":material/memory:", url_path="extraction"),
-    st.Page("pages/clustering.py", title="Clustering", icon=":material/scatter_plot:", url_path="clustering"),
-    st.Page("pages/galleries.py", title="Galleries", icon=":material/photo_library:", url_path="galleries"),
+    st.Page("app_pages/data.py", title="Data", icon=":material/folder_open:", url_path="data", default=True),
+    st.Page("app_pages/extraction.py", title="Extraction", icon=":material/memory:", url_path="extraction"),
+    st.Page("app_pages/clustering.py", title="Clustering", icon=":material/scatter_plot:", url_path="clustering"),
+    st.Page("app_pages/galleries.py", title="Galleries", icon=":material/photo_library:", url_path="galleries"),
 ]
 
 page = st.navigation(PAGES)
 st.sidebar.markdown("**SynapseClusterEM**  \nvolume-EM synapse clustering")
 common.show_selection_badge()
+try:
+    page.run()
+except common.PageStop:
+    pass
+# Drawn after the page, so that a saved configuration includes what this run just computed.
 run_config_sidebar()
-page.run()

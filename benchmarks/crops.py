@@ -1,6 +1,7 @@
 """Cost of one synapse crop vs bbox size: ms per synapse for 160³, 320³, 512³ boxes, seg types 0/1/10/11/13.
 
 Run:  python benchmarks/crops.py [--n 40] [--rounds 4] [--storage numpy zarr] [--sizes 160 320 512] [--chunks 64]
+      python benchmarks/crops.py --reuse-freed-memory     # glibc keeps freed arrays: no page faults per crop
 
 Each bbox is synthetic (uint8 raw, uint32 neuron ids in 32-voxel cells, uint8 semantic mask with a
 vesicle cloud, cleft and mitochondrion at every synapse). Storage:
@@ -36,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from synapse_core.crop_reader import CHUNK_CACHE  # noqa: E402
+from synapse_core.crop_reader import CHUNK_CACHE, reuse_freed_memory  # noqa: E402
 from synapse_core.crops import CropSettings, Discarded, build_crop, read_context_arrays  # noqa: E402
 from synapse_core.labels import LabelIds  # noqa: E402
 
@@ -99,7 +100,10 @@ def main(argv=None) -> int:
     p.add_argument("--types", type=int, nargs="+", default=[0, 1, 10, 11, 13])
     p.add_argument("--storage", nargs="+", default=["numpy", "zarr"], choices=["numpy", "zarr"])
     p.add_argument("--chunks", type=int, default=64, help="Zarr chunk edge in voxels (default 64, as the dataset layer)")
+    p.add_argument("--reuse-freed-memory", action="store_true",
+                   help="call crop_reader.reuse_freed_memory() first (glibc keeps freed arrays for reuse)")
     args = p.parse_args(argv)
+    tuned = reuse_freed_memory() if args.reuse_freed_memory else False
 
     results = {}  # (storage, type, size) -> [wall s list, cpu s list, discards]
     with tempfile.TemporaryDirectory(prefix="bench-crops-") as tmp:
@@ -132,7 +136,8 @@ def main(argv=None) -> int:
     results = {k: (1000 * float(np.median(v[0])), 1000 * float(np.median(v[1])), v[2]) for k, v in results.items()}
 
     print(f"\nms per synapse, median of {args.n}: wall / CPU of this process (read + build), 80³ crop, smart crop on; "
-          f"zarr chunks {args.chunks}³; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
+          f"zarr chunks {args.chunks}³; reuse_freed_memory {'on' if tuned else 'off'}; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
     head = "storage  type " + "".join(f"{str(n) + '³ wall/cpu':>17}" for n in args.sizes)
     if 160 in args.sizes and 512 in args.sizes:
         head += "   512/160 wall  cpu"

@@ -196,3 +196,29 @@ def read_box(volume, start, stop) -> np.ndarray:
     if inside:
         return np.array(volume[start[0]:stop[0], start[1]:stop[1], start[2]:stop[2]])
     return read_window(volume, start, stop, fill=0)
+
+
+def reuse_freed_memory(trim_threshold_bytes: int = 1 << 30) -> bool:
+    """Keep freed large arrays in this process's heap instead of returning them to the OS (glibc).
+
+    Every crop allocates a few dozen arrays of 0.5–2 MB. glibc serves such sizes with ``mmap`` and
+    unmaps them on free, so each new crop pays a page fault per 4 KiB touched (about 500 per
+    float32 80³ array; costly in a VM). Raising the mmap/trim thresholds lets later crops reuse the
+    same pages: crops get ~1.5x faster; the process keeps its peak heap. Process-wide, so it is
+    opt-in: call it once in a worker or batch process. Returns False where it does not apply
+    (non-glibc platforms).
+    """
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    ok = libc.mallopt(m_mmap_threshold, 32 << 20)  # glibc's maximum on 64-bit
+    ok &= libc.mallopt(m_trim_threshold, int(trim_threshold_bytes))
+    ok &= libc.mallopt(m_top_pad, 64 << 20)
+    return bool(ok)

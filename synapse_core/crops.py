@@ -2,10 +2,17 @@
 
 Pipeline stage "crops" (implementation notes §2–4, with the bugs of §14.1 fixed):
 
-1. :func:`read_context` reads one window of raw, neuron segmentation and semantic mask around a
-   synapse (only that window is read from disk; cost does not depend on the bbox size).
-2. :func:`build_crop` is a pure function of that plain data: presynaptic side, smart-crop shift,
-   structure masks, segmentation-type mask, per-crop min-max normalisation and alpha blending.
+1. :func:`read_context` reads small windows around a synapse, never the whole volume (the cost
+   does not depend on the bbox size): seg + mask around the annotated centre decide the
+   presynaptic side (:mod:`synapse_core.presynaptic`) and the smart-crop centre
+   (:func:`locate_crop`); then raw + seg + mask of the crop window are read.
+2. :func:`build_crop` is a pure function of that plain data: structure masks, segmentation-type
+   mask (:mod:`synapse_core.segmentation_types`), per-crop min-max normalisation, alpha blending.
+
+What changed from the original (notes §14.1): "closest component" is measured from the annotated
+centre, not the shifted one; border crops are padded on both sides so the synapse stays where the
+smart crop put it, and padding takes no part in the min-max; types 12 and 13 both centre their box;
+a discarded synapse comes back as :class:`Discarded` with its key and reason; float32 throughout.
 
 Axis order is (z, y, x) everywhere; synapse tables give points as (x, y, z) in
 ``central_coord_1..3`` / ``side_1_coord_1..3`` / ``side_2_coord_1..3``.
@@ -83,7 +90,9 @@ class CropSettings:
     vesicle_box, vesicle_box_fill, vesicle_box_max_shift : int, float, int
         Types 12/13: box edge (voxels), required fill fraction, largest type-13 shift (voxels).
     fallback_side : int
-        Presynaptic side (1 or 2) used when there is no vesicle evidence; the record says so.
+        Presynaptic side (1 or 2) used when there is no vesicle evidence; the record says so
+        (``fallback=True``, ``method="none"``). The original silently chose side 2 on ties; no
+        side is better founded, so the default follows the table's order (side 1).
     """
 
     size: int = 80
@@ -393,8 +402,13 @@ def blend(raw: np.ndarray, mask: np.ndarray, alpha: float, gray: float) -> np.nd
     So ``alpha=1`` is flat ``gray`` outside the mask and ``alpha=0`` is raw everywhere.
     """
     a = np.float32(alpha)
-    curtain = a * np.float32(gray) + (np.float32(1) - a) * raw.astype(np.float32, copy=False)
-    return np.where(mask, raw, curtain).astype(np.float32, copy=False)
+    raw = raw.astype(np.float32, copy=False)
+    mask = np.asarray(mask, dtype=bool)
+    # Multiplying by 0/1 is exact, and branch-free (np.where is slow on ragged masks).
+    curtain = np.float32(gray) * a if a == 1 else raw * (np.float32(1) - a) + a * np.float32(gray)
+    out = raw * mask
+    out += curtain * ~mask
+    return out
 
 
 def _valid_slices(origin, size, volume_shape) -> tuple[slice, ...]:

@@ -12,7 +12,7 @@ Output columns, in order: ``bbox_name``, ``Var1``, the synapse table's columns, 
 (deep features; absent for ``features="morphology"``), then the run's settings:
 ``segmentation_type``, ``alpha``, ``feature_set``, ``layer``, ``pooling``, ``precision``,
 ``checkpoint`` (``sha256:<hex>`` or ``untrained (random weights, seed N)``),
-``feature_code_version``. ``feature_set`` says which columns are the features to cluster on:
+``feature_code_version`` (version + digest of the result-deciding source code). ``feature_set`` says which columns are the features to cluster on:
 ``vgg3d`` → ``feat_*``, ``morphology`` → ``morph_*``, ``both`` → both.
 
 Default: ``features="vgg3d"``, layer ``stage4`` (the original's "standard" extraction: last
@@ -36,7 +36,7 @@ import pandas as pd
 from synapse_core.cache_dir import resolve_cache_dir
 from synapse_core.crops import CropSettings
 from synapse_core.extract_inputs import DeepSpec, PrepareJob, Prepared, open_cache, prepare_synapse
-from synapse_core.feature_cache import FEATURE_CODE_VERSION
+from synapse_core.feature_cache import FEATURE_CODE_VERSION, code_fingerprint
 from synapse_core.morphology import morphology_columns
 from synapse_core.pooling import check_pooling
 
@@ -173,9 +173,8 @@ class _Inference:
 
     def __init__(self, settings: ExtractSettings):
         from synapse_core.checkpoints import load_checkpoint, untrained_identity
-        from synapse_core.vgg3d import parse_layers
-
         from synapse_core.feature_net import resolve_device
+        from synapse_core.vgg3d import parse_layers
 
         self.settings = settings
         self.device = resolve_device(settings.device)  # a missing GPU fails before any work
@@ -214,7 +213,17 @@ def _executor(workers: int):
     # fork: workers start fast and never re-import the caller's script (a Streamlit page, a script
     # without a __main__ guard); they run only numpy/scipy code, never torch.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
+                               initializer=_worker_init)
+
+
+def _worker_init() -> None:
+    """Forget volume handles inherited from the parent (HDF5 files must not be shared across fork)."""
+    import synapse_core.crops as crops
+
+    clear = getattr(getattr(crops, "_open_source", None), "cache_clear", None)
+    if clear is not None:
+        clear()
 
 
 def _prepared_stream(jobs: list[PrepareJob], workers: int, window: int):
@@ -327,10 +336,16 @@ def extract_features(dataset, settings: ExtractSettings = ExtractSettings(), cac
             if p.crop_result["discarded"] or not settings.deep or p.deep is not None:
                 finish(i, p.crop_cached)
                 continue
-            if cache is not None and not cache.claim(p.deep_key):
-                deferred.append(i)
-                continue
             if cache is not None:
+                if not cache.claim(p.deep_key):
+                    deferred.append(i)
+                    continue
+                vec = cache.get(p.deep_key)
+                if vec is not None:  # another process stored it since this synapse was looked up
+                    cache.release(p.deep_key)
+                    results[i]["deep"] = vec
+                    finish(i, True)
+                    continue
                 claimed.add(p.deep_key)
             batch.append((i, p))
             if len(batch) >= settings.batch_size:
@@ -404,7 +419,7 @@ def _settings_columns(settings: ExtractSettings, identity: str | None, layer_nam
         "pooling": settings.pooling if settings.deep else "",
         "precision": settings.precision if settings.deep else "",
         "checkpoint": identity if identity is not None else "not used (morphology only)",
-        "feature_code_version": FEATURE_CODE_VERSION,
+        "feature_code_version": f"{FEATURE_CODE_VERSION}+{code_fingerprint()}",
     }
 
 

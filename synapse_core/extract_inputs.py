@@ -68,14 +68,17 @@ class Prepared:
     error: bool = False  # an unexpected failure: reported as skipped, never cached
 
 
-_CACHES: dict[str, FeatureCache] = {}
+_CACHES: dict[tuple[int, str], FeatureCache] = {}
 
 
 def open_cache(cache_dir: str | os.PathLike) -> FeatureCache:
-    """This process's :class:`FeatureCache` for ``cache_dir`` (opened once per process)."""
-    key = str(cache_dir)
+    """This process's :class:`FeatureCache` for ``cache_dir`` (opened once per process).
+
+    Keyed by pid too: a forked worker must open its own SQLite connection, never reuse its parent's.
+    """
+    key = (os.getpid(), str(cache_dir))
     if key not in _CACHES:
-        _CACHES[key] = FeatureCache(key)
+        _CACHES[key] = FeatureCache(key[1])
     return _CACHES[key]
 
 

@@ -2,7 +2,8 @@
 
 A key is a hash of everything a result depends on (:func:`hash_key`): the synapse's input data
 window and table row, the crop settings, the model identity (checkpoint sha256 or untrained
-seed), layer, pooling, precision and :data:`FEATURE_CODE_VERSION`. Nothing else: batch size,
+seed), layer, pooling, precision, :data:`FEATURE_CODE_VERSION` and a digest of the source of
+the modules that compute results (:func:`code_fingerprint`). Nothing else: batch size,
 device, worker count and clustering settings are not inputs, so changing them re-uses results.
 
 Results are written one batch at a time, so an interrupted run resumes where it stopped. Two
@@ -13,7 +14,9 @@ over (same host: the pid is gone; any host: older than ``claim_ttl_s``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
 import json
 import os
 import socket
@@ -25,6 +28,26 @@ import numpy as np
 
 #: Bump when a change in crops/features/morphology code changes results; old entries are then ignored.
 FEATURE_CODE_VERSION = "features-1"
+
+#: Modules whose code decides a cached result; their source is part of every key, so an edit to any
+#: of them can never serve a stale result (at the price of recomputing after cosmetic edits).
+RESULT_MODULES = (
+    "synapse_core.volumes", "synapse_core.labels", "synapse_core.crops", "synapse_core.crop_components",
+    "synapse_core.presynaptic", "synapse_core.segmentation_types", "synapse_core.morphology",
+    "synapse_core.extract_inputs", "synapse_core.vgg3d", "synapse_core.feature_net", "synapse_core.pooling",
+)
+
+
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """Digest of the source of :data:`RESULT_MODULES` (read from disk, nothing imported)."""
+    h = hashlib.blake2b(digest_size=8)
+    for name in RESULT_MODULES:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin and os.path.exists(spec.origin):
+            with open(spec.origin, "rb") as f:
+                h.update(name.encode() + b"\0" + f.read())
+    return h.hexdigest()
 
 _HOST = socket.gethostname()
 
@@ -59,7 +82,8 @@ def _canonical(value):
 
 def hash_key(kind: str, **parts) -> str:
     """``kind:<hex>``, a stable hash of ``parts`` (arrays, dataclasses, plain values) and the code version."""
-    text = json.dumps({"version": FEATURE_CODE_VERSION, "kind": kind, **_canonical(parts)}, sort_keys=True)
+    text = json.dumps({"version": FEATURE_CODE_VERSION, "code": code_fingerprint(), "kind": kind,
+                       **_canonical(parts)}, sort_keys=True)
     return f"{kind}:{hashlib.blake2b(text.encode(), digest_size=20).hexdigest()}"
 
 

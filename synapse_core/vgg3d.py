@@ -144,7 +144,7 @@ def layer_table(config: Vgg3DConfig = Vgg3DConfig()) -> list[LayerInfo]:
 
 
 def resolve_layer(name: str, config: Vgg3DConfig = Vgg3DConfig()) -> LayerInfo:
-    """The layer called ``name``: a canonical name, ``stage{s}``, ``standard``, ``layer{N}`` or ``features.N``.
+    """The layer called ``name``: a canonical name, ``stage{s}``, ``standard``, ``layer{N}``, ``features.N`` or ``N``.
 
     Raises ValueError listing the accepted names for an unknown one.
     """
@@ -154,7 +154,7 @@ def resolve_layer(name: str, config: Vgg3DConfig = Vgg3DConfig()) -> LayerInfo:
         key = f"stage{len(config.n_convolutions)}"
     if re.fullmatch(r"stage\d+", key):
         key += ".pool"
-    m = re.fullmatch(r"(?:layer|features\.)(\d+)", key)
+    m = re.fullmatch(r"(?:layer|features\.)?(\d+)", key)  # "20" as the original's --layer_num 20
     for info in table:
         if (m and info.index == int(m.group(1))) or info.name == key:
             return info

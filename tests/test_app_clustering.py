@@ -6,7 +6,7 @@ import pytest
 
 from app_helpers import configure, errors, metrics, morph_features, open_page, plotly_specs  # noqa: F401
 
-CLUSTERING = "pages/clustering.py"
+CLUSTERING = "app_pages/clustering.py"
 
 
 @pytest.fixture(autouse=True)

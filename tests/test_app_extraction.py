@@ -6,7 +6,7 @@ import pytest
 
 from app_helpers import configure, errors, image_captions, markdown_texts, metrics, open_page
 
-EXTRACTION = "pages/extraction.py"
+EXTRACTION = "app_pages/extraction.py"
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from app_helpers import (  # noqa: F401
     open_page,
 )
 
-GALLERIES = "pages/galleries.py"
+GALLERIES = "app_pages/galleries.py"
 
 
 @pytest.fixture(autouse=True)

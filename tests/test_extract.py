@@ -124,6 +124,7 @@ def test_interrupted_run_resumes_where_it_stopped(demo_dataset, tmp_path):
 CONCURRENT = """
 import json, pathlib, sys, time
 from synapse_core.crops import CropSettings
+from synapse_core.dataset import open_dataset
 from synapse_core.extract import ExtractSettings, extract_features
 data, volumes, cache, go = sys.argv[1:5]
 ds = open_dataset(data, cache_dir=volumes)
@@ -144,10 +145,14 @@ def test_two_processes_compute_each_synapse_once(demo_root, demo_cache, demo_dat
                                str(go)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
              for _ in range(2)]
     deadline = time.monotonic() + 60
-    while len(list(tmp_path.glob("go.ready*"))) < 2 and time.monotonic() < deadline:
+    while len(list(tmp_path.glob("go.ready*"))) < 2 and time.monotonic() < deadline and all(p.poll() is None for p in procs):
         time.sleep(0.02)  # both have imported torch and opened the dataset
     go.touch()
-    outs = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+    outs = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=120)
+        assert p.returncode == 0, stderr
+        outs.append(json.loads(stdout))
     print("computed per process:", [o["computed"] for o in outs])
     assert sum(o["computed"] for o in outs) == 8
     assert sum(o["passes"] for o in outs) == 8
@@ -162,6 +167,15 @@ def test_morphology_only_runs_no_network(demo_dataset, tmp_path):
     assert not any(c.startswith("feat_") for c in result.features.columns)
     assert result.features["feature_set"].iloc[0] == "morphology"
     assert result.features["morph_vesicle_cloud_volume_um3"].gt(0).all()
+
+
+def test_both_feature_sets_share_the_cache_with_vgg3d(demo_dataset, tmp_path):
+    keys = [("bbox4", "syn_001"), ("bbox4", "syn_002")]
+    vgg = extract_features(demo_dataset, TINY, cache_dir=tmp_path, synapses=keys)
+    both = extract_features(demo_dataset, replace(TINY, features="both"), cache_dir=tmp_path, synapses=keys)
+    assert both.n_forward_passes == 0 and both.features["feature_set"].unique().tolist() == ["both"]
+    np.testing.assert_array_equal(feats(both.features), feats(vgg.features))
+    assert both.features.filter(like="morph_").notna().all().all()
 
 
 def test_discarded_synapses_are_listed_and_never_shift_rows(demo_dataset, tmp_path):
@@ -228,3 +242,23 @@ def test_cli_refuses_a_download_error_page_as_checkpoint(small_root, tmp_path, c
     assert code == 2
     assert "hemibrain_production.checkpoint is corrupt or not a PyTorch file" in capsys.readouterr().err
     assert not (tmp_path / "f.csv").exists()
+
+
+def test_real_fib_sem_hdf5_extracts_the_same_in_a_worker_as_in_process(tmp_path):
+    from conftest import MEDULLA_H5, MEDULLA_SITES_CSV
+
+    from synapse_core.dataset import open_dataset
+
+    (tmp_path / "synapse_dataset.toml").write_text(
+        "voxel_size_nm = [10, 10, 10]\n[bboxes.medulla]\n"
+        f'raw = {{ path = "{MEDULLA_H5}", key = "raw" }}\nseg = {{ path = "{MEDULLA_H5}", key = "gt_bodies" }}\n'
+        f'table = "{MEDULLA_SITES_CSV}"\n')
+    ds = open_dataset(tmp_path, cache_dir=tmp_path / "cache")
+    keys = [("medulla", v) for v in ds.synapses["Var1"].iloc[:4]]
+    settings = replace(TINY, crop=CropSettings(size=32, segmentation_type=0))
+    crop_synapse(ds, *keys[0], settings.crop)  # the parent now holds the HDF5 file open
+    in_process = extract_features(ds, settings, cache_dir=tmp_path / "a", synapses=keys)
+    in_worker = extract_features(ds, replace(settings, workers=1), cache_dir=tmp_path / "b", synapses=keys)
+    np.testing.assert_array_equal(feats(in_worker.features), feats(in_process.features))
+    assert in_worker.features["morph_vesicle_cloud_volume_um3"].eq(0).all()  # no mask labels in this volume
+    assert in_worker.features["morph_pre_volume_um3"].gt(0).all()

@@ -1,10 +1,17 @@
 """End to end on the demo dataset: ``extract`` then ``cluster --k auto`` recovers the planted types.
 
 The demo plants 4 synapse types (15 each, truth.csv) that differ in morphology. Numbers on the
-seed-0 demo (2026-11-25): morphology features → k = 4, ARI 1.00. VGG3D features from the untrained
-network (no checkpoint can be downloaded here; random weights, seed 0) → k = 2, ARI 0.27: the
-small-bouton type is isolated exactly and the three types with boutons of equal size merge. The
-assertions below keep margins under those numbers so that a regression, not noise, fails them.
+seed-0 demo (2026-11-25):
+
+* morphology features (``--feature-set morph``) → k = 5, ARI 0.91: each planted type is one
+  cluster (14-15 of its 15 synapses), plus a fifth cluster of the 4 synapses whose crop holds no
+  mitochondrion (their ``morph_mito_to_cleft_distance_nm`` is censored at the crop diagonal, a
+  real but unplanted difference). When that distance was NaN and imputed, k = 4 and ARI = 1.00.
+* VGG3D features from the untrained network (no checkpoint can be downloaded here; random
+  weights, seed 0) → k = 2, ARI 0.27: the small-bouton type is isolated exactly and the three
+  types with boutons of equal size merge (k = 4 forced: ARI 0.39).
+
+The assertions keep margins under those numbers so that a regression, not noise, fails them.
 """
 
 import pandas as pd
@@ -41,8 +48,12 @@ def test_morphology_features_recover_the_planted_types(demo_features, demo_root,
     ari = adjusted_rand_score(table["synapse_type"], table["cluster"])
     record_property("ari_morphology", ari)
     print(f"demo ARI, morphology features: {ari:.3f} (k={table['cluster'].nunique()})")
-    assert table["cluster"].nunique() == 4
-    assert ari >= 0.9
+    majority = table.groupby("synapse_type")["cluster"].agg(lambda c: c.mode()[0])
+    assert majority.nunique() == 4  # every planted type has its own cluster
+    for stype, cluster_id in majority.items():
+        of_type = table["synapse_type"] == stype
+        assert (table.loc[of_type, "cluster"] == cluster_id).mean() >= 0.75, stype
+    assert ari >= 0.85
 
 
 def test_default_vgg3d_pipeline_isolates_the_small_bouton_type(demo_features, demo_root, tmp_path,

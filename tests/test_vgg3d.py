@@ -25,6 +25,7 @@ def test_original_architecture_has_34_feature_modules_and_24000_input_classifier
 
 def test_layer_names_map_to_original_indices():
     assert resolve_layer("layer20").name == "stage3.conv1"
+    assert resolve_layer("20").name == "stage3.conv1"  # the original's --layer_num 20
     assert resolve_layer("stage3.conv1").index == 20
     assert resolve_layer("stage3.conv1.relu").index == 22
     assert resolve_layer("stage4").index == 33

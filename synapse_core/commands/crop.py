@@ -36,6 +36,9 @@ def add_crop_arguments(p: argparse.ArgumentParser) -> None:
                    help="centre the crop on the annotated synapse centre (no shift towards the presynapse)")
     p.add_argument("--presynapse-weight", "--presynapse_weight", dest="presynapse_weight", type=float,
                    default=d.presynapse_weight, help=f"smart-crop weight (default {d.presynapse_weight})")
+    p.add_argument("--vesicle-box-fill", "--vesicle_box_fill", dest="vesicle_box_fill", type=float,
+                   default=d.vesicle_box_fill,
+                   help=f"types 12/13: fraction of the 25³ box that must be filled (default {d.vesicle_box_fill})")
     p.add_argument("--overlays", nargs="*", default=None, metavar="NAME",
                    help=f"structures coloured in .gif/.png output: {', '.join(OVERLAY_COLORS)} (default: none)")
     p.add_argument("--fps", type=float, default=10.0, help="GIF frames per second (default 10)")
@@ -48,7 +51,8 @@ def crop_settings_from_args(args):
     from synapse_core.crops import CropSettings
 
     return CropSettings(size=args.size, segmentation_type=args.segmentation_type, alpha=args.alpha, gray=args.gray,
-                        smart_crop=args.smart_crop, presynapse_weight=args.presynapse_weight)
+                        smart_crop=args.smart_crop, presynapse_weight=args.presynapse_weight,
+                        vesicle_box_fill=args.vesicle_box_fill)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

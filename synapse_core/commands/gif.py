@@ -51,9 +51,11 @@ def select_rows(synapses: pd.DataFrame, bboxes=None, synapse_keys=None) -> pd.Da
 
 def run(args) -> int:
     from synapse_core import render
+    from synapse_core.crop_reader import reuse_freed_memory
     from synapse_core.crops import Discarded, iter_crops
     from synapse_core.dataset import open_dataset
 
+    reuse_freed_memory()  # a batch process: reuse freed arrays instead of page-faulting per crop
     overlays = render.check_overlays(args.overlays or ())
     settings = crop_settings_from_args(args)
     ds = open_dataset(args.data, cache_dir=args.cache_dir)

@@ -120,8 +120,11 @@ def assert_no_exception(page, log_path) -> None:
     assert n == 0, f"the page shows {n} exception(s); server log:\n{log_path.read_text()[-3000:]}"
 
 
-def run_pipeline(page, url: str, log_path, name: str) -> dict[str, float]:
-    """Open the app, extract (defaults) and cluster (defaults); return seconds per step."""
+def run_pipeline(page, url: str, log_path, name: str, while_extracting=None) -> dict:
+    """Open the app, extract (defaults) and cluster (defaults); return seconds per step.
+
+    ``while_extracting()`` is called right after the extraction starts.
+    """
     times = {}
     t0 = time.perf_counter()
     page.goto(url)
@@ -136,6 +139,8 @@ def run_pipeline(page, url: str, log_path, name: str) -> dict[str, float]:
     shot(page, f"{name}_2_extraction_settings")
     t = time.perf_counter()
     page.get_by_role("button", name="Run extraction").click()
+    if while_extracting is not None:
+        while_extracting()
     page.get_by_text("Synapses with features").wait_for(timeout=PIPELINE_TIMEOUT_MS)
     wait_idle(page, PIPELINE_TIMEOUT_MS)
     times["extraction"] = time.perf_counter() - t
@@ -160,7 +165,22 @@ def test_demo_pipeline_in_the_browser(server, browser, tmp_path):
     url, log_path = server
     context = browser.new_context(viewport={"width": 1500, "height": 1000}, accept_downloads=True)
     page = context.new_page()
-    first = run_pipeline(page, url, log_path, "e2e")
+    other_user = {}
+
+    def another_user_opens_the_app():
+        """While this session extracts, a second user's page loads and works."""
+        page.locator('[data-testid="stProgress"]').first.wait_for(timeout=60_000)
+        other = browser.new_context(viewport={"width": 1500, "height": 1000})
+        other_page = other.new_page()
+        t = time.perf_counter()
+        other_page.goto(url)
+        other_page.get_by_text("Valid synapses").wait_for(timeout=120_000)
+        other_user["seconds"] = time.perf_counter() - t
+        other_user["first_still_running"] = page.get_by_text("Synapses with features").count() == 0
+        other.close()
+
+    first = run_pipeline(page, url, log_path, "e2e", while_extracting=another_user_opens_the_app)
+    assert other_user["first_still_running"], "the extraction finished before the second user's page loaded"
     shot(page, "e2e_4_clustering")
 
     # Box selection over the upper half of the plot area.
@@ -216,12 +236,47 @@ def test_demo_pipeline_in_the_browser(server, browser, tmp_path):
     context = browser.new_context(viewport={"width": 1500, "height": 1000})
     page = context.new_page()
     second = run_pipeline(page, url, log_path, "e2e_cached")
+    check_run_configuration_round_trip(page, log_path, tmp_path)
     context.close()
 
-    lines = ["", "Dashboard timings (s)   first visit   cached visit"]
+    lines = ["", f"Second user's Data page during the first extraction: {other_user['seconds']:.1f} s",
+             "Dashboard timings (s)   first visit   cached visit"]
     for step in ("open", "extraction", "clustering", "total"):
         lines.append(f"  {step:<20} {first[step]:>11.1f}   {second[step]:>12.1f}")
     print("\n".join(lines))
     (ARTIFACTS / "e2e_timings.txt").write_text("\n".join(lines) + "\n")
     assert first["cache_counts"] == "0 / 60"
     assert second["cache_counts"] == "60 / 0"
+
+
+def check_run_configuration_round_trip(page, log_path, tmp_path) -> None:
+    """Save the run configuration, load a changed copy, see it applied; a pickle is refused."""
+    from synapse_core import run_config
+
+    page.get_by_text("Run configuration (JSON)").click()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Save configuration").click()
+    saved = tmp_path / "run_config.json"
+    download.value.save_as(saved)
+    config = run_config.loads(saved.read_text())
+    assert config.data.root == "demo" and config.data.bboxes == ("bbox1", "bbox2", "bbox3", "bbox4")
+    assert config.extraction["features"] == "vgg3d" and config.extraction["crop"]["segmentation_type"] == 10
+    assert config.clustering["method"] == "kmeans"
+
+    changed = tmp_path / "changed.json"
+    text = saved.read_text().replace('"segmentation_type": 10', '"segmentation_type": 5')
+    changed.write_text(text)
+    uploader = page.locator('[data-testid="stSidebar"] [data-testid="stFileUploaderDropzoneInput"]')
+    uploader.set_input_files(str(changed))
+    page.get_by_text("Loaded changed.json").wait_for(timeout=30_000)
+    go_to(page, "Extraction")
+    page.get_by_text("Type 5 — Sides + vesicles + cleft").wait_for(timeout=30_000)
+    assert_no_exception(page, log_path)
+
+    import pickle
+
+    evil = tmp_path / "evil.json"
+    evil.write_bytes(pickle.dumps({"format": run_config.FORMAT}))
+    page.locator('[data-testid="stSidebar"] [data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(evil))
+    page.get_by_text("evil.json: not UTF-8 text").wait_for(timeout=30_000)
+    shot(page, "e2e_cached_5_run_config")

@@ -27,6 +27,15 @@ SHARED_IN_URL: dict[str, str] = {}
 MAX_UPLOAD_MB = int(os.environ.get("SYNAPSE_MAX_UPLOAD_MB", "600"))
 
 
+class PageStop(Exception):
+    """Raised by :func:`stop`; app.py catches it, so the shared sidebar is still drawn after the page."""
+
+
+def stop() -> None:
+    """End this page's run here (like ``st.stop()``, but app.py still draws what follows the page)."""
+    raise PageStop
+
+
 def cache_dir() -> Path:
     """The shared cache folder (``SYNAPSE_CACHE_DIR`` or the project's ``cache/``)."""
     return default_cache_dir()
@@ -85,8 +94,8 @@ def require_dataset():
         return current_dataset()
     except (ValueError, FileNotFoundError, KeyError) as exc:
         st.error(f"Cannot open the dataset: {exc}")
-        st.page_link("pages/data.py", label="Choose data on the Data page", icon=":material/folder_open:")
-        st.stop()
+        st.page_link("app_pages/data.py", label="Choose data on the Data page", icon=":material/folder_open:")
+        stop()
 
 
 def chosen_bboxes(ds) -> list[str]:

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from pages import common
-from pages.run_config_panel import EXTRACTION_LOADED
+from app_pages import common
+from app_pages.run_config_panel import EXTRACTION_LOADED
 
 st.title("Extraction")
 
@@ -21,7 +21,7 @@ try:
     from synapse_core.segmentation_types import SEGMENTATION_TYPES
 except ImportError as exc:  # a pipeline module not there yet
     st.warning(f"Feature extraction is not available in this installation: {exc}")
-    st.stop()
+    common.stop()
 
 from synapse_core.checkpoints import CheckpointError, load_checkpoint
 from synapse_core.pooling import POOLING_METHODS
@@ -105,7 +105,7 @@ try:
     )
 except ValueError as exc:
     st.error(f"Crop settings are not valid: {exc}")
-    st.stop()
+    common.stop()
 
 with st.expander("Live preview of the blended crop", expanded=True):
     ids = (rows["bbox_name"].astype(str) + "/" + rows["Var1"].astype(str)).tolist()
@@ -257,5 +257,5 @@ if features is not None:
     st.dataframe(features.head(200), hide_index=True, width="stretch", height=260)
     st.download_button("Download features CSV", features.to_csv(index=False).encode(), file_name="features.csv",
                        mime="text/csv", key="x_download")
-    st.page_link("pages/clustering.py", label="Next: clustering", icon=":material/arrow_forward:")
+    st.page_link("app_pages/clustering.py", label="Next: clustering", icon=":material/arrow_forward:")
 common.write_query()

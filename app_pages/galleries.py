@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages import common
+from app_pages import common
 from synapse_core import app_state
 
 st.title("Galleries")
@@ -18,7 +18,7 @@ try:
     from synapse_core.render import OVERLAY_COLORS
 except ImportError as exc:
     st.warning(f"Galleries are not available in this installation: {exc}")
-    st.stop()
+    common.stop()
 
 ds = common.require_dataset()
 state = st.session_state
@@ -26,8 +26,8 @@ result = state.get("clusters")
 features = state.get("features")
 if result is None:
     st.info("No clusters yet: run an extraction and a clustering first.")
-    st.page_link("pages/clustering.py", label="Go to Clustering", icon=":material/scatter_plot:")
-    st.stop()
+    st.page_link("app_pages/clustering.py", label="Go to Clustering", icon=":material/scatter_plot:")
+    common.stop()
 
 table = result.table.copy()
 table["synapse_id"] = app_state.synapse_ids(table)

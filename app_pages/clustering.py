@@ -11,8 +11,8 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from pages import common
-from pages.run_config_panel import CLUSTERING_LOADED
+from app_pages import common
+from app_pages.run_config_panel import CLUSTERING_LOADED
 from synapse_core import app_state
 from synapse_core.run_config import settings_from_dict
 
@@ -23,13 +23,13 @@ try:
     from synapse_core.preprocess import FEATURE_SETS, SCALERS
 except ImportError as exc:
     st.warning(f"Clustering is not available in this installation: {exc}")
-    st.stop()
+    common.stop()
 
 features = st.session_state.get("features")
 if features is None:
     st.info("No features yet: run an extraction first.")
-    st.page_link("pages/extraction.py", label="Go to Extraction", icon=":material/memory:")
-    st.stop()
+    st.page_link("app_pages/extraction.py", label="Go to Extraction", icon=":material/memory:")
+    common.stop()
 
 #: Above this many points the 2D map is drawn with WebGL (Scattergl).
 WEBGL_POINTS = 1000
@@ -114,7 +114,7 @@ if run_clicked:
 result = state.get("clusters")
 if result is None:
     common.write_query()
-    st.stop()
+    common.stop()
 
 table = result.table
 diag = result.diagnostics
@@ -216,7 +216,7 @@ if selection:
     if s2.button("Clear selection", key="c_clear_selection"):
         state["selection"] = []
         st.rerun()
-    s3.page_link("pages/galleries.py", label="Show the selection as a gallery", icon=":material/photo_library:")
+    s3.page_link("app_pages/galleries.py", label="Show the selection as a gallery", icon=":material/photo_library:")
 else:
     st.caption("Nothing selected yet.")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import common
+from app_pages import common
 from synapse_core import run_config
 from synapse_core.run_config import DataChoice, RunConfig, settings_to_dict
 

@@ -7,7 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages import common
+from app_pages import common
 from synapse_core.data_roots import subfolders
 from synapse_core.slice_overlay import STRUCTURE_COLOURS, overlay_slice
 
@@ -27,7 +27,7 @@ with col_sub:
         folders = [""] + subfolders(root)
     except (ValueError, OSError) as exc:
         st.error(f"Data root {root.name!r} cannot be listed: {exc}")
-        st.stop()
+        common.stop()
     common.persisted(
         st.selectbox, "Dataset folder inside the root", "subfolder", "", options=folders, share=True,
         format_func=lambda f: f or "(the root itself)",
@@ -41,7 +41,7 @@ except (ValueError, FileNotFoundError, KeyError) as exc:
         "Choose another folder; a dataset has raw/, seg/ and mask/ volumes per bbox and a synapse table."
     )
     common.write_query()
-    st.stop()
+    common.stop()
 
 all_bboxes = sorted(ds.bboxes)
 common.persisted(
