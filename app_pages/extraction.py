@@ -245,6 +245,8 @@ if run_clicked and settings is not None:
 
 features = st.session_state.get("features")
 if features is not None:
+    if settings is not None and st.session_state.get("extract_settings") not in (None, settings):
+        st.info("The settings changed since these features were computed: press **Run extraction** to update them.")
     n_cached, n_computed = st.session_state.get("extract_counts", (0, 0))
     skipped = st.session_state.get("skipped")
     m1, m2, m3 = st.columns(3)

@@ -3,7 +3,6 @@ GIFs; the current selection as a gallery; one synapse's detail view; downloads."
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -14,7 +13,7 @@ st.title("Galleries")
 
 try:
     from synapse_core import gallery
-    from synapse_core.crops import CropSettings, Discarded, crop_synapse
+    from synapse_core.crops import CropSettings
     from synapse_core.render import OVERLAY_COLORS
 except ImportError as exc:
     st.warning(f"Galleries are not available in this installation: {exc}")

@@ -374,6 +374,10 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
     Y = None
     ps = s.projection_settings()
     if ps is not None:
+        if ps.reproducible and n > MINIBATCH_ROWS:
+            # measured (benchmarks/cluster.py): seeded single-thread UMAP is ~4x slower than parallel
+            log.warning("%d synapses: the reproducible (single-threaded) %s map is slow; "
+                        "--parallel (reproducible=False) is ~4x faster but not repeatable", n, ps.method)
         t = time.perf_counter()
         Y = project(Z, ps, cache_dir)
         timings["projection_s"] = time.perf_counter() - t

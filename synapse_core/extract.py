@@ -23,6 +23,7 @@ tool's feature set; the morphology columns ride along for interpretation.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import multiprocessing
 import time
@@ -197,7 +198,10 @@ class _Inference:
             from synapse_core.checkpoints import load_model
             from synapse_core.feature_net import FeatureNet
 
-            loaded = self._loaded or load_model(None, self.config, seed=self.settings.seed)
+            # Untrained: the head is never used and its init comes after the trunk's, so a 1-unit head
+            # gives the same trunk weights without 100M random parameters.
+            loaded = self._loaded or load_model(None, dataclasses.replace(self.config, classifier_width=1),
+                                                seed=self.settings.seed)
             self._net = FeatureNet(loaded.model, self.layers, self.settings.pooling, self.device,
                                    self.settings.precision)
         return self._net
@@ -220,10 +224,12 @@ def _executor(workers: int):
 def _worker_init() -> None:
     """Forget volume handles inherited from the parent (HDF5 files must not be shared across fork)."""
     import synapse_core.crops as crops
+    import synapse_core.volumes as volumes
 
-    clear = getattr(getattr(crops, "_open_source", None), "cache_clear", None)
-    if clear is not None:
-        clear()
+    for module, name in ((crops, "_open_source"), (volumes, "_open_cached")):
+        clear = getattr(getattr(module, name, None), "cache_clear", None)
+        if clear is not None:
+            clear()
 
 
 def _prepared_stream(jobs: list[PrepareJob], workers: int, window: int):
@@ -271,6 +277,14 @@ def extract_features(dataset, settings: ExtractSettings = ExtractSettings(), cac
     Returns
     -------
     ExtractResult
+
+    Examples
+    --------
+    >>> ds = open_dataset("DATA")                                                   # doctest: +SKIP
+    >>> s = ExtractSettings(crop=CropSettings(segmentation_type=10, alpha=1.0),
+    ...                     checkpoint="hemibrain_production.checkpoint", layer="stage4")  # doctest: +SKIP
+    >>> r = extract_features(ds, s)                                                 # doctest: +SKIP
+    >>> r.features.filter(like="feat_").shape, r.n_cached, r.skipped                # doctest: +SKIP
     """
     rows = _select_rows(dataset, bboxes, synapses)
     deep = _Inference(settings) if settings.deep else None

@@ -15,6 +15,8 @@ requested layers' pooled outputs concatenated in the order given.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from torch import nn
@@ -48,7 +50,7 @@ class FeatureNet:
 
     Parameters
     ----------
-    model : Vgg3D (eval mode; not modified).
+    model : Vgg3D (not modified; its trunk is copied).
     layers : requested layers (from :func:`synapse_core.vgg3d.parse_layers`), output in this order.
     pooling : see :mod:`synapse_core.pooling`.
     device : torch.device or str.
@@ -65,7 +67,8 @@ class FeatureNet:
         self.channels_last = channels_last
         self.forward_passes = 0
         wanted = {l.index for l in self.layers}
-        modules = list(model.features)[: max(wanted) + 1]
+        # A private copy of the trunk (a few MB): moving it to a device or layout never touches ``model``.
+        modules = [copy.deepcopy(m) for m in list(model.features)[: max(wanted) + 1]]
         steps: list[tuple[nn.Module, int]] = []  # (module, index of the original output it produces)
         i = 0
         while i < len(modules):

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import pytest
-
-from app_helpers import configure, errors, metrics, morph_features, open_page, plotly_specs  # noqa: F401
+from app_helpers import (  # noqa: F401
+    clusters_k3,
+    configure,
+    errors,
+    metrics,
+    morph_features,
+    open_page,
+    plotly_specs,
+)
 
 CLUSTERING = "app_pages/clustering.py"
 
@@ -87,3 +94,32 @@ def test_selection_kept_in_the_session_is_listed_with_a_download(morph_features)
     shown = at.dataframe[0].value
     assert list(shown["Var1"]) == ["syn_002", "syn_007"]
     assert "Download selection CSV" in [b.label for b in at.get("download_button")]
+
+
+def test_three_dimensional_map_draws_rotatable_3d_points(morph_features):
+    at = clustering_page(morph_features)
+    set_fixed_k(at, 3, "tsne")
+    at.radio(key="w_c_dims").set_value(3).run()
+    at.button(key="c_run").click().run()
+    traces = plotly_specs(at)[0]["data"]
+    assert {t["type"] for t in traces} == {"scatter3d"}
+    assert sum(len(t["customdata"]) for t in traces) == len(at.session_state["clusters"].table)
+
+
+def test_large_maps_are_drawn_with_webgl(morph_features, clusters_k3):
+    import dataclasses
+
+    import pandas as pd
+
+    # 1200 synapses: the demo's 30 repeated under new Var1s, with map coordinates.
+    parts = []
+    for i in range(40):
+        part = clusters_k3.table.copy()
+        part["Var1"] = part["Var1"] + f"_{i}"
+        parts.append(part)
+    table = pd.concat(parts, ignore_index=True)
+    table["proj_1"] = range(len(table))
+    table["proj_2"] = 0.0
+    big = dataclasses.replace(clusters_k3, table=table)
+    at = clustering_page(morph_features, clusters=big)
+    assert {t["type"] for t in plotly_specs(at)[0]["data"]} == {"scattergl"}

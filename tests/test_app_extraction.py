@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import pytest
-
-from app_helpers import configure, errors, image_captions, markdown_texts, metrics, open_page
+from app_helpers import (
+    configure,
+    errors,
+    image_captions,
+    markdown_texts,
+    metrics,
+    open_page,
+)
 
 EXTRACTION = "app_pages/extraction.py"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from app_helpers import (  # noqa: F401
     clusters_k3,
     configure,

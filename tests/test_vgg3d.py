@@ -47,6 +47,14 @@ def test_untrained_network_is_reproducible_from_its_seed():
     assert not torch.equal(a.features[0].weight, c.features[0].weight)
 
 
+def test_untrained_trunk_does_not_depend_on_the_head_width():
+    import dataclasses
+
+    full = untrained_vgg3d(dataclasses.replace(TINY, classifier_width=4096), seed=9).features.state_dict()
+    small = untrained_vgg3d(dataclasses.replace(TINY, classifier_width=1), seed=9).features.state_dict()
+    assert all(torch.equal(full[k], small[k]) for k in full)
+
+
 def test_forward_layers_matches_functional_reference_for_every_kind_of_layer():
     torch.manual_seed(0)
     model = untrained_vgg3d(TINY, seed=1)
@@ -76,7 +84,7 @@ def test_bn_output_is_kept_before_the_inplace_relu_overwrites_it():
 
 
 def test_full_size_network_gives_192_standard_and_96_layer20_features_in_one_pass():
-    model = untrained_vgg3d(seed=0)
+    model = untrained_vgg3d(Vgg3DConfig(classifier_width=8), seed=0)  # original trunk; the head is unused
     x = torch.rand(1, 1, 80, 80, 80)
     with torch.no_grad():
         out = forward_layers(model, x, [20, 33], reduce=lambda t: pool(t, "avg"))

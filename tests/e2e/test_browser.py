@@ -120,10 +120,11 @@ def assert_no_exception(page, log_path) -> None:
     assert n == 0, f"the page shows {n} exception(s); server log:\n{log_path.read_text()[-3000:]}"
 
 
-def run_pipeline(page, url: str, log_path, name: str, while_extracting=None) -> dict:
+def run_pipeline(page, url: str, log_path, name: str, while_extracting=None, cancel_after: int = 0) -> dict:
     """Open the app, extract (defaults) and cluster (defaults); return seconds per step.
 
-    ``while_extracting()`` is called right after the extraction starts.
+    ``while_extracting()`` is called right after the extraction starts. With ``cancel_after``,
+    the extraction is cancelled once that many synapses are done, then resumed with Run.
     """
     times = {}
     t0 = time.perf_counter()
@@ -141,6 +142,18 @@ def run_pipeline(page, url: str, log_path, name: str, while_extracting=None) -> 
     page.get_by_role("button", name="Run extraction").click()
     if while_extracting is not None:
         while_extracting()
+    if cancel_after:
+        page.wait_for_function(
+            "n => [...document.querySelectorAll('[data-testid=\"stProgress\"]')]"
+            ".some(e => { const m = e.textContent.match(/(\\d+) \\/ 60 synapses/); return m && +m[1] >= n; })",
+            arg=cancel_after, timeout=PIPELINE_TIMEOUT_MS,
+        )
+        page.get_by_role("button", name="Cancel").click()
+        page.get_by_text("Extraction cancelled").wait_for(timeout=60_000)
+        wait_idle(page)
+        assert page.get_by_text("Synapses with features").count() == 0
+        shot(page, f"{name}_3_extraction_cancelled")
+        page.get_by_role("button", name="Run extraction").click()
     page.get_by_text("Synapses with features").wait_for(timeout=PIPELINE_TIMEOUT_MS)
     wait_idle(page, PIPELINE_TIMEOUT_MS)
     times["extraction"] = time.perf_counter() - t
@@ -179,7 +192,7 @@ def test_demo_pipeline_in_the_browser(server, browser, tmp_path):
         other_user["first_still_running"] = page.get_by_text("Synapses with features").count() == 0
         other.close()
 
-    first = run_pipeline(page, url, log_path, "e2e", while_extracting=another_user_opens_the_app)
+    first = run_pipeline(page, url, log_path, "e2e", while_extracting=another_user_opens_the_app, cancel_after=12)
     assert other_user["first_still_running"], "the extraction finished before the second user's page loaded"
     shot(page, "e2e_4_clustering")
 
@@ -240,12 +253,16 @@ def test_demo_pipeline_in_the_browser(server, browser, tmp_path):
     context.close()
 
     lines = ["", f"Second user's Data page during the first extraction: {other_user['seconds']:.1f} s",
+             f"First visit, extraction cancelled then resumed: from cache / computed = {first['cache_counts']}",
+             f"Cached visit: from cache / computed = {second['cache_counts']}",
              "Dashboard timings (s)   first visit   cached visit"]
     for step in ("open", "extraction", "clustering", "total"):
         lines.append(f"  {step:<20} {first[step]:>11.1f}   {second[step]:>12.1f}")
     print("\n".join(lines))
     (ARTIFACTS / "e2e_timings.txt").write_text("\n".join(lines) + "\n")
-    assert first["cache_counts"] == "0 / 60"
+    # Cancelled after ≥ 12 synapses, then resumed: what was finished came from the cache.
+    n_cached, n_computed = (int(v) for v in first["cache_counts"].split(" / "))
+    assert n_cached >= 8 and n_cached + n_computed == 60
     assert second["cache_counts"] == "60 / 0"
 
 
@@ -280,3 +297,15 @@ def check_run_configuration_round_trip(page, log_path, tmp_path) -> None:
     page.locator('[data-testid="stSidebar"] [data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(evil))
     page.get_by_text("evil.json: not UTF-8 text").wait_for(timeout=30_000)
     shot(page, "e2e_cached_5_run_config")
+
+    # An uploaded "checkpoint" holding a Python object is refused, never unpickled into code.
+    page.locator('[data-testid="stMain"]').get_by_text("untrained (random weights)").click()
+    page.get_by_role("option", name="uploaded file").click()
+    evil_checkpoint = tmp_path / "evil.pth"
+    evil_checkpoint.write_bytes(pickle.dumps(os.getcwd))
+    page.locator('[data-testid="stMain"] [data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+        str(evil_checkpoint))
+    page.get_by_text("Checkpoint cannot be used").wait_for(timeout=30_000)
+    page.get_by_text("it contains the Python object posix.getcwd").wait_for(timeout=5_000)
+    assert page.get_by_role("button", name="Run extraction").is_disabled()
+    shot(page, "e2e_cached_6_bad_checkpoint")
