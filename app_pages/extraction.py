@@ -142,12 +142,13 @@ with f2:
     common.persisted(st.selectbox, "Checkpoint", "x_checkpoint", default_ckpt, options=options, disabled=not uses_network,
                      help="Files in the operator's SYNAPSE_CHECKPOINT_DIR, an upload, or an untrained network.")
     checkpoint_path: str | None = None
+    uploaded_name: str | None = None
     if st.session_state["x_checkpoint"] == UPLOADED and uses_network:
         upload = st.file_uploader("Checkpoint file (.pth, loaded as tensors only)", type=["pth", "pt", "checkpoint", "ckpt"],
                                   key="x_checkpoint_upload")
         if upload is not None:
             try:
-                checkpoint_path = save_upload(upload)
+                checkpoint_path, uploaded_name = save_upload(upload), upload.name
             except ValueError as exc:
                 st.error(str(exc))
     elif st.session_state["x_checkpoint"] not in (UNTRAINED, UPLOADED):
@@ -196,7 +197,8 @@ if uses_network and settings is not None:
             loaded = cached_model(settings.checkpoint, settings.network_config())
             st.caption(f"Network: {Path(loaded.path).name} ({loaded.identity[:19]}…), {loaded.n_classes} classes")
         except (CheckpointError, ValueError, FileNotFoundError) as exc:
-            st.error(f"Checkpoint cannot be used: {exc}")
+            message = str(exc).replace(settings.checkpoint, uploaded_name) if uploaded_name else str(exc)
+            st.error(f"Checkpoint cannot be used: {message}")
             settings = None
 
 # --- run ---------------------------------------------------------------------------------

@@ -237,7 +237,7 @@ def fit_kmeans(Z: np.ndarray, k: int, seed: int = 0, algorithm: str = "auto",
     from sklearn.cluster import KMeans, MiniBatchKMeans
 
     if algorithm == "minibatch" or (algorithm == "auto" and len(Z) > MINIBATCH_ROWS):
-        km = MiniBatchKMeans(n_clusters=k, batch_size=4096, n_init=3, random_state=seed, max_no_improvement=20)
+        km = MiniBatchKMeans(n_clusters=k, batch_size=4096, n_init=3, random_state=seed, max_no_improvement=10)
     else:
         km = KMeans(n_clusters=k, n_init=n_init, random_state=seed)
     labels = km.fit_predict(Z)

@@ -67,7 +67,9 @@ class ExtractSettings:
     pooling : "avg" | "max" | "concat_avg_max" | "spp"
     batch_size : crops per forward pass.
     device : "auto" | "cpu" | "cuda".
-    precision : "fp32" | "bf16" (bfloat16 autocast).
+    precision : "fp32" | "bf16" (bfloat16 autocast). bf16 is ~1.7× faster on CPUs with AVX512-BF16,
+        but its rounding (~0.2 % of a feature) exceeds the between-synapse spread of an untrained
+        network's features (~0.02 %); check it with ``benchmarks/extract.py`` for a checkpoint.
     seed : initialisation seed of the untrained network (ignored with a checkpoint).
     fmaps : first-stage feature maps of the VGG3D (24 = the original; small values for tests).
     workers : processes building crops while the network runs (0: in the main process).
@@ -290,6 +292,9 @@ def extract_features(dataset, settings: ExtractSettings = ExtractSettings(), cac
     deep = _Inference(settings) if settings.deep else None
     if deep is not None and not settings.checkpoint:
         log.warning("no checkpoint given: deep features come from an %s VGG3D; outputs record this", deep.identity)
+        if settings.precision == "bf16":
+            log.warning("bf16 with an untrained network: its features differ between synapses by less than "
+                        "bf16 rounding (benchmarks/extract.py), so clusters may reflect rounding; use fp32")
     cache_root = str(resolve_cache_dir(cache_dir) / "features") if use_cache else None
     cache = open_cache(cache_root) if cache_root is not None else None
     voxel = tuple(float(v) for v in dataset.voxel_size_nm) if dataset.voxel_size_nm is not None else None

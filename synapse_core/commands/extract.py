@@ -53,7 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=e.device,
                    help="auto = CUDA when available (default %(default)s)")
     p.add_argument("--precision", choices=("fp32", "bf16"), default=e.precision,
-                   help="bf16 autocast is faster on CPUs with AVX512-BF16/AMX and on GPUs (default %(default)s)")
+                   help="bf16 autocast: faster on CPUs with AVX512-BF16/AMX and on GPUs, but its rounding can "
+                        "exceed the differences between synapses (untrained network); default %(default)s")
     p.add_argument("--seed", type=int, default=e.seed, help="seed of the untrained network (default %(default)s)")
     p.add_argument("--fmaps", type=int, default=e.fmaps,
                    help="first-stage feature maps of VGG3D (default %(default)s, the original network)")

@@ -115,6 +115,15 @@ def wait_idle(page, timeout_ms: int = 60_000) -> None:
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=timeout_ms)
 
 
+def choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the selectbox labelled ``label`` (a searchable combobox)."""
+    box = page.get_by_role("combobox", name=label)
+    box.click()
+    box.press("ArrowDown")  # opens the list (a click only focuses it)
+    page.get_by_role("option", name=option, exact=True).click(timeout=15_000)
+    wait_idle(page)
+
+
 def assert_no_exception(page, log_path) -> None:
     n = page.locator('[data-testid="stException"]').count()
     assert n == 0, f"the page shows {n} exception(s); server log:\n{log_path.read_text()[-3000:]}"
@@ -299,13 +308,12 @@ def check_run_configuration_round_trip(page, log_path, tmp_path) -> None:
     shot(page, "e2e_cached_5_run_config")
 
     # An uploaded "checkpoint" holding a Python object is refused, never unpickled into code.
-    page.locator('[data-testid="stMain"]').get_by_text("untrained (random weights)").click()
-    page.get_by_role("option", name="uploaded file").click()
+    choose(page, "Checkpoint", "uploaded file")
     evil_checkpoint = tmp_path / "evil.pth"
     evil_checkpoint.write_bytes(pickle.dumps(os.getcwd))
     page.locator('[data-testid="stMain"] [data-testid="stFileUploaderDropzoneInput"]').set_input_files(
         str(evil_checkpoint))
-    page.get_by_text("Checkpoint cannot be used").wait_for(timeout=30_000)
-    page.get_by_text("it contains the Python object posix.getcwd").wait_for(timeout=5_000)
+    page.get_by_text("Checkpoint cannot be used: checkpoint evil.pth cannot be read safely").wait_for(timeout=30_000)
+    wait_idle(page)
     assert page.get_by_role("button", name="Run extraction").is_disabled()
     shot(page, "e2e_cached_6_bad_checkpoint")
