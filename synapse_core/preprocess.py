@@ -97,8 +97,7 @@ def feature_columns(df: pd.DataFrame, feature_set: str = "auto") -> list[str]:
         raise ValueError(f"feature_set={feature_set!r} is not one of {', '.join(FEATURE_SETS)}")
     feat = sorted((c for c in df.columns if _FEAT.match(str(c))), key=lambda c: int(str(c)[5:]))
     morph = [c for c in df.columns if str(c).startswith("morph_")]
-    if feature_set == "auto":
-        feature_set = "feat" if feat else "morph"
+    feature_set = resolve_feature_set(df, feature_set)
     chosen = {"feat": feat, "morph": morph, "both": feat + morph}[feature_set]
     if not chosen:
         wanted = {"feat": "feat_1..feat_N", "morph": "morph_*", "both": "feat_* and morph_*"}[feature_set]
@@ -110,11 +109,21 @@ def feature_columns(df: pd.DataFrame, feature_set: str = "auto") -> list[str]:
     return chosen
 
 
+#: The extraction table's ``feature_set`` column (what the run extracted) → the columns to cluster on.
+EXTRACTED_SETS = {"vgg3d": "feat", "morphology": "morph", "both": "both"}
+
+
 def resolve_feature_set(df: pd.DataFrame, feature_set: str) -> str:
-    """``"auto"`` → ``"feat"`` or ``"morph"`` depending on the columns present; others unchanged."""
-    if feature_set == "auto":
-        return "feat" if any(_FEAT.match(str(c)) for c in df.columns) else "morph"
-    return feature_set
+    """``"auto"`` → what the extraction run chose (its ``feature_set`` column: vgg3d → ``"feat"``,
+    morphology → ``"morph"``, both → ``"both"``), else ``"feat"`` when ``feat_*`` columns exist,
+    else ``"morph"``. Other values are returned unchanged."""
+    if feature_set != "auto":
+        return feature_set
+    if "feature_set" in df.columns:
+        extracted = set(df["feature_set"].dropna().astype(str))
+        if len(extracted) == 1 and next(iter(extracted)) in EXTRACTED_SETS:
+            return EXTRACTED_SETS[next(iter(extracted))]
+    return "feat" if any(_FEAT.match(str(c)) for c in df.columns) else "morph"
 
 
 def _row_name(df: pd.DataFrame, i: int) -> str:
@@ -210,6 +219,7 @@ def preprocess_features(
     scaler: str = "standard",
     pca_components: int | None = None,
     seed: int = 0,
+    column_weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float | None]:
     """Scale columns, then optionally project onto the first principal components.
 
@@ -223,6 +233,8 @@ def preprocess_features(
         Keep this many components (capped at min(n_synapses, n_features)); None: no PCA.
     seed : int
         Seed for the randomized PCA solver used on large matrices.
+    column_weights : ndarray, shape (n_features,), optional
+        Multiplies each scaled column before PCA (used to give feature blocks equal weight).
 
     Returns
     -------
@@ -242,6 +254,8 @@ def preprocess_features(
         Z = RobustScaler().fit_transform(X)
     else:
         Z = X.copy()
+    if column_weights is not None:
+        Z = Z * np.asarray(column_weights, dtype=np.float64)[None, :]
     explained = None
     if pca_components is not None:
         if int(pca_components) < 1:
@@ -254,6 +268,20 @@ def preprocess_features(
         else:
             explained = 1.0
     return np.ascontiguousarray(Z, dtype=np.float32), explained
+
+
+def block_weights(columns: list[str]) -> np.ndarray:
+    """Per-column weights giving the ``feat_*`` block and the ``morph_*`` block equal total variance.
+
+    Without them 192 deep columns would outvote 16 morphology columns 12:1 after standardisation.
+    Each column of a block of width n gets ``sqrt(total / (2 n))``, so the mean column variance stays 1.
+    """
+    is_feat = np.array([bool(_FEAT.match(str(c))) for c in columns])
+    n_feat, n_morph = int(is_feat.sum()), int((~is_feat).sum())
+    if not n_feat or not n_morph:
+        return np.ones(len(columns))
+    total = len(columns)
+    return np.where(is_feat, np.sqrt(total / (2 * n_feat)), np.sqrt(total / (2 * n_morph)))
 
 
 def describe_space(feature_set: str, n_features: int, scaler: str, pca_components: int | None, n_out: int) -> str:
@@ -285,7 +313,8 @@ def prepare(
     """
     resolved = resolve_feature_set(df, feature_set)
     X, columns, kept, imputed = feature_matrix(df, resolved, nan_policy)
-    Z, explained = preprocess_features(X, scaler, pca_components, seed)
+    weights = block_weights(columns) if resolved == "both" and scaler != "none" else None
+    Z, explained = preprocess_features(X, scaler, pca_components, seed, weights)
     dropped = ()
     if not kept.all() and {"bbox_name", "Var1"} <= set(df.columns):
         sub = df.loc[~kept, ["bbox_name", "Var1"]]
@@ -300,6 +329,7 @@ def prepare(
         n_rows_used=int(kept.sum()),
         dropped_rows=dropped,
         imputed_values=tuple(imputed.items()),
-        space=describe_space(resolved, len(columns), scaler, pca_components, Z.shape[1]),
+        space=describe_space(resolved, len(columns), scaler, pca_components, Z.shape[1])
+        + (", feat_*/morph_* blocks weighted equally" if weights is not None else ""),
     )
     return Z, kept, record

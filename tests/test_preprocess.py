@@ -94,3 +94,18 @@ def test_nan_policy_impute_uses_the_column_median_and_records_it():
     Z, kept, record = prepare(df, "morph", scaler="none", nan_policy="impute")
     assert kept.all() and Z[1, 1] == 35.0
     assert record.imputed_values == (("morph_mito_to_cleft_distance_nm", 1),)
+
+
+def test_auto_feature_set_follows_the_extraction_runs_feature_set_column():
+    df = pd.DataFrame({"feat_1": [1.0, 2.0], "morph_a": [3.0, 4.0], "feature_set": ["morphology"] * 2})
+    assert feature_columns(df, "auto") == ["morph_a"]
+    assert feature_columns(df.assign(feature_set="both"), "auto") == ["feat_1", "morph_a"]
+
+
+def test_both_feature_blocks_get_equal_total_variance():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(50, 12)), columns=[f"feat_{i + 1}" for i in range(10)] + ["morph_a", "morph_b"])
+    Z, _, record = prepare(df, feature_set="both")
+    var = Z.var(axis=0)
+    assert var[:10].sum() == pytest.approx(var[10:].sum(), rel=1e-4)
+    assert "blocks weighted equally" in record.space
