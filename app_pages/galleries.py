@@ -56,6 +56,7 @@ def link_for(sid: str) -> str | None:
 
 def show_detail(sid: str) -> None:
     state["g_detail"] = sid
+    st.toast(f"{sid.replace(app_state.ID_SEP, ' / ')} is shown in the Synapse detail tab")
 
 
 def gif_grid(ids: list[str], key: str, captions: dict | None = None) -> None:
@@ -132,7 +133,7 @@ with tab_clusters:
     made = state.get("g_cluster_zip")
     if made and made[0] == cluster:
         d2.download_button("Download cluster GIFs (ZIP)", made[1], file_name=f"cluster_{cluster}_gifs.zip",
-                           mime="application/zip", key="g_cluster_zip")
+                           mime="application/zip", key="g_cluster_zip_download")
         if made[2]:
             d2.caption(f"{len(made[2])} discarded: " + "; ".join(made[2][:5]))
 
@@ -155,7 +156,7 @@ with tab_selection:
                 state["g_sel_zip"] = gallery.gif_zip(ds, keys, crop_settings, cache, overlays, image)
         if state.get("g_sel_zip"):
             e2.download_button("Download selection GIFs (ZIP)", state["g_sel_zip"][0], file_name="selection_gifs.zip",
-                               mime="application/zip", key="g_sel_zip")
+                               mime="application/zip", key="g_sel_zip_download")
 
 with tab_detail:
     ids = table["synapse_id"].tolist()

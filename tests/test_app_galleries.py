@@ -90,3 +90,30 @@ def test_link_out_opens_the_synapse_at_its_global_position(morph_features, clust
     expected = (f"https://webknossos.example.org/datasets/demo/view#{row['central_coord_1'] + 2000},"
                 f"{row['central_coord_2'] + 2000},{row['central_coord_3'] + 3000},0,1.0")
     assert expected in [b.proto.url for b in at.get("link_button")]
+
+
+def test_cluster_zip_holds_one_gif_per_member(morph_features, clusters_k3):
+    import io
+    import zipfile
+
+    at = galleries_page(morph_features, clusters_k3)
+    at.selectbox(key="w_g_cluster").set_value(2).run()
+    n_members = int((clusters_k3.table["cluster"] == 2).sum())
+    at.button(key="g_cluster_zip_make").click().run()
+    cluster, data, discarded = at.session_state["g_cluster_zip"]
+    names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    assert cluster == 2 and len(names) + len(discarded) == n_members
+    assert all(name.endswith(".gif") for name in names)
+    assert "Download cluster GIFs (ZIP)" in [b.label for b in at.get("download_button")]
+
+
+def test_selection_zip_holds_the_selected_gifs(morph_features, clusters_k3):
+    import io
+    import zipfile
+
+    at = galleries_page(morph_features, clusters_k3, selection=["bbox1|syn_003", "bbox2|syn_010"])
+    at.button(key="g_sel_zip_make").click().run()
+    assert not at.exception
+    data, discarded = at.session_state["g_sel_zip"]
+    assert zipfile.ZipFile(io.BytesIO(data)).namelist() == ["bbox1_syn_003.gif", "bbox2_syn_010.gif"]
+    assert "Download selection GIFs (ZIP)" in [b.label for b in at.get("download_button")]
