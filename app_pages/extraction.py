@@ -209,7 +209,7 @@ if status is not None and status[0] != status_key:
     status = None
 if st.button("Check cache", key="x_check_cache", disabled=settings is None,
              help="Counts synapses whose features are already cached (reads each synapse's window, no network)."):
-    from synapse_core.extract_status import cache_status
+    from synapse_core.extract import cache_status
 
     with st.spinner("Looking up the cache…"):
         status = (status_key, *cache_status(ds, settings, common.cache_dir(), bboxes=bboxes))
