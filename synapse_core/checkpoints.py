@@ -82,8 +82,10 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        why = f"it contains the Python object {found.group(1)}" if found else str(exc).strip().splitlines()[0]
+        # torch's own text advises weights_only=False (arbitrary code execution): never pass that on.
+        found = re.search(r"(?:Unsupported global: GLOBAL|global) '?([\w.]+)", str(exc))
+        why = (f"it contains the Python object {found.group(1)}" if found
+               else "it holds pickled Python objects, not only tensors")
         raise CheckpointError(
             f"checkpoint {path} cannot be read safely: {why}. Only files holding tensors and plain "
             f"containers are loaded (torch.load weights_only=True); re-save the state dict with "

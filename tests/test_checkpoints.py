@@ -119,3 +119,18 @@ def test_crop_size_and_head_width_are_read_from_the_classifier(tmp_path):
     save_checkpoint(Vgg3D(trained_at_32, output_classes=7), tmp_path / "c32.pt")
     loaded = load_checkpoint(tmp_path / "c32.pt", TINY)  # the trunk matches; the head says 32³ and 16 units
     assert loaded.model.config.input_size == (32, 32, 32) and loaded.model.config.classifier_width == 16
+
+
+class _NotAWeight:
+    pass
+
+
+def test_plain_pickle_is_refused_without_advising_unsafe_loading(tmp_path):
+    import pickle
+
+    path = tmp_path / "upload.pt"
+    path.write_bytes(pickle.dumps(_NotAWeight()))
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path, Vgg3DConfig())
+    assert "cannot be read safely: it holds pickled Python objects, not only tensors" in str(err.value)
+    assert "weights_only` set to `False`" not in str(err.value)
