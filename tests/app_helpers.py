@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -50,24 +49,6 @@ def markdown_texts(at: AppTest) -> list[str]:
 def image_captions(at: AppTest) -> list[str]:
     """Captions of every image shown (``st.image`` elements hold a list of images)."""
     return [img.caption for element in at.get("image") for img in element.proto.imgs]
-
-
-@pytest.fixture(scope="session")
-def morph_features(demo_dataset, demo_cache):
-    """Morphology features of bbox1 and bbox2 (30 synapses) from the real extraction stage."""
-    from synapse_core.extract import ExtractSettings, extract_features
-
-    settings = ExtractSettings(features="morphology", workers=0)
-    return extract_features(demo_dataset, settings, demo_cache, bboxes=["bbox1", "bbox2"]).features
-
-
-@pytest.fixture(scope="session")
-def clusters_k3(morph_features):
-    """Three k-means clusters of :func:`morph_features` (no map, no stability: fast)."""
-    from synapse_core.clustering import ClusterSettings, run_clustering
-
-    settings = ClusterSettings(k=3, projection="none", n_stability=0, nan_policy="drop")
-    return run_clustering(morph_features, settings)
 
 
 def plotly_specs(at: AppTest) -> list[dict]:

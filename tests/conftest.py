@@ -92,3 +92,21 @@ def write_small_dataset(root: Path, bboxes=("bbox1",), rows=None, shape=(8, 24, 
         (root / "excel").mkdir(parents=True, exist_ok=True)
         (rows if rows is not None else synapse_rows()).to_excel(root / "excel" / f"{name}.xlsx", index=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def morph_features(demo_dataset, demo_cache):
+    """Morphology features of bbox1 and bbox2 (30 synapses) from the real extraction stage."""
+    from synapse_core.extract import ExtractSettings, extract_features
+
+    settings = ExtractSettings(features="morphology", workers=0)
+    return extract_features(demo_dataset, settings, demo_cache, bboxes=["bbox1", "bbox2"]).features
+
+
+@pytest.fixture(scope="session")
+def clusters_k3(morph_features):
+    """Three k-means clusters of :func:`morph_features` (no map, no stability: fast)."""
+    from synapse_core.clustering import ClusterSettings, run_clustering
+
+    settings = ClusterSettings(k=3, projection="none", n_stability=0, nan_policy="drop")
+    return run_clustering(morph_features, settings)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from app_helpers import (  # noqa: F401
-    clusters_k3,
+from app_helpers import (
     configure,
     image_captions,
     markdown_texts,
-    morph_features,
     open_page,
 )
 
