@@ -2,7 +2,7 @@
 
 Four pages, each a thin view over ``synapse_core``: Data → Extraction → Clustering → Galleries.
 With no data roots configured (``SYNAPSE_DATA_ROOTS``) the demo dataset is used. See
-docs/lab-server.md for running it as a shared lab server.
+README.md ("Running it for a lab") for running it as a shared lab server.
 """
 
 from __future__ import annotations
