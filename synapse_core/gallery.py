@@ -64,9 +64,10 @@ def _picture(dataset, bbox_name, var1, settings, cache_dir, kind, render, **opti
 
 def synapse_gif(dataset, bbox_name: str, var1: str, settings: CropSettings, cache_dir,
                 overlays: Sequence[str] = (), image: str = "blended", fps: float = 10.0, scale: int = 2) -> bytes | str:
-    """Looping GIF through z of one synapse's crop (bytes), or ``"discarded: <reason>"``."""
+    """Looping GIF through z of one synapse's crop (bytes), starting at the centre slice, or
+    ``"discarded: <reason>"``."""
     return _picture(dataset, bbox_name, var1, settings, cache_dir, "gif", crop_gif_bytes,
-                    overlays=tuple(overlays), image=image, fps=fps, scale=scale)
+                    overlays=tuple(overlays), image=image, fps=fps, scale=scale, first_slice="center")
 
 
 def synapse_orthogonal_png(dataset, bbox_name: str, var1: str, settings: CropSettings, cache_dir,

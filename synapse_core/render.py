@@ -105,8 +105,8 @@ def _check_scale(scale) -> int:
 
 
 def crop_gif_bytes(crop, overlays: Sequence[str] = (), fps: float = 10.0, scale: int = 2,
-                   image: str = "blended") -> bytes:
-    """Animated GIF sweeping through z (frame k = slice z=k), looping forever.
+                   image: str = "blended", first_slice: int | str = 0) -> bytes:
+    """Animated GIF sweeping through z (one frame per slice, ascending z), looping forever.
 
     Parameters
     ----------
@@ -120,6 +120,11 @@ def crop_gif_bytes(crop, overlays: Sequence[str] = (), fps: float = 10.0, scale:
         Pixels per voxel (nearest neighbour); frames are ``(y * scale, x * scale)`` pixels.
     image : {"blended", "raw"}
         Gray image: the network input (default) or the unmasked normalised EM.
+    first_slice : int or "center"
+        z of the first frame (default 0). ``"center"`` starts at the synapse's slice, so a still
+        thumbnail or the first frame a viewer shows is the synapse; the loop order is unchanged
+        (frames ``first_slice .. z_max, 0 .. first_slice - 1``), as is the one jump from the last to
+        the first slice.
 
     Notes
     -----
@@ -132,7 +137,11 @@ def crop_gif_bytes(crop, overlays: Sequence[str] = (), fps: float = 10.0, scale:
     vol = _gray_volume(crop, image)
     idx = palette_indices(vol, crop.structures, overlays)
     palette = _keep_identical_frames(idx)
-    frames = [_image(idx[z], scale, palette) for z in range(idx.shape[0])]
+    n = idx.shape[0]
+    start = n // 2 if first_slice == "center" else first_slice
+    if not isinstance(start, (int, np.integer)) or isinstance(start, bool) or not 0 <= start < n:
+        raise ValueError(f"first_slice must be 'center' or an integer in [0, {n}), got {first_slice!r}")
+    frames = [_image(idx[(start + k) % n], scale, palette) for k in range(n)]
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=round(1000 / fps),
                    loop=0, optimize=False, disposal=1)

@@ -108,3 +108,16 @@ def test_frame_png_equals_the_gif_frame_of_that_slice(crop):
 
     png = np.asarray(Image.open(io.BytesIO(frame_png_bytes(crop, 9, overlays=("cleft",), scale=2))).convert("RGB"))
     np.testing.assert_array_equal(png.astype(int), frames(crop_gif_bytes(crop, overlays=("cleft",), scale=2))[9])
+
+
+def test_gif_can_start_at_the_centre_slice_and_keep_the_loop_order(crop):
+    plain = frames(crop_gif_bytes(crop, scale=1))
+    centred = frames(crop_gif_bytes(crop, scale=1, first_slice="center"))
+    assert len(centred) == 24
+    np.testing.assert_array_equal(centred[0], plain[12])
+    np.testing.assert_array_equal(centred[12], plain[0])
+
+
+def test_gif_first_slice_outside_the_crop_is_rejected(crop):
+    with pytest.raises(ValueError, match=r"first_slice must be 'center' or an integer in \[0, 24\), got 30"):
+        crop_gif_bytes(crop, first_slice=30)
