@@ -109,7 +109,7 @@ def test_gallery_gif_is_cached_and_zip_holds_one_gif_per_synapse(demo_dataset, t
     first = gallery.synapse_gif(demo_dataset, "bbox1", "syn_001", settings, tmp_path)
     assert Image.open(io.BytesIO(first)).n_frames > 1
     key = gallery.picture_key(demo_dataset, "bbox1", "syn_001", settings, "gif", overlays=(), image="blended",
-                              fps=10.0, scale=2)
+                              fps=10.0, scale=2, first_slice="center")
     assert gallery.gallery_cache(tmp_path).get(key) == first
     data, discarded = gallery.gif_zip(demo_dataset, [("bbox1", "syn_001"), ("bbox2", "syn_002")], settings, tmp_path)
     assert zipfile.ZipFile(io.BytesIO(data)).namelist() == ["bbox1_syn_001.gif", "bbox2_syn_002.gif"]
