@@ -7,6 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
+from synapse_core.commands.options import (
+    add_crop_settings_arguments,
+    add_data_arguments,
+    crop_settings_from_args,
+)
+
 NAME = "crop"
 HELP = "Crop one synapse and write it as .npy (float32 network input), .tif stack, .gif animation or .png slices."
 
@@ -14,45 +20,17 @@ OUTPUT_SUFFIXES = (".npy", ".tif", ".tiff", ".gif", ".png")
 
 
 def add_crop_arguments(p: argparse.ArgumentParser) -> None:
-    """Crop-settings flags shared by ``crop`` and ``gif`` (original spellings accepted too)."""
-    from synapse_core.crops import CropSettings
+    """Flags shared by ``crop`` and ``gif``: data root, crop settings and picture options."""
     from synapse_core.render import OVERLAY_COLORS
-    from synapse_core.segmentation_types import SEGMENTATION_TYPES
 
-    d = CropSettings()
-    types = "; ".join(f"{k} {v.name}" for k, v in SEGMENTATION_TYPES.items())
-    p.add_argument("--data", "--data_dir", "--data-dir", dest="data", required=True, help="dataset folder")
-    p.add_argument("--cache-dir", "--cache_dir", dest="cache_dir", default=None,
-                   help="cache folder (default: the project cache)")
-    p.add_argument("--segmentation-type", "--segmentation_type", "--seg-type", dest="segmentation_type", type=int,
-                   default=d.segmentation_type, help=f"segmentation type (default {d.segmentation_type}): {types}")
-    p.add_argument("--alpha", type=float, default=d.alpha,
-                   help=f"opacity of the gray outside the mask, 0 = raw everywhere, 1 = flat gray (default {d.alpha})")
-    p.add_argument("--gray", "--gray_color", "--gray-color", dest="gray", type=float, default=d.gray,
-                   help=f"gray level outside the mask (default {d.gray})")
-    p.add_argument("--size", "--subvol_size", "--subvol-size", dest="size", type=int, default=d.size,
-                   help=f"crop edge in voxels (default {d.size})")
-    p.add_argument("--no-smart-crop", "--no_smart_crop", dest="smart_crop", action="store_false",
-                   help="centre the crop on the annotated synapse centre (no shift towards the presynapse)")
-    p.add_argument("--presynapse-weight", "--presynapse_weight", dest="presynapse_weight", type=float,
-                   default=d.presynapse_weight, help=f"smart-crop weight (default {d.presynapse_weight})")
-    p.add_argument("--vesicle-box-fill", "--vesicle_box_fill", dest="vesicle_box_fill", type=float,
-                   default=d.vesicle_box_fill,
-                   help=f"types 12/13: fraction of the 25³ box that must be filled (default {d.vesicle_box_fill})")
+    add_data_arguments(p)
+    add_crop_settings_arguments(p)
     p.add_argument("--overlays", nargs="*", default=None, metavar="NAME",
                    help=f"structures coloured in .gif/.png output: {', '.join(OVERLAY_COLORS)} (default: none)")
     p.add_argument("--fps", type=float, default=10.0, help="GIF frames per second (default 10)")
     p.add_argument("--scale", type=int, default=2, help="GIF/PNG pixels per voxel (default 2)")
     p.add_argument("--image", choices=("blended", "raw"), default="blended",
                    help="gray image of .gif/.png: the network input (blended, default) or unmasked EM (raw)")
-
-
-def crop_settings_from_args(args):
-    from synapse_core.crops import CropSettings
-
-    return CropSettings(size=args.size, segmentation_type=args.segmentation_type, alpha=args.alpha, gray=args.gray,
-                        smart_crop=args.smart_crop, presynapse_weight=args.presynapse_weight,
-                        vesicle_box_fill=args.vesicle_box_fill)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

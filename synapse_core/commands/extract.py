@@ -11,32 +11,22 @@ import argparse
 import sys
 from pathlib import Path
 
+from synapse_core.commands.options import add_crop_settings_arguments, add_data_arguments, crop_settings_from_args
+
 NAME = "extract"
 HELP = "Extract VGG3D and/or morphology features of every synapse into a CSV (cached per synapse)."
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from synapse_core.crops import CropSettings
     from synapse_core.extract import FEATURE_SETS, ExtractSettings
     from synapse_core.pooling import POOLING_METHODS
 
-    c, e = CropSettings(), ExtractSettings
-    p.add_argument("--data", "--data_dir", "--data-dir", dest="data", required=True, help="dataset folder")
+    e = ExtractSettings
+    add_data_arguments(p)
     p.add_argument("--out", required=True, help="output CSV, e.g. features.csv")
     p.add_argument("--bbox", "--bbox_name", "--bbox-name", dest="bbox", nargs="+", default=None, metavar="BBOX",
                    help="only these bboxes (default: all)")
-    p.add_argument("--segmentation-type", "--segmentation_type", "--seg-type", dest="segmentation_type", type=int,
-                   default=c.segmentation_type, help=f"segmentation type 0-13 (default {c.segmentation_type})")
-    p.add_argument("--alpha", type=float, default=c.alpha,
-                   help=f"opacity of the gray outside the mask: 1 flat gray, 0 raw everywhere (default {c.alpha})")
-    p.add_argument("--gray", "--gray_color", "--gray-color", dest="gray", type=float, default=c.gray,
-                   help=f"gray level outside the mask (default {c.gray})")
-    p.add_argument("--size", "--crop-size", "--subvol_size", dest="size", type=int, default=c.size,
-                   help=f"crop edge in voxels (default {c.size}, the VGG3D input)")
-    p.add_argument("--no-smart-crop", "--no_smart_crop", dest="smart_crop", action="store_false",
-                   help="centre crops on the annotated centre (no shift towards the presynapse)")
-    p.add_argument("--presynapse-weight", "--presynapse_weight", dest="presynapse_weight", type=float,
-                   default=c.presynapse_weight, help=f"smart-crop weight (default {c.presynapse_weight})")
+    add_crop_settings_arguments(p)
     p.add_argument("--checkpoint", "--checkpoint_path", "--checkpoint-path", dest="checkpoint", default=None,
                    help="VGG3D checkpoint (synister format, e.g. hemibrain_production.checkpoint); "
                         "without it the network is untrained (random weights from --seed) and outputs say so")
@@ -60,8 +50,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="first-stage feature maps of VGG3D (default %(default)s, the original network)")
     p.add_argument("--workers", type=int, default=e.workers,
                    help="processes building crops while the network runs; 0 = main process (default %(default)s)")
-    p.add_argument("--cache-dir", "--cache_dir", dest="cache_dir", default=None,
-                   help="cache folder (default: the project's cache/); features are kept per synapse")
     p.add_argument("--no-cache", dest="use_cache", action="store_false", help="compute everything, store nothing")
     p.add_argument("--no-progress", dest="show_progress", action="store_false", help="no progress bar")
 
@@ -72,7 +60,6 @@ def skipped_path(out: Path) -> Path:
 
 
 def run(args) -> int:
-    from synapse_core.crops import CropSettings
     from synapse_core.dataset import open_dataset
     from synapse_core.extract import ExtractSettings, extract_features
 
@@ -81,8 +68,7 @@ def run(args) -> int:
         raise ValueError(f"--out {out}: give a .csv file name")
     if not out.parent.exists():
         raise ValueError(f"--out {out}: folder {out.parent} does not exist")
-    crop = CropSettings(size=args.size, segmentation_type=args.segmentation_type, alpha=args.alpha, gray=args.gray,
-                        smart_crop=args.smart_crop, presynapse_weight=args.presynapse_weight)
+    crop = crop_settings_from_args(args)
     settings = ExtractSettings(crop=crop, features=args.features, checkpoint=args.checkpoint, layer=args.layer,
                                pooling=args.pooling, batch_size=args.batch_size, device=args.device,
                                precision=args.precision, seed=args.seed, fmaps=args.fmaps, workers=args.workers)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from synapse_core.commands.crop import add_crop_arguments, crop_settings_from_args, parse_synapse
+from synapse_core.commands.crop import add_crop_arguments, parse_synapse
+from synapse_core.commands.options import crop_settings_from_args
 
 NAME = "gif"
 HELP = "Write an animated GIF (z sweep, optional colour overlays) for many synapses; reports discarded ones."

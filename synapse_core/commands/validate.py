@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from synapse_core.commands.options import add_data_arguments
 from synapse_core.dataset import DatasetError, open_dataset
 
 NAME = "validate"
@@ -9,9 +10,7 @@ HELP = "check a data root (folders, slice stacks, synapse tables) and print a re
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--data", required=True, help="data root (folder with raw/, seg/, mask/, excel/) or a dataset config file")
-    p.add_argument("--cache-dir", "--cache_dir", dest="cache_dir", default=None,
-                   help="where converted volumes are kept (default: cache/ or $SYNAPSE_CACHE_DIR)")
+    add_data_arguments(p)
     p.add_argument("--issues-csv", dest="issues_csv", default=None, help="also write the row problems to this CSV")
 
 
