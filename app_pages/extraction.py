@@ -60,6 +60,12 @@ def cached_model(checkpoint: str, config):
     return load_checkpoint(checkpoint, config)
 
 
+@st.cache_resource(max_entries=4, show_spinner="Loading the network…")
+def cached_feature_model(model_key: tuple, _settings):
+    """The extraction network for ``model_key`` (``FeatureModel.key``), kept loaded across runs and sessions."""
+    return extract.FeatureModel(_settings)
+
+
 def save_upload(upload) -> str:
     """Store an uploaded checkpoint in the cache under its sha256; return the path."""
     if upload.size > common.MAX_UPLOAD_MB * 1024 * 1024:
@@ -230,7 +236,10 @@ if run_clicked and settings is not None:
         bar.progress(min(1.0, done / max(total, 1)), text=f"{done} / {total} synapses")
 
     try:
-        result = extract.extract_features(ds, settings, common.cache_dir(), bboxes=bboxes, progress=on_progress)
+        model = (cached_feature_model(extract.FeatureModel.key(settings), settings)
+                 if settings.deep else None)
+        result = extract.extract_features(ds, settings, common.cache_dir(), bboxes=bboxes, progress=on_progress,
+                                          model=model)
     except (ValueError, FileNotFoundError, KeyError) as exc:
         bar.empty()
         st.error(f"Extraction failed: {exc}")

@@ -26,6 +26,7 @@ import collections
 import dataclasses
 import logging
 import multiprocessing
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -179,8 +180,13 @@ def _dataset_skips(dataset, bboxes) -> list[dict]:
     return out
 
 
-class _Inference:
-    """The model, built on first use (a fully cached run never builds it)."""
+class FeatureModel:
+    """The network of an extraction, built on first use (a fully cached run never builds it).
+
+    Build one per set of model settings and pass it to :func:`extract_features` (``model=``) to keep
+    it loaded across runs, e.g. in a dashboard's ``st.cache_resource``; :meth:`key` says which
+    settings it depends on. A bad checkpoint fails here, before any work.
+    """
 
     def __init__(self, settings: ExtractSettings):
         from synapse_core.checkpoints import load_checkpoint, untrained_identity
@@ -202,8 +208,19 @@ class _Inference:
         self.spec = DeepSpec(self.identity, repr(self.config), ",".join(l.name for l in self.layers),
                              settings.pooling, settings.precision)
         self.forward_passes = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(settings: ExtractSettings) -> tuple:
+        """The settings a model depends on; runs whose keys are equal can share one model."""
+        return (settings.checkpoint, settings.layer, settings.pooling, settings.precision, settings.device,
+                settings.seed, settings.fmaps, settings.crop.size)
 
     def net(self):
+        with self._lock:  # one build when several sessions share this model
+            return self._build()
+
+    def _build(self):
         if self._net is None:
             from synapse_core.checkpoints import load_model
             from synapse_core.feature_net import FeatureNet
@@ -269,7 +286,7 @@ def _prepared_stream(jobs: list[PrepareJob], workers: int, window: int):
 def extract_features(dataset, settings: ExtractSettings = ExtractSettings(), cache_dir=None, bboxes=None,
                      progress: Callable[[int, int], None] | None = None,
                      cancel: Callable[[], bool] | None = None, use_cache: bool = True,
-                     synapses=None) -> ExtractResult:
+                     synapses=None, model: FeatureModel | None = None) -> ExtractResult:
     """Extract features of every valid synapse of ``dataset`` (optionally only ``bboxes``).
 
     Parameters
@@ -283,6 +300,8 @@ def extract_features(dataset, settings: ExtractSettings = ExtractSettings(), cac
     cancel : polled between synapses; returning True stops the run (finished batches are kept).
     use_cache : False computes everything and stores nothing.
     synapses : iterable of (bbox_name, Var1) to restrict to; None for all.
+    model : a :class:`FeatureModel` built for settings with the same :meth:`FeatureModel.key`, to reuse
+        a loaded network across runs; None builds one for this run.
 
     Returns
     -------
@@ -297,7 +316,11 @@ def extract_features(dataset, settings: ExtractSettings = ExtractSettings(), cac
     >>> r.features.filter(like="feat_").shape, r.n_cached, r.skipped                # doctest: +SKIP
     """
     rows = _select_rows(dataset, bboxes, synapses)
-    deep = _Inference(settings) if settings.deep else None
+    if model is not None and FeatureModel.key(model.settings) != FeatureModel.key(settings):
+        raise ValueError("model= was built for other model settings (checkpoint, layer, pooling, precision, device, "
+                         "seed, fmaps or crop size) than this run's; build a FeatureModel for these settings")
+    deep = (model or FeatureModel(settings)) if settings.deep else None
+    passes_before = deep.forward_passes if deep else 0
     if deep is not None and not settings.checkpoint:
         log.warning("no checkpoint given: deep features come from an %s VGG3D; outputs record this", deep.identity)
         if settings.precision == "bf16":
@@ -391,11 +414,12 @@ def extract_features(dataset, settings: ExtractSettings = ExtractSettings(), cac
             for key in list(claimed):
                 cache.release(key)
 
+    passes = deep.forward_passes - passes_before if deep else 0
     features, skipped_df = _assemble(records, results, skipped, settings, deep.identity if deep else None,
                                      deep.spec.layer if deep else "", voxel_known=voxel is not None)
     log.info("extract: %d synapses, %d from cache, %d computed in %d forward passes, %d skipped%s", total, n_cached,
-             n_computed, deep.forward_passes if deep else 0, len(skipped_df), " (cancelled)" if cancelled else "")
-    return ExtractResult(features, skipped_df, n_cached, n_computed, deep.forward_passes if deep else 0,
+             n_computed, passes, len(skipped_df), " (cancelled)" if cancelled else "")
+    return ExtractResult(features, skipped_df, n_cached, n_computed, passes,
                          deep.identity if deep else "not used (morphology only)", cancelled, settings)
 
 
@@ -491,7 +515,7 @@ def cache_status(dataset, settings: "ExtractSettings", cache_dir=None, bboxes=No
     cannot be read count as cached: the run skips them without computing anything.
     """
     rows = _select_rows(dataset, bboxes)
-    spec = _Inference(settings).spec if settings.deep else None
+    spec = FeatureModel(settings).spec if settings.deep else None
     cache = open_cache(str(resolve_cache_dir(cache_dir) / "features"))
     voxel = tuple(float(v) for v in dataset.voxel_size_nm) if dataset.voxel_size_nm is not None else None
     n_cached = 0

@@ -262,3 +262,24 @@ def test_real_fib_sem_hdf5_extracts_the_same_in_a_worker_as_in_process(tmp_path)
     np.testing.assert_array_equal(feats(in_worker.features), feats(in_process.features))
     assert in_worker.features["morph_vesicle_cloud_volume_um3"].eq(0).all()  # no mask labels in this volume
     assert in_worker.features["morph_pre_volume_um3"].gt(0).all()
+
+
+def test_a_feature_model_is_reused_across_runs_and_counts_only_each_runs_passes(demo_dataset, tmp_path):
+    from synapse_core.extract import FeatureModel
+
+    settings = ExtractSettings(crop=CropSettings(size=16), fmaps=4, batch_size=8, workers=0)
+    model = FeatureModel(settings)
+    first = extract_features(demo_dataset, settings, tmp_path / "a", bboxes=["bbox1"], model=model)
+    second = extract_features(demo_dataset, settings, tmp_path / "b", bboxes=["bbox1"], model=model)
+    assert first.n_forward_passes == second.n_forward_passes == 2  # 15 crops in batches of 8
+    assert model.forward_passes == 4
+    pd.testing.assert_frame_equal(first.features, second.features)
+
+
+def test_a_feature_model_for_other_settings_is_refused(demo_dataset, tmp_path):
+    from synapse_core.extract import FeatureModel
+
+    settings = ExtractSettings(crop=CropSettings(size=16), fmaps=4, workers=0)
+    other = FeatureModel(ExtractSettings(crop=CropSettings(size=16), fmaps=4, workers=0, pooling="max"))
+    with pytest.raises(ValueError, match="model= was built for other model settings"):
+        extract_features(demo_dataset, settings, tmp_path, bboxes=["bbox1"], model=other)
