@@ -23,7 +23,7 @@ except ImportError as exc:  # a pipeline module not there yet
     st.warning(f"Feature extraction is not available in this installation: {exc}")
     common.stop()
 
-from synapse_core.checkpoints import CheckpointError, load_checkpoint
+from synapse_core.checkpoints import CheckpointError
 from synapse_core.pooling import POOLING_METHODS
 from synapse_core.run_config import settings_from_dict
 from synapse_core.vgg3d import layer_table
@@ -52,12 +52,6 @@ def checkpoint_choices() -> list[str]:
         return []
     suffixes = {".pth", ".pt", ".checkpoint", ".ckpt"}
     return sorted(p.name for p in Path(CHECKPOINT_DIR).iterdir() if p.is_file() and p.suffix in suffixes)
-
-
-@st.cache_resource(max_entries=4, show_spinner="Loading the network…")
-def cached_model(checkpoint: str, config):
-    """A checkpoint's network, loaded (and checked) once per process, shared between sessions."""
-    return load_checkpoint(checkpoint, config)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the network…")
@@ -200,7 +194,7 @@ if uses_network and settings is not None:
                    "fine for trying the pipeline, not for biology. Put checkpoints in SYNAPSE_CHECKPOINT_DIR or upload one.")
     else:
         try:
-            loaded = cached_model(settings.checkpoint, settings.network_config())
+            loaded = cached_feature_model(extract.FeatureModel.key(settings), settings).checkpoint
             st.caption(f"Network: {Path(loaded.path).name} ({loaded.identity[:19]}…), {loaded.n_classes} classes")
         except (CheckpointError, ValueError, FileNotFoundError) as exc:
             message = str(exc).replace(settings.checkpoint, uploaded_name) if uploaded_name else str(exc)

@@ -28,7 +28,6 @@ Example
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Mapping
@@ -155,10 +154,6 @@ class CropSettings:
     def cache_token(self) -> str:
         """Stable text key (JSON of all fields, sorted); equal settings give equal tokens in any process."""
         return json.dumps({"crop_settings": asdict(self)}, sort_keys=True)
-
-    def cache_hash(self) -> str:
-        """Short hex digest of :meth:`cache_token`."""
-        return hashlib.sha256(self.cache_token().encode()).hexdigest()[:16]
 
     def locate_token(self) -> str:
         """Key of the fields that decide the presynaptic side, crop centre and context window."""

@@ -185,7 +185,8 @@ class FeatureModel:
 
     Build one per set of model settings and pass it to :func:`extract_features` (``model=``) to keep
     it loaded across runs, e.g. in a dashboard's ``st.cache_resource``; :meth:`key` says which
-    settings it depends on. A bad checkpoint fails here, before any work.
+    settings it depends on. A bad checkpoint fails here, before any work; ``checkpoint`` is the
+    loaded :class:`~synapse_core.checkpoints.LoadedModel` (None for an untrained network).
     """
 
     def __init__(self, settings: ExtractSettings):
@@ -198,11 +199,11 @@ class FeatureModel:
         self.config = settings.network_config()
         self.layers = parse_layers(settings.layer, self.config)
         self._net = None
-        self._loaded = None
+        self.checkpoint = None
         if settings.checkpoint:
             # Load now: a bad checkpoint must fail before any work, loudly.
-            self._loaded = load_checkpoint(settings.checkpoint, self.config)
-            self.identity = self._loaded.identity
+            self.checkpoint = load_checkpoint(settings.checkpoint, self.config)
+            self.identity = self.checkpoint.identity
         else:
             self.identity = untrained_identity(settings.seed)
         self.spec = DeepSpec(self.identity, repr(self.config), ",".join(l.name for l in self.layers),
@@ -227,7 +228,7 @@ class FeatureModel:
 
             # Untrained: the head is never used and its init comes after the trunk's, so a 1-unit head
             # gives the same trunk weights without 100M random parameters.
-            loaded = self._loaded or load_model(None, dataclasses.replace(self.config, classifier_width=1),
+            loaded = self.checkpoint or load_model(None, dataclasses.replace(self.config, classifier_width=1),
                                                 seed=self.settings.seed)
             self._net = FeatureNet(loaded.model, self.layers, self.settings.pooling, self.device,
                                    self.settings.precision)
