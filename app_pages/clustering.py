@@ -13,14 +13,14 @@ from plotly.subplots import make_subplots
 
 from app_pages import common
 from app_pages.run_config_panel import CLUSTERING_LOADED
-from synapse_core import app_state
-from synapse_core.run_config import settings_from_dict
+from synapse_core.app import state as app_state
+from synapse_core.app.run_config import settings_from_dict
 
 st.title("Clustering")
 
 try:
-    from synapse_core.clustering import METHODS, PROJECTIONS, ClusterSettings, run_clustering
-    from synapse_core.preprocess import FEATURE_SETS, SCALERS
+    from synapse_core.cluster.run import METHODS, PROJECTIONS, ClusterSettings, run_clustering
+    from synapse_core.cluster.preprocess import FEATURE_SETS, SCALERS
 except ImportError as exc:
     st.warning(f"Clustering is not available in this installation: {exc}")
     common.stop()

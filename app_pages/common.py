@@ -3,9 +3,9 @@ URL query, the configured data roots, and cached data products.
 
 Session-state keys used across pages (everything else is page-local):
 
-``root``, ``subfolder``, ``bboxes``        which data (see :mod:`synapse_core.data_roots`)
+``root``, ``subfolder``, ``bboxes``        which data (see :mod:`synapse_core.app.data_roots`)
 ``extract_settings``, ``features``, ``skipped``, ``extract_counts``   extraction results
-``cluster_settings``, ``clusters``       :class:`~synapse_core.clustering.ClusterResult`
+``cluster_settings``, ``clusters``       :class:`~synapse_core.cluster.run.ClusterResult`
 ``selection``                            list of synapse ids (``"bbox1|syn_001"``)
 """
 
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from synapse_core import app_state
-from synapse_core.cache_dir import default_cache_dir
-from synapse_core.data_roots import DataRoot, configured_roots, resolve_inside, root_by_name
+from synapse_core.app import state as app_state
+from synapse_core.data.cache_dir import default_cache_dir
+from synapse_core.app.data_roots import DataRoot, configured_roots, resolve_inside, root_by_name
 
 #: Names whose values are written to the URL query, so a link reproduces the view.
 SHARED_IN_URL: dict[str, str] = {}
@@ -43,7 +43,7 @@ def cache_dir() -> Path:
 
 @st.cache_resource(show_spinner="Preparing the demo dataset (first start only)…")
 def _demo_root(cache: str) -> str:
-    from synapse_core.demo import demo_data_root
+    from synapse_core.data.demo import demo_data_root
 
     return str(demo_data_root(cache))
 
@@ -58,7 +58,7 @@ def available_roots() -> list[DataRoot]:
 
 @st.cache_resource(show_spinner="Opening dataset…", max_entries=8)
 def _open_dataset(path: str, cache: str, stamp: float):
-    from synapse_core.dataset import open_dataset
+    from synapse_core.data.dataset import open_dataset
 
     return open_dataset(path, cache_dir=cache)
 

@@ -8,8 +8,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_pages import common
-from synapse_core.data_roots import subfolders
-from synapse_core.slice_overlay import STRUCTURE_COLOURS, overlay_slice
+from synapse_core.app.data_roots import subfolders
+from synapse_core.viz.slice_overlay import STRUCTURE_COLOURS, overlay_slice
 
 st.title("Data")
 

@@ -16,17 +16,17 @@ from app_pages.run_config_panel import EXTRACTION_LOADED
 st.title("Extraction")
 
 try:
-    from synapse_core import extract
-    from synapse_core.crops import CropSettings, Discarded, crop_synapse
-    from synapse_core.segmentation_types import SEGMENTATION_TYPES
+    from synapse_core.features import extract
+    from synapse_core.crops.build import CropSettings, Discarded, crop_synapse
+    from synapse_core.crops.segmentation_types import SEGMENTATION_TYPES
 except ImportError as exc:  # a pipeline module not there yet
     st.warning(f"Feature extraction is not available in this installation: {exc}")
     common.stop()
 
-from synapse_core.checkpoints import CheckpointError
-from synapse_core.pooling import POOLING_METHODS
-from synapse_core.run_config import settings_from_dict
-from synapse_core.vgg3d import layer_table
+from synapse_core.features.checkpoints import CheckpointError
+from synapse_core.features.pooling import POOLING_METHODS
+from synapse_core.app.run_config import settings_from_dict
+from synapse_core.features.vgg3d import layer_table
 
 ds = common.require_dataset()
 bboxes = common.chosen_bboxes(ds)
@@ -209,7 +209,7 @@ if status is not None and status[0] != status_key:
     status = None
 if st.button("Check cache", key="x_check_cache", disabled=settings is None,
              help="Counts synapses whose features are already cached (reads each synapse's window, no network)."):
-    from synapse_core.extract import cache_status
+    from synapse_core.features.extract import cache_status
 
     with st.spinner("Looking up the cache…"):
         status = (status_key, *cache_status(ds, settings, common.cache_dir(), bboxes=bboxes))

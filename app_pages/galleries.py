@@ -7,14 +7,14 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from synapse_core import app_state
+from synapse_core.app import state as app_state
 
 st.title("Galleries")
 
 try:
-    from synapse_core import gallery
-    from synapse_core.crops import CropSettings
-    from synapse_core.render import OVERLAY_COLORS
+    from synapse_core.viz import gallery
+    from synapse_core.crops.build import CropSettings
+    from synapse_core.viz.render import OVERLAY_COLORS
 except ImportError as exc:
     st.warning(f"Galleries are not available in this installation: {exc}")
     common.stop()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import common
-from synapse_core import run_config
-from synapse_core.run_config import DataChoice, RunConfig, settings_to_dict
+from synapse_core.app import run_config
+from synapse_core.app.run_config import DataChoice, RunConfig, settings_to_dict
 
 #: Session-state names a loaded configuration writes; the pages read them as widget values.
 EXTRACTION_LOADED = "loaded_extraction"

@@ -45,11 +45,11 @@ def synthetic_features(n: int, d: int = 192, groups: int = 8, seed: int = 0) -> 
 
 
 def run_size(n: int, args, queue) -> None:
-    from synapse_core.clustering import fit_kmeans
-    from synapse_core.diagnostics import bbox_effect, knn_overlap, stability
-    from synapse_core.k_selection import choose_k, sweep_k
-    from synapse_core.preprocess import preprocess_features
-    from synapse_core.projection import ProjectionSettings, project
+    from synapse_core.cluster.run import fit_kmeans
+    from synapse_core.cluster.diagnostics import bbox_effect, knn_overlap, stability
+    from synapse_core.cluster.k_selection import choose_k, sweep_k
+    from synapse_core.cluster.preprocess import preprocess_features
+    from synapse_core.cluster.projection import ProjectionSettings, project
 
     rows = []
 

@@ -8,8 +8,8 @@ vesicle cloud, cleft and mitochondrion at every synapse). Storage:
 
 * ``numpy``: volumes in memory; reading = copying the windows out of the arrays.
 * ``zarr``: volumes on disk as Zarr v3, 64³ chunks (``--chunks``), zstd (the layout
-  ``synapse_core.dataset`` converts TIFF stacks to); reading = decoding chunks through the
-  per-process chunk cache of :mod:`synapse_core.crop_reader`.
+  ``synapse_core.data.dataset`` converts TIFF stacks to); reading = decoding chunks through the
+  per-process chunk cache of :mod:`synapse_core.crops.reader`.
 
 Timed per synapse: ``read_context`` (all reads) + ``build_crop`` (all computation), synapses in
 random order, settings = defaults (80³ crop, smart crop on) with the given segmentation type.
@@ -37,9 +37,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from synapse_core.crop_reader import CHUNK_CACHE, reuse_freed_memory  # noqa: E402
-from synapse_core.crops import CropSettings, Discarded, build_crop, read_context_arrays  # noqa: E402
-from synapse_core.labels import LabelIds  # noqa: E402
+from synapse_core.crops.reader import CHUNK_CACHE, reuse_freed_memory  # noqa: E402
+from synapse_core.crops.build import CropSettings, Discarded, build_crop, read_context_arrays  # noqa: E402
+from synapse_core.data.labels import LabelIds  # noqa: E402
 
 LABELS = LabelIds(mito=5, vesicle=6, cleft=7, cleft2=7)
 CELL = 32

@@ -9,10 +9,10 @@ Everything is measured in one run on the same crops (the demo dataset, untrained
 side by side:
 
 * matrix-multiply peak (float32 and bfloat16, square matmul), the reference for GFLOP/s;
-* model only: :class:`synapse_core.feature_net.FeatureNet` on pre-built crops, fp32 and bf16
+* model only: :class:`synapse_core.features.net.FeatureNet` on pre-built crops, fp32 and bf16
   (channels-last, Conv+BN folded; batches alternate between the two), crops/s and GFLOP/s
   (analytic FLOPs of the convolutions);
-* end to end: :func:`synapse_core.extract.extract_features` without cache, crops built in a
+* end to end: :func:`synapse_core.features.extract.extract_features` without cache, crops built in a
   worker process while the network runs; steady-state crops/s (after the first batch, like the
   model-only warm-up) and the wall time including start-up;
 * naive baseline: as the original tool ran it: batch 2, default (contiguous) layout, fp32, the
@@ -39,13 +39,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from synapse_core.crops import CropSettings, build_crop, read_context  # noqa: E402
-from synapse_core.dataset import open_dataset  # noqa: E402
-from synapse_core.demo import demo_data_root  # noqa: E402
-from synapse_core.extract import ExtractSettings, extract_features  # noqa: E402
-from synapse_core.feature_net import FeatureNet  # noqa: E402
-from synapse_core.pooling import pool  # noqa: E402
-from synapse_core.vgg3d import Vgg3DConfig, parse_layers, untrained_vgg3d  # noqa: E402
+from synapse_core.crops.build import CropSettings, build_crop, read_context  # noqa: E402
+from synapse_core.data.dataset import open_dataset  # noqa: E402
+from synapse_core.data.demo import demo_data_root  # noqa: E402
+from synapse_core.features.extract import ExtractSettings, extract_features  # noqa: E402
+from synapse_core.features.net import FeatureNet  # noqa: E402
+from synapse_core.features.pooling import pool  # noqa: E402
+from synapse_core.features.vgg3d import Vgg3DConfig, parse_layers, untrained_vgg3d  # noqa: E402
 
 
 def conv_gflop_per_crop(model, layer_index: int, size: int) -> float:

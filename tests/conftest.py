@@ -18,7 +18,7 @@ MEDULLA_SITES_XLSX = SHARED_DATA / "flyem-medulla-fib25" / "contact_sites.xlsx"
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory) -> Path:
     """A demo dataset (seed 0) written once per test session."""
-    from synapse_core.demo import write_demo_dataset
+    from synapse_core.data.demo import write_demo_dataset
 
     return write_demo_dataset(tmp_path_factory.mktemp("demo") / "DATA", seed=0)
 
@@ -31,8 +31,8 @@ def demo_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_dataset(demo_root, demo_cache):
-    """The demo dataset opened with :func:`synapse_core.dataset.open_dataset`."""
-    from synapse_core.dataset import open_dataset
+    """The demo dataset opened with :func:`synapse_core.data.dataset.open_dataset`."""
+    from synapse_core.data.dataset import open_dataset
 
     return open_dataset(demo_root, cache_dir=demo_cache)
 
@@ -97,7 +97,7 @@ def write_small_dataset(root: Path, bboxes=("bbox1",), rows=None, shape=(8, 24, 
 @pytest.fixture(scope="session")
 def morph_features(demo_dataset, demo_cache):
     """Morphology features of bbox1 and bbox2 (30 synapses) from the real extraction stage."""
-    from synapse_core.extract import ExtractSettings, extract_features
+    from synapse_core.features.extract import ExtractSettings, extract_features
 
     settings = ExtractSettings(features="morphology", workers=0)
     return extract_features(demo_dataset, settings, demo_cache, bboxes=["bbox1", "bbox2"]).features
@@ -106,7 +106,7 @@ def morph_features(demo_dataset, demo_cache):
 @pytest.fixture(scope="session")
 def clusters_k3(morph_features):
     """Three k-means clusters of :func:`morph_features` (no map, no stability: fast)."""
-    from synapse_core.clustering import ClusterSettings, run_clustering
+    from synapse_core.cluster.run import ClusterSettings, run_clustering
 
     settings = ClusterSettings(k=3, projection="none", n_stability=0, nan_policy="drop")
     return run_clustering(morph_features, settings)

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from synapse_core import app_state
-from synapse_core.labels import LabelIds
-from synapse_core.slice_overlay import STRUCTURE_COLOURS, overlay_slice
+from synapse_core.app import state as app_state
+from synapse_core.data.labels import LabelIds
+from synapse_core.viz.slice_overlay import STRUCTURE_COLOURS, overlay_slice
 
 
 @pytest.fixture
@@ -102,8 +102,8 @@ def test_overlay_refuses_opacity_outside_unit_range():
 
 
 def test_gallery_gif_is_cached_and_zip_holds_one_gif_per_synapse(demo_dataset, tmp_path):
-    from synapse_core import gallery
-    from synapse_core.crops import CropSettings
+    from synapse_core.viz import gallery
+    from synapse_core.crops.build import CropSettings
 
     settings = CropSettings(size=32)
     first = gallery.synapse_gif(demo_dataset, "bbox1", "syn_001", settings, tmp_path)

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from synapse_core.checkpoints import CheckpointError, file_sha256, load_checkpoint, load_model, save_checkpoint
-from synapse_core.vgg3d import Vgg3D, Vgg3DConfig
+from synapse_core.features.checkpoints import CheckpointError, file_sha256, load_checkpoint, load_model, save_checkpoint
+from synapse_core.features.vgg3d import Vgg3D, Vgg3DConfig
 
 TINY = Vgg3DConfig(input_size=(16, 16, 16), fmaps=2, n_convolutions=(2, 1, 1, 1), classifier_width=32)
 
@@ -80,7 +80,7 @@ def test_wrong_format_object_is_refused(tmp_path):
 
 def test_pickled_module_is_refused_under_weights_only(tmp_path):
     torch.save(trained_like(), tmp_path / "module.pt")  # whole nn.Module, needs arbitrary unpickling
-    with pytest.raises(CheckpointError, match=r"module.pt cannot be read safely: it contains the Python object synapse_core.vgg3d.Vgg3D.*weights_only=True"):
+    with pytest.raises(CheckpointError, match=r"module.pt cannot be read safely: it contains the Python object synapse_core.features.vgg3d.Vgg3D.*weights_only=True"):
         load_checkpoint(tmp_path / "module.pt", TINY)
 
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from synapse_core.cli import COMMANDS, build_parser
+from synapse_core.cli.parser import COMMANDS, build_parser
 
 
 def test_module_help_lists_every_command():

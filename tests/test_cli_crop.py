@@ -11,8 +11,8 @@ import pandas as pd
 import tifffile
 from PIL import Image
 
-from synapse_core.cli import main
-from synapse_core.crops import CropSettings, crop_synapse
+from synapse_core.cli.parser import main
+from synapse_core.crops.build import CropSettings, crop_synapse
 
 ROOT = Path(__file__).resolve().parents[1]
 

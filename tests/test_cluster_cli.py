@@ -8,8 +8,8 @@ import plotly.graph_objects as go
 import pytest
 from sklearn.datasets import make_blobs
 
-from synapse_core.cli import main
-from synapse_core.figures import bbox_composition_figure, k_curves_figure, map_figure
+from synapse_core.cli.parser import main
+from synapse_core.viz.figures import bbox_composition_figure, k_curves_figure, map_figure
 
 
 def write_features(path, n=90, centers=3, seed=0):

@@ -6,7 +6,7 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
-from synapse_core.clustering import ClusterSettings, run_clustering, write_result
+from synapse_core.cluster.run import ClusterSettings, run_clustering, write_result
 
 
 def blob_table(n=120, centers=4, n_feat=12, seed=0, std=1.0):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import zarr
 
-from synapse_core.crop_reader import CHUNK_CACHE, read_box
-from synapse_core.crops import (
+from synapse_core.crops.reader import CHUNK_CACHE, read_box
+from synapse_core.crops.build import (
     CropSettings,
     Discarded,
     SynapseCrop,
@@ -19,7 +19,7 @@ from synapse_core.crops import (
     iter_crops,
     read_context_arrays,
 )
-from synapse_core.labels import LabelIds
+from synapse_core.data.labels import LabelIds
 
 LABELS = LabelIds(mito=5, vesicle=6, cleft=7, cleft2=7)
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from synapse_core.data_roots import (
+from synapse_core.app.data_roots import (
     DataRoot,
     configured_roots,
     resolve_inside,

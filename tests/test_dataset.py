@@ -16,8 +16,8 @@ from conftest import (
     write_small_dataset,
     write_stack,
 )
-from synapse_core.dataset import open_dataset
-from synapse_core.labels import LabelIds
+from synapse_core.data.dataset import open_dataset
+from synapse_core.data.labels import LabelIds
 
 
 def test_demo_layout_opens_every_bbox_and_row(demo_dataset):

@@ -7,8 +7,8 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from synapse_core.cli import main
-from synapse_core.demo import PLANTED_TYPES, _render_bbox, demo_data_root
+from synapse_core.cli.parser import main
+from synapse_core.data.demo import PLANTED_TYPES, _render_bbox, demo_data_root
 
 
 def test_demo_writes_the_documented_layout(demo_root):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from synapse_core.clustering import fit_kmeans
-from synapse_core.diagnostics import bbox_composition, bbox_effect, knn_overlap, stability
+from synapse_core.cluster.run import fit_kmeans
+from synapse_core.cluster.diagnostics import bbox_composition, bbox_effect, knn_overlap, stability
 
 
 def kmeans_fit(k):

@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 import torch
 
-from synapse_core.checkpoints import save_checkpoint
-from synapse_core.cli import main
-from synapse_core.crops import CropSettings, crop_synapse
-from synapse_core.extract import ExtractSettings, extract_features
-from synapse_core.morphology import morphology_features
-from synapse_core.vgg3d import Vgg3D, Vgg3DConfig, resolve_layer
+from synapse_core.features.checkpoints import save_checkpoint
+from synapse_core.cli.parser import main
+from synapse_core.crops.build import CropSettings, crop_synapse
+from synapse_core.features.extract import ExtractSettings, extract_features
+from synapse_core.features.morphology import morphology_features
+from synapse_core.features.vgg3d import Vgg3D, Vgg3DConfig, resolve_layer
 
 from conftest import synapse_rows, write_small_dataset
 from vgg3d_reference import reference_trunk
@@ -123,9 +123,9 @@ def test_interrupted_run_resumes_where_it_stopped(demo_dataset, tmp_path):
 
 CONCURRENT = """
 import json, pathlib, sys, time
-from synapse_core.crops import CropSettings
-from synapse_core.dataset import open_dataset
-from synapse_core.extract import ExtractSettings, extract_features
+from synapse_core.crops.build import CropSettings
+from synapse_core.data.dataset import open_dataset
+from synapse_core.features.extract import ExtractSettings, extract_features
 data, volumes, cache, go = sys.argv[1:5]
 ds = open_dataset(data, cache_dir=volumes)
 pathlib.Path(go + f".ready{pathlib.os.getpid()}").touch()
@@ -247,7 +247,7 @@ def test_cli_refuses_a_download_error_page_as_checkpoint(small_root, tmp_path, c
 def test_real_fib_sem_hdf5_extracts_the_same_in_a_worker_as_in_process(tmp_path):
     from conftest import MEDULLA_H5, MEDULLA_SITES_CSV
 
-    from synapse_core.dataset import open_dataset
+    from synapse_core.data.dataset import open_dataset
 
     (tmp_path / "synapse_dataset.toml").write_text(
         "voxel_size_nm = [10, 10, 10]\n[bboxes.medulla]\n"
@@ -265,7 +265,7 @@ def test_real_fib_sem_hdf5_extracts_the_same_in_a_worker_as_in_process(tmp_path)
 
 
 def test_a_feature_model_is_reused_across_runs_and_counts_only_each_runs_passes(demo_dataset, tmp_path):
-    from synapse_core.extract import FeatureModel
+    from synapse_core.features.extract import FeatureModel
 
     settings = ExtractSettings(crop=CropSettings(size=16), fmaps=4, batch_size=8, workers=0)
     model = FeatureModel(settings)
@@ -277,7 +277,7 @@ def test_a_feature_model_is_reused_across_runs_and_counts_only_each_runs_passes(
 
 
 def test_a_feature_model_for_other_settings_is_refused(demo_dataset, tmp_path):
-    from synapse_core.extract import FeatureModel
+    from synapse_core.features.extract import FeatureModel
 
     settings = ExtractSettings(crop=CropSettings(size=16), fmaps=4, workers=0)
     other = FeatureModel(ExtractSettings(crop=CropSettings(size=16), fmaps=4, workers=0, pooling="max"))

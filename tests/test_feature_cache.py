@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from synapse_core.crops import CropSettings
-from synapse_core.feature_cache import FeatureCache, hash_key
+from synapse_core.crops.build import CropSettings
+from synapse_core.features.cache import FeatureCache, hash_key
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -34,7 +34,7 @@ def test_a_changed_setting_or_dtype_changes_the_key():
 
 
 def test_key_is_the_same_in_another_process():
-    code = ("import numpy as np; from synapse_core.crops import CropSettings; from synapse_core.feature_cache import hash_key;"
+    code = ("import numpy as np; from synapse_core.crops.build import CropSettings; from synapse_core.features.cache import hash_key;"
             "print(hash_key('crop', window=np.arange(8, dtype=np.uint8), crop=CropSettings(size=32)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=ENV).stdout.strip()
     assert out == hash_key("crop", window=np.arange(8, dtype=np.uint8), crop=CropSettings(size=32))
@@ -49,7 +49,7 @@ def test_values_round_trip(tmp_path):
 
 def test_a_claim_held_by_a_live_process_blocks_others(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import sys, time; from synapse_core.feature_cache import FeatureCache;"
+        [sys.executable, "-c", f"import sys, time; from synapse_core.features.cache import FeatureCache;"
                                f"print(FeatureCache({str(tmp_path)!r}).claim('k'), flush=True); time.sleep(30)"],
         stdout=subprocess.PIPE, text=True, cwd=ROOT, env=ENV)
     try:
@@ -63,7 +63,7 @@ def test_a_claim_held_by_a_live_process_blocks_others(tmp_path):
 
 
 def test_a_claim_of_a_dead_process_is_taken_over(tmp_path):
-    code = f"from synapse_core.feature_cache import FeatureCache; print(FeatureCache({str(tmp_path)!r}).claim('k'))"
+    code = f"from synapse_core.features.cache import FeatureCache; print(FeatureCache({str(tmp_path)!r}).claim('k'))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=ENV).stdout.strip() == "True"
     cache = FeatureCache(tmp_path)
     assert not cache.claimed_by_other("k")
@@ -74,5 +74,5 @@ def test_release_lets_another_process_claim(tmp_path):
     cache = FeatureCache(tmp_path)
     assert cache.claim("k") and cache.claim("k")  # re-claiming one's own key is fine
     cache.release("k")
-    code = f"from synapse_core.feature_cache import FeatureCache; print(FeatureCache({str(tmp_path)!r}).claim('k'))"
+    code = f"from synapse_core.features.cache import FeatureCache; print(FeatureCache({str(tmp_path)!r}).claim('k'))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=ENV).stdout.strip() == "True"

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import make_blobs
 
-from synapse_core.k_selection import check_k_range, choose_k, elbow_k, sweep_k
+from synapse_core.cluster.k_selection import check_k_range, choose_k, elbow_k, sweep_k
 
 
 @pytest.mark.parametrize("n_groups", [3, 5])

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from synapse_core.morphology import morphology_columns, morphology_features, sheet_area
+from synapse_core.features.morphology import morphology_columns, morphology_features, sheet_area
 
 SHAPE = (64, 64, 64)
 

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from synapse_core.cli import main
+from synapse_core.cli.parser import main
 
 
 @pytest.fixture(scope="module")

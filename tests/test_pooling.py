@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from synapse_core.pooling import pool, pooled_size
+from synapse_core.features.pooling import pool, pooled_size
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from conftest import MEDULLA_H5, MEDULLA_SITES_CSV
-from synapse_core.crops import CropSettings, build_crop, iter_crops, read_context_arrays
-from synapse_core.labels import LabelIds
-from synapse_core.presynaptic import PresynapticRecord, infer_presynaptic_side
-from synapse_core.volumes import read_window
+from synapse_core.crops.build import CropSettings, build_crop, iter_crops, read_context_arrays
+from synapse_core.data.labels import LabelIds
+from synapse_core.crops.presynaptic import PresynapticRecord, infer_presynaptic_side
+from synapse_core.data.volumes import read_window
 
 VES = 6
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from synapse_core.diagnostics import knn_overlap
-from synapse_core.projection import ProjectionSettings, cache_key, project
+from synapse_core.cluster.diagnostics import knn_overlap
+from synapse_core.cluster.projection import ProjectionSettings, cache_key, project
 
 
 @pytest.fixture(scope="module")

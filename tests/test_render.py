@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from synapse_core.crops import CropSettings, build_crop, read_context_arrays
-from synapse_core.labels import LabelIds
-from synapse_core.render import OVERLAY_COLORS, OVERLAY_OPACITY, crop_gif_bytes, orthogonal_png_bytes
+from synapse_core.crops.build import CropSettings, build_crop, read_context_arrays
+from synapse_core.data.labels import LabelIds
+from synapse_core.viz.render import OVERLAY_COLORS, OVERLAY_OPACITY, crop_gif_bytes, orthogonal_png_bytes
 
 LABELS = LabelIds(mito=5, vesicle=6, cleft=7, cleft2=7)
 
@@ -104,7 +104,7 @@ def test_flat_slices_still_give_one_frame_each(crop):
 
 
 def test_frame_png_equals_the_gif_frame_of_that_slice(crop):
-    from synapse_core.render import frame_png_bytes
+    from synapse_core.viz.render import frame_png_bytes
 
     png = np.asarray(Image.open(io.BytesIO(frame_png_bytes(crop, 9, overlays=("cleft",), scale=2))).convert("RGB"))
     np.testing.assert_array_equal(png.astype(int), frames(crop_gif_bytes(crop, overlays=("cleft",), scale=2))[9])

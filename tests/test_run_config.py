@@ -8,8 +8,8 @@ from typing import Literal
 
 import pytest
 
-from synapse_core import run_config
-from synapse_core.run_config import DataChoice, RunConfig, settings_from_dict, settings_to_dict
+from synapse_core.app import run_config
+from synapse_core.app.run_config import DataChoice, RunConfig, settings_from_dict, settings_to_dict
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def test_loads_refuses_oversized_input():
 
 
 def test_real_extract_settings_round_trip():
-    extract = pytest.importorskip("synapse_core.extract")
+    extract = pytest.importorskip("synapse_core.features.extract")
     settings = extract.ExtractSettings()
     rebuilt = settings_from_dict(extract.ExtractSettings, json.loads(json.dumps(settings_to_dict(settings))))
     assert rebuilt == settings

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from synapse_core.crops import CropSettings, Discarded, SynapseCrop, build_crop, read_context_arrays
-from synapse_core.labels import default_labels
-from synapse_core.segmentation_types import SEGMENTATION_TYPES, check_segmentation_type
+from synapse_core.crops.build import CropSettings, Discarded, SynapseCrop, build_crop, read_context_arrays
+from synapse_core.data.labels import default_labels
+from synapse_core.crops.segmentation_types import SEGMENTATION_TYPES, check_segmentation_type
 
 LABELS = default_labels("bbox2")
 SHAPE = (40, 40, 40)

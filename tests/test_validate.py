@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import small_volumes, synapse_rows, write_small_dataset, write_stack
-from synapse_core.cli import main
-from synapse_core.dataset import DatasetError, open_dataset
+from synapse_core.cli.parser import main
+from synapse_core.data.dataset import DatasetError, open_dataset
 
 
 def _issues(tmp_path, overrides):

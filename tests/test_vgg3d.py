@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from synapse_core.pooling import pool
-from synapse_core.vgg3d import (Vgg3D, Vgg3DConfig, forward_layers, layer_table, parse_layers, resolve_layer,
+from synapse_core.features.pooling import pool
+from synapse_core.features.vgg3d import (Vgg3D, Vgg3DConfig, forward_layers, layer_table, parse_layers, resolve_layer,
                                 untrained_vgg3d)
 
 from vgg3d_reference import reference_trunk
@@ -101,7 +101,7 @@ def _with_bn_statistics(model):
 
 
 def test_feature_net_folding_and_channels_last_keep_the_features():
-    from synapse_core.feature_net import FeatureNet
+    from synapse_core.features.net import FeatureNet
 
     torch.manual_seed(0)
     model = _with_bn_statistics(untrained_vgg3d(TINY, seed=5))
@@ -114,7 +114,7 @@ def test_feature_net_folding_and_channels_last_keep_the_features():
 
 
 def test_feature_net_output_size_matches_its_vectors():
-    from synapse_core.feature_net import FeatureNet
+    from synapse_core.features.net import FeatureNet
 
     net = FeatureNet(untrained_vgg3d(TINY, seed=0), parse_layers("stage3.conv1,stage4", TINY), "spp")
     out = net(torch.rand(1, 16, 16, 16).numpy())
@@ -123,7 +123,7 @@ def test_feature_net_output_size_matches_its_vectors():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 def test_cuda_features_match_cpu():
-    from synapse_core.feature_net import FeatureNet
+    from synapse_core.features.net import FeatureNet
 
     model = untrained_vgg3d(TINY, seed=0)
     crops = torch.rand(2, 16, 16, 16).numpy()
@@ -133,7 +133,7 @@ def test_cuda_features_match_cpu():
 
 
 def test_cuda_device_without_gpu_is_a_clear_error():
-    from synapse_core.feature_net import resolve_device
+    from synapse_core.features.net import resolve_device
 
     if torch.cuda.is_available():
         pytest.skip("a CUDA GPU is present")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import zarr
 
-from synapse_core.volumes import natural_key, read_window
+from synapse_core.data.volumes import natural_key, read_window
 
 
 def test_window_inside_the_volume_is_a_plain_slice():

@@ -277,7 +277,7 @@ def test_demo_pipeline_in_the_browser(server, browser, tmp_path):
 
 def check_run_configuration_round_trip(page, log_path, tmp_path) -> None:
     """Save the run configuration, load a changed copy, see it applied; a pickle is refused."""
-    from synapse_core import run_config
+    from synapse_core.app import run_config
 
     page.get_by_text("Run configuration (JSON)").click()
     with page.expect_download() as download:

@@ -1,0 +1,1 @@
+"""Dashboard support without Streamlit: data roots, run configurations, selection state."""

@@ -1,0 +1,1 @@
+"""Clustering: preprocessing, algorithms, k selection, projection (UMAP/t-SNE), diagnostics, summaries."""

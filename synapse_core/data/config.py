@@ -1,0 +1,191 @@
+"""The optional dataset config file at a data root (``synapse_dataset.toml`` or ``.yaml``).
+
+Example (TOML; the YAML form has the same keys)::
+
+    voxel_size_nm = [8, 8, 8]            # z, y, x
+    link_template = "https://wk.example.org/annotations/ID#{x},{y},{z},0,0.905"
+
+    [labels]                             # default label ids of the semantic mask, all bboxes
+    mito = 5
+    vesicle = 6
+    cleft = 7
+    cleft2 = 7
+
+    [bboxes.bbox1]
+    offset_xyz = [14119, 10692, 15034]   # added to synapse coordinates for link-outs
+    labels = { mito = 5, vesicle = 6, cleft = 7, cleft2 = 7 }
+
+    [bboxes.medulla]                     # volumes from HDF5 / Zarr instead of TIFF slices
+    raw = { path = "training_sample2.h5", key = "raw" }
+    seg = { path = "training_sample2.h5", key = "gt_bodies" }
+    mask = { path = "masks.zarr", key = "medulla" }   # optional
+    table = "contact_sites.csv"
+
+Relative paths are relative to the config file. Without a config the original per-bbox label
+table applies (:mod:`synapse_core.data.labels`) and the voxel size is unknown (reported as 1 voxel).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from synapse_core.data.labels import LabelIds, default_labels
+
+CONFIG_NAMES = ("synapse_dataset.toml", "synapse_dataset.yaml", "synapse_dataset.yml")
+_TOP_KEYS = {"voxel_size_nm", "link_template", "labels", "bboxes"}
+_BBOX_KEYS = {"offset_xyz", "labels", "raw", "seg", "mask", "table"}
+_LABEL_KEYS = {"mito", "vesicle", "cleft", "cleft2"}
+
+
+class ConfigError(ValueError):
+    """A dataset config file that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class VolumeSpec:
+    """Where one volume lives: an HDF5 file or Zarr store ``path`` and the dataset ``key`` inside it."""
+
+    path: str
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class BboxConfig:
+    labels: LabelIds | None = None
+    offset_xyz: tuple[int, int, int] = (0, 0, 0)
+    raw: VolumeSpec | None = None
+    seg: VolumeSpec | None = None
+    mask: VolumeSpec | None = None
+    table: str | None = None
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Parsed dataset config; ``path`` is None when the root has no config file."""
+
+    path: str | None = None
+    voxel_size_nm: tuple[float, float, float] | None = None
+    link_template: str | None = None
+    labels: LabelIds | None = None
+    bboxes: dict[str, BboxConfig] = field(default_factory=dict)
+
+    def labels_for(self, bbox_name: str) -> LabelIds:
+        """Label ids for ``bbox_name``: the bbox's own, else the config default, else the original table."""
+        bbox = self.bboxes.get(bbox_name)
+        if bbox is not None and bbox.labels is not None:
+            return bbox.labels
+        return self.labels or default_labels(bbox_name)
+
+    def offset_for(self, bbox_name: str) -> tuple[int, int, int]:
+        bbox = self.bboxes.get(bbox_name)
+        return bbox.offset_xyz if bbox is not None else (0, 0, 0)
+
+
+def find_config(root: Path) -> Path | None:
+    """The config file inside ``root``, or ``root`` itself when it is a config file."""
+    if root.is_file() and root.name.endswith((".toml", ".yaml", ".yml")):
+        return root
+    for name in CONFIG_NAMES:
+        if (root / name).is_file():
+            return root / name
+    return None
+
+
+def _read_mapping(path: Path) -> dict:
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(text)
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+    except Exception as exc:  # both parsers give a line number in their message
+        raise ConfigError(f"{path}: cannot parse the dataset config: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the dataset config must be a mapping of keys to values")
+    return data
+
+
+def _check_keys(path: Path, where: str, data: dict, allowed: set[str]) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key(s) {unknown} in {where}; accepted keys are {sorted(allowed)}"
+        )
+
+
+def _labels(path: Path, where: str, data) -> LabelIds:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: {where} must be a table like {{ mito = 5, vesicle = 6, cleft = 7, cleft2 = 7 }}")
+    _check_keys(path, where, data, _LABEL_KEYS)
+    missing = sorted(_LABEL_KEYS - set(data) - {"cleft2"})
+    if missing:
+        raise ConfigError(f"{path}: {where} is missing {missing}")
+    try:
+        values = {k: int(data[k]) for k in _LABEL_KEYS if k in data}
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: {where} label ids must be integers ({exc})") from exc
+    values.setdefault("cleft2", values["cleft"])
+    return LabelIds(**values)
+
+
+def _triple(path: Path, where: str, value, kind=float) -> tuple:
+    if not isinstance(value, (list, tuple)) or len(value) != 3:
+        raise ConfigError(f"{path}: {where} must be a list of 3 numbers, got {value!r}")
+    try:
+        return tuple(kind(v) for v in value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: {where} must be a list of 3 numbers, got {value!r}") from exc
+
+
+def _volume(path: Path, where: str, value) -> VolumeSpec:
+    base = path.parent
+    if isinstance(value, str):
+        file, _, key = value.partition(":") if "::" not in value else value.partition("::")
+        return VolumeSpec(str((base / file).resolve()), key or None)
+    if isinstance(value, dict) and "path" in value:
+        _check_keys(path, where, value, {"path", "key"})
+        return VolumeSpec(str((base / str(value["path"])).resolve()), value.get("key"))
+    raise ConfigError(f'{path}: {where} must be {{ path = "file.h5", key = "raw" }} or "file.h5:raw", got {value!r}')
+
+
+def load_dataset_config(root: str | Path) -> DatasetConfig:
+    """Read the dataset config of ``root`` (a data folder or a config file); empty if there is none."""
+    root = Path(root)
+    path = find_config(root)
+    if path is None:
+        return DatasetConfig()
+    data = _read_mapping(path)
+    _check_keys(path, "the top level", data, _TOP_KEYS)
+    voxel = data.get("voxel_size_nm")
+    voxel = _triple(path, "voxel_size_nm", voxel) if voxel is not None else None
+    if voxel is not None and min(voxel) <= 0:
+        raise ConfigError(f"{path}: voxel_size_nm must be positive (z, y, x nm), got {list(voxel)}")
+    template = data.get("link_template")
+    if template is not None:
+        try:
+            str(template).format(x=0, y=0, z=0, bbox="b")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(
+                f"{path}: link_template may only use the placeholders {{x}}, {{y}}, {{z}}, {{bbox}} ({exc})"
+            ) from exc
+    labels = _labels(path, "[labels]", data["labels"]) if "labels" in data else None
+    bboxes = {}
+    for name, entry in (data.get("bboxes") or {}).items():
+        where = f"[bboxes.{name}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{path}: {where} must be a table")
+        _check_keys(path, where, entry, _BBOX_KEYS)
+        bboxes[str(name)] = BboxConfig(
+            labels=_labels(path, f"{where} labels", entry["labels"]) if "labels" in entry else None,
+            offset_xyz=_triple(path, f"{where} offset_xyz", entry["offset_xyz"], int) if "offset_xyz" in entry else (0, 0, 0),
+            raw=_volume(path, f"{where} raw", entry["raw"]) if "raw" in entry else None,
+            seg=_volume(path, f"{where} seg", entry["seg"]) if "seg" in entry else None,
+            mask=_volume(path, f"{where} mask", entry["mask"]) if "mask" in entry else None,
+            table=str((path.parent / entry["table"]).resolve()) if "table" in entry else None,
+        )
+    return DatasetConfig(
+        path=str(path), voxel_size_nm=voxel, link_template=template, labels=labels, bboxes=bboxes
+    )

@@ -1,0 +1,253 @@
+"""Open a data root: find bboxes and synapse tables, convert TIFF stacks once, validate.
+
+Layouts accepted at a data root ``DATA`` (volumes indexed ``[z, y, x]``, z = slice number):
+
+* ``DATA/raw/<bbox>/slice_*.tif``, ``DATA/seg/<bbox>/slice_*.tif``, ``DATA/mask/<bbox>/slice_*.tif``;
+  the original tool's mask folder ``vesicle_cloud__syn_interface__mitochondria_annotation/bbox_<N>``
+  is accepted too, inside ``DATA`` or next to it. Slices are sorted naturally.
+* HDF5 or Zarr volumes named per bbox in ``DATA/synapse_dataset.toml`` (see
+  :mod:`synapse_core.data.config`).
+* Synapse tables ``DATA/excel/<bbox>.xlsx|.csv``, ``DATA/<bbox>.xlsx|.csv``, or one
+  ``synapse_info.xlsx|.csv`` with a ``bbox_name`` column.
+
+TIFF stacks are converted once into chunked Zarr arrays in the cache and read by window after
+that, so memory does not grow with the number or size of boxes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from synapse_core.data.cache_dir import resolve_cache_dir
+from synapse_core.data.config import DatasetConfig, VolumeSpec, load_dataset_config
+from synapse_core.data.labels import LabelIds
+from synapse_core.data.tables import REQUIRED_COLUMNS, SOURCE_FILE, SOURCE_ROW, TableError, find_tables, read_table
+from synapse_core.data.validate import ValidationReport, validate_rows
+from synapse_core.data.volumes import (
+    VolumeError,
+    VolumeSource,
+    convert_tiff_stack,
+    list_slices,
+    natural_key,
+    source_from_spec,
+    tiff_header_shape,
+)
+
+ORIGINAL_MASK_DIR = "vesicle_cloud__syn_interface__mitochondria_annotation"
+
+
+class DatasetError(ValueError):
+    """Nothing usable at a data root; the message carries the validation report."""
+
+
+@dataclass(frozen=True)
+class BboxSource:
+    """One bounding box: where its volumes are and how to read its mask labels.
+
+    ``raw``/``seg``/``mask`` are picklable :class:`VolumeSource` s; ``.open()`` gives an array-like
+    indexed ``[z, y, x]``. ``mask`` is None when the bbox has no semantic mask.
+    """
+
+    name: str
+    raw: VolumeSource
+    seg: VolumeSource
+    mask: VolumeSource | None
+    labels: LabelIds
+    shape_zyx: tuple[int, int, int]
+    offset_xyz: tuple[int, int, int] = (0, 0, 0)
+    source: str = ""
+
+
+@dataclass
+class Dataset:
+    """A validated data root: usable bboxes, valid synapse rows and the validation report."""
+
+    root: str
+    bboxes: dict[str, BboxSource]
+    synapses: pd.DataFrame
+    report: ValidationReport
+    config: DatasetConfig = field(default_factory=DatasetConfig)
+
+    @property
+    def voxel_size_nm(self) -> tuple[float, float, float] | None:
+        """(z, y, x) voxel size in nm from the config, or None when unknown."""
+        return self.config.voxel_size_nm
+
+    def link_url(self, bbox_name: str, x: int, y: int, z: int) -> str | None:
+        """A WebKnossos/Neuroglancer link to voxel (x, y, z) of ``bbox_name``, or None without a template."""
+        template = self.config.link_template
+        if not template:
+            return None
+        ox, oy, oz = self.config.offset_for(bbox_name)
+        return template.format(x=int(x) + ox, y=int(y) + oy, z=int(z) + oz, bbox=bbox_name)
+
+    def synapse(self, bbox_name: str, var1: str) -> pd.Series:
+        """The valid row of synapse ``bbox_name/var1``; KeyError names it when absent."""
+        hit = self.synapses[(self.synapses["bbox_name"] == bbox_name) & (self.synapses["Var1"] == str(var1))]
+        if hit.empty:
+            raise KeyError(f"synapse {bbox_name}/{var1} is not among the valid rows of {self.root}")
+        return hit.iloc[0]
+
+
+def _mask_dir(data_dir: Path, bbox: str) -> Path | None:
+    m = re.fullmatch(r"bbox_?(\d+)", bbox)
+    names = [bbox] + ([f"bbox_{m.group(1)}"] if m else [])
+    candidates = [data_dir / "mask" / n for n in names]
+    for base in (data_dir / ORIGINAL_MASK_DIR, data_dir.parent / ORIGINAL_MASK_DIR):
+        candidates += [base / n for n in names]
+    return next((c for c in candidates if c.is_dir()), None)
+
+
+def _tiff_bbox(name: str, data_dir: Path, volumes_dir: Path, config: DatasetConfig, report: ValidationReport
+               ) -> BboxSource | None:
+    raw_dir, seg_dir = data_dir / "raw" / name, data_dir / "seg" / name
+    if not seg_dir.is_dir():
+        report.fatal.append(f"{name}: segmentation folder {seg_dir} is missing (expected next to {raw_dir})")
+        return None
+    mask_dir = _mask_dir(data_dir, name)
+    stacks = {"raw": list_slices(raw_dir), "seg": list_slices(seg_dir)}
+    if mask_dir is None:
+        report.warnings.append(
+            f"{name}: no semantic mask folder (mask/{name} or {ORIGINAL_MASK_DIR}/bbox_N); segmentation types "
+            "that need vesicle cloud, cleft or mitochondria labels are unavailable for it")
+    else:
+        stacks["mask"] = list_slices(mask_dir)
+    folders = {"raw": raw_dir, "seg": seg_dir, "mask": mask_dir}
+    empty = [k for k, files in stacks.items() if not files]
+    if empty:
+        report.fatal.append(f"{name}: no slice_*.tif files in " + ", ".join(str(folders[k]) for k in empty))
+        return None
+    counts = {k: len(v) for k, v in stacks.items()}
+    if len(set(counts.values())) > 1:
+        report.fatal.append(f"{name}: slice counts differ: " + ", ".join(f"{k} {n} ({folders[k]})" for k, n in counts.items())
+                            + "; every stack needs one slice per z")
+        return None
+    try:
+        shapes = {k: tiff_header_shape(files[0]) for k, files in stacks.items()}
+        if len(set(shapes.values())) > 1:
+            report.fatal.append(f"{name}: slice shapes (rows, columns) differ: "
+                                + ", ".join(f"{k} {s} ({stacks[k][0]})" for k, s in shapes.items()))
+            return None
+        sources = {k: convert_tiff_stack(files, volumes_dir / f"{name}-{k}", is_raw=(k == "raw"))
+                   for k, files in stacks.items()}
+    except VolumeError as exc:
+        report.fatal.append(f"{name}: {exc}")
+        return None
+    shape = tuple(int(s) for s in sources["raw"].open().shape)
+    return BboxSource(name, sources["raw"], sources["seg"], sources.get("mask"), config.labels_for(name), shape,
+                      config.offset_for(name), source=f"TIFF slices in {raw_dir.parent.parent}")
+
+
+def _config_bbox(name: str, config: DatasetConfig, report: ValidationReport) -> BboxSource | None:
+    bc = config.bboxes[name]
+    if bc.seg is None:
+        report.fatal.append(f"{name}: {config.path} gives raw but no seg volume for [bboxes.{name}]")
+        return None
+    try:
+        specs: dict[str, VolumeSpec] = {"raw": bc.raw, "seg": bc.seg}
+        if bc.mask is not None:
+            specs["mask"] = bc.mask
+        sources = {k: source_from_spec(s.path, s.key) for k, s in specs.items()}
+        shapes = {k: tuple(int(v) for v in src.open().shape) for k, src in sources.items()}
+    except VolumeError as exc:
+        report.fatal.append(f"{name}: {exc}")
+        return None
+    if len(set(shapes.values())) > 1:
+        report.fatal.append(f"{name}: volume shapes (z, y, x) differ: " + ", ".join(f"{k} {s}" for k, s in shapes.items()))
+        return None
+    if bc.mask is None:
+        report.warnings.append(f"{name}: no semantic mask volume; segmentation types that need vesicle cloud, "
+                               "cleft or mitochondria labels are unavailable for it")
+    kinds = sorted({src.kind.upper() for src in sources.values()})
+    return BboxSource(name, sources["raw"], sources["seg"], sources.get("mask"), config.labels_for(name),
+                      shapes["raw"], bc.offset_xyz, source=f"{'/'.join(kinds)} {Path(bc.raw.path).name}")
+
+
+def _load_tables(data_dir: Path, bbox_names: list[str], config: DatasetConfig, report: ValidationReport
+                 ) -> pd.DataFrame:
+    per_bbox, combined = find_tables(data_dir, bbox_names)
+    for name, bc in config.bboxes.items():
+        if bc.table:
+            per_bbox[name] = Path(bc.table)
+    frames = []
+    for name, path in per_bbox.items():
+        try:
+            frames.append(read_table(path).assign(bbox_name=name))
+        except TableError as exc:
+            report.fatal.append(str(exc))
+    for path in combined:
+        try:
+            df = read_table(path)
+        except TableError as exc:
+            report.fatal.append(str(exc))
+            continue
+        if "bbox_name" not in df.columns:
+            report.fatal.append(f"{path}: a combined synapse table needs a bbox_name column")
+            continue
+        frames.append(df)
+    found = {f["bbox_name"].iloc[0] for f in frames if len(f)} | {b for f in frames for b in f["bbox_name"].dropna()}
+    for name in bbox_names:
+        if name not in found:
+            report.warnings.append(f"{name}: no synapse table found (excel/{name}.xlsx, {name}.csv or synapse_info.xlsx)")
+    if not frames:
+        return pd.DataFrame(columns=["bbox_name", *REQUIRED_COLUMNS, SOURCE_FILE, SOURCE_ROW])
+    table = pd.concat(frames, ignore_index=True)
+    table["bbox_name"] = table["bbox_name"].astype(str)
+    # bbox_name and Var1 first, then the table's columns in their order.
+    front = ["bbox_name", "Var1"]
+    return table[front + [c for c in table.columns if c not in front]]
+
+
+def open_dataset(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Dataset:
+    """Open and validate the data root ``root`` (a folder, or a dataset config file).
+
+    Bboxes with fatal problems are left out and reported; rows with problems are skipped and
+    reported; everything valid is kept. Raises :class:`DatasetError` (with the report) only when
+    no bbox is usable. TIFF stacks are converted into ``cache_dir/volumes`` on first use.
+    """
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DatasetError(f"{root}: data folder not found; pass the folder that holds raw/, seg/ and excel/")
+    config = load_dataset_config(root)
+    data_dir = root if root.is_dir() else root.parent
+    report = ValidationReport(root=str(root))
+    volumes_dir = resolve_cache_dir(cache_dir) / "volumes"
+    bboxes: dict[str, BboxSource] = {}
+    for name, bc in config.bboxes.items():
+        if bc.raw is not None:
+            b = _config_bbox(name, config, report)
+            if b is not None:
+                bboxes[name] = b
+    raw_root = data_dir / "raw"
+    if raw_root.is_dir():
+        for d in sorted((p for p in raw_root.iterdir() if p.is_dir()), key=lambda p: natural_key(p.name)):
+            if d.name not in config.bboxes or config.bboxes[d.name].raw is None:
+                b = _tiff_bbox(d.name, data_dir, volumes_dir, config, report)
+                if b is not None:
+                    bboxes[d.name] = b
+        if not any(p.is_dir() for p in raw_root.iterdir()):
+            report.fatal.append(f"{raw_root}: no bbox folders inside (expected raw/<bbox>/slice_*.tif)")
+    elif not any(bc.raw for bc in config.bboxes.values()):
+        report.fatal.append(f"{data_dir}: no raw/ folder and no volumes in a synapse_dataset.toml; expected "
+                            "raw/<bbox>/slice_*.tif, seg/<bbox>/slice_*.tif, mask/<bbox>/slice_*.tif and excel/<bbox>.xlsx")
+    raw_dirs = {p.name for p in raw_root.iterdir() if p.is_dir()} if raw_root.is_dir() else set()
+    all_names = sorted(set(bboxes) | raw_dirs, key=natural_key)
+    table = _load_tables(data_dir, all_names, config, report)
+    seg_volumes = {n: b.seg.open() for n, b in bboxes.items()}
+    valid, issues = validate_rows(table, {n: b.shape_zyx for n, b in bboxes.items()}, seg_volumes)
+    report.row_issues = issues
+    valid = valid.drop(columns=[SOURCE_FILE, SOURCE_ROW])
+    report.n_rows_total, report.n_rows_valid = len(table), len(valid)
+    report.bboxes = pd.DataFrame([
+        {"bbox_name": n, "shape_zyx": b.shape_zyx, "n_synapses": int((valid["bbox_name"] == n).sum()),
+         "mask": "yes" if b.mask is not None else "none", "source": b.source}
+        for n, b in bboxes.items()
+    ])
+    if not bboxes:
+        raise DatasetError("no usable bounding box.\n" + report.text())
+    return Dataset(str(root), bboxes, valid, report, config)

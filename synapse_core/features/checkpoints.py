@@ -1,0 +1,185 @@
+"""Load VGG3D weights from synister / SynapseClusterEM checkpoint files, or make an explicit untrained net.
+
+A checkpoint is a ``torch.save``-d dict, either ``{"model_state_dict": state_dict, ...}`` (the
+synister training format; other entries such as the optimizer state are ignored) or the bare
+state dict, with keys ``features.N.*`` and ``classifier.N.*`` (see :mod:`synapse_core.features.vgg3d`).
+The class count (6 or 7 for the neurotransmitter classifiers) is read from
+``classifier.6.weight``. Files are read with ``torch.load(weights_only=True)``: a file that holds
+anything but tensors and plain containers is refused.
+
+Every problem raises :class:`CheckpointError` naming the file and what is wrong: there is no
+silent fallback to random weights (the original tool's worst bug, notes §14.1). A network without
+a checkpoint is explicitly "untrained (random weights, seed N)", and that string travels with
+every output (:attr:`LoadedModel.identity`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import pickle
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from synapse_core.features.vgg3d import Vgg3D, Vgg3DConfig, untrained_vgg3d
+
+#: Where the original tool downloaded its checkpoint from (hemibrain neurotransmitter classifier, 2022-02-25).
+ORIGINAL_CHECKPOINT_NAME = "hemibrain_production.checkpoint"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used; the message says which file and why."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A ready network (eval mode) and what it is.
+
+    ``identity`` is ``"sha256:<hex>"`` for a checkpoint, ``"untrained (random weights, seed N)"``
+    otherwise; it goes into cache keys and into every output table.
+    """
+
+    model: Vgg3D
+    identity: str
+    n_classes: int
+    path: str | None = None
+
+    @property
+    def untrained(self) -> bool:
+        return self.path is None
+
+
+def untrained_identity(seed: int) -> str:
+    return f"untrained (random weights, seed {seed})"
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The state dict stored in ``path`` (bare or under ``model_state_dict``); CheckpointError otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist (give the path of a VGG3D .checkpoint/.pt file, "
+                              f"or no checkpoint for an explicitly untrained network)")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not (head.startswith(b"PK") or head[:1] == b"\x80"):  # zip (torch >= 1.6) or a legacy pickle
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a PyTorch file (it starts with {head!r}, "
+                              f"not a torch.save archive; an HTML error page from a failed download looks like "
+                              f"this); download it again or check the path")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's own text advises weights_only=False (arbitrary code execution): never pass that on.
+        found = re.search(r"(?:Unsupported global: GLOBAL|global) '?([\w.]+)", str(exc))
+        why = (f"it contains the Python object {found.group(1)}" if found
+               else "it holds pickled Python objects, not only tensors")
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read safely: {why}. Only files holding tensors and plain "
+            f"containers are loaded (torch.load weights_only=True); re-save the state dict with "
+            f"torch.save({{'model_state_dict': model.state_dict()}}, path)") from exc
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError) as exc:
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a PyTorch file ({type(exc).__name__}: "
+                              f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no details'}); "
+                              f"download it again or check the path") from exc
+    state = obj.get("model_state_dict", obj) if isinstance(obj, dict) else obj
+    if not isinstance(state, dict) or not state or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        what = type(obj).__name__ if not isinstance(obj, dict) else f"dict with keys {sorted(map(str, obj))[:6]}"
+        raise CheckpointError(f"checkpoint {path} is not a VGG3D state dict: found a {what}; expected "
+                              f"{{'model_state_dict': {{'features.0.weight': tensor, ...}}}} or the bare state dict")
+    if all(k.startswith("module.") for k in state):  # saved from nn.DataParallel
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def _classes_of(state: dict[str, torch.Tensor], path) -> int:
+    head = [k for k in state if k.startswith("classifier.") and k.endswith(".weight")]
+    if not head:
+        raise CheckpointError(f"checkpoint {path} has no classifier weights (keys start with "
+                              f"{sorted({k.split('.')[0] for k in state})}); it is not a VGG3D checkpoint")
+    last = max(head, key=lambda k: int(k.split(".")[1]) if k.split(".")[1].isdigit() else -1)
+    return int(state[last].shape[0])
+
+
+def _describe_mismatch(state, expected, path, config: Vgg3DConfig) -> str:
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+              for k in expected if k in state and state[k].shape != expected[k].shape]
+    parts = []
+    if missing:
+        parts.append(f"missing keys {missing[:5]}{' …' if len(missing) > 5 else ''}")
+    if unexpected:
+        parts.append(f"unexpected keys {unexpected[:5]}{' …' if len(unexpected) > 5 else ''}")
+    if shapes:
+        parts.append(f"shape mismatch {shapes[:3]}{' …' if len(shapes) > 3 else ''}")
+    first = state.get("features.0.weight")
+    hint = f" (the file's first conv has {first.shape[0]} feature maps)" if first is not None else ""
+    return (f"checkpoint {path} does not match the VGG3D architecture (input {config.input_size}, fmaps "
+            f"{config.fmaps}, convolutions per stage {config.n_convolutions}){hint}: " + "; ".join(parts))
+
+
+def _head_config(state: dict[str, torch.Tensor], config: Vgg3DConfig) -> Vgg3DConfig:
+    """``config`` with the classifier's width and input size read from the file's classifier.
+
+    The classifier is never used for features; its shape only says which crop size and head the
+    network was trained with. The trunk (``features.*``) must match ``config`` exactly.
+    """
+    first, hidden = state.get("classifier.0.weight"), state.get("classifier.3.weight")
+    if first is None or first.ndim != 2:
+        return config
+    c_last = config.stage_channels()[-1]
+    flat = int(first.shape[1])
+    edge = round((flat / c_last) ** (1 / 3)) if flat % c_last == 0 else 0
+    if edge < 1 or edge**3 * c_last != flat:
+        return config  # the strict comparison reports the mismatch
+    size = tuple(edge * int(torch.tensor([f[a] for f in config.downsample_factors]).prod()) for a in range(3))
+    width = int(hidden.shape[0]) if hidden is not None and hidden.ndim == 2 else config.classifier_width
+    return dataclasses.replace(config, input_size=size, classifier_width=width)
+
+
+def load_checkpoint(path: str | os.PathLike, config: Vgg3DConfig = Vgg3DConfig()) -> LoadedModel:
+    """Build a VGG3D with the trunk of ``config`` and the class count, classifier width and input size
+    found in ``path``, and load its weights strictly.
+
+    Raises CheckpointError for a missing, corrupt, unsafe or mismatched file.
+    """
+    state = read_state_dict(path)
+    n_classes = _classes_of(state, path)
+    config = _head_config(state, config)
+    model = Vgg3D(config, output_classes=n_classes)
+    expected = model.state_dict()
+    if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):
+        raise CheckpointError(_describe_mismatch(state, expected, path, config))
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"checkpoint {path} holds NaN/inf values in {bad[:5]}; the file is damaged")
+    model.load_state_dict(state, strict=True)
+    return LoadedModel(model.eval(), "sha256:" + file_sha256(path), n_classes, str(path))
+
+
+def load_model(checkpoint: str | os.PathLike | None, config: Vgg3DConfig = Vgg3DConfig(), seed: int = 0) -> LoadedModel:
+    """The checkpoint's network, or with ``checkpoint=None`` an untrained one initialised from ``seed``."""
+    if checkpoint is None or str(checkpoint) == "":
+        model = untrained_vgg3d(config, seed=seed)
+        return LoadedModel(model, untrained_identity(seed), model.output_classes, None)
+    return load_checkpoint(checkpoint, config)
+
+
+def save_checkpoint(model: Vgg3D, path: str | os.PathLike) -> str:
+    """Write ``model`` in the synister format ``{"model_state_dict": ...}``; returns the file's sha256."""
+    torch.save({"model_state_dict": model.state_dict()}, path)
+    return file_sha256(path)

@@ -1,0 +1,121 @@
+"""Run a VGG3D trunk over batches of crops and return pooled feature vectors (the inference half).
+
+:class:`FeatureNet` prepares a model once for fast inference without changing its results:
+
+* only the modules up to the deepest requested layer are kept;
+* Conv3d + BatchNorm3d pairs are folded into one convolution where no requested layer needs the
+  pre-BatchNorm or BatchNorm output on its own (eval-mode BN is an affine map per channel);
+* channels-last 3D memory layout (about 2× faster convolutions on CPU with oneDNN);
+* ``precision="bf16"`` runs under bfloat16 autocast (max-pools stay in bfloat16 instead of the
+  autocast default float32); the final global pooling is always float32.
+
+Crops go in as ``(B, z, y, x)`` float32 numpy arrays; vectors come out as ``(B, F)`` float32, the
+requested layers' pooled outputs concatenated in the order given.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from synapse_core.features.pooling import pool, pooled_size
+from synapse_core.features.vgg3d import LayerInfo, Vgg3D
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; ``"cuda"`` without a GPU is a ValueError."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"device {device!r}: use auto, cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but no CUDA GPU is available to PyTorch; use --device cpu")
+    return torch.device(device)
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: use fp32 or bf16")
+    return precision
+
+
+class FeatureNet:
+    """A VGG3D trunk ready to turn crops into pooled vectors for ``layers``.
+
+    Parameters
+    ----------
+    model : Vgg3D (not modified; its trunk is copied).
+    layers : requested layers (from :func:`synapse_core.features.vgg3d.parse_layers`), output in this order.
+    pooling : see :mod:`synapse_core.features.pooling`.
+    device : torch.device or str.
+    precision : "fp32" or "bf16".
+    fold_batchnorm, channels_last : speed options that do not change results beyond rounding.
+    """
+
+    def __init__(self, model: Vgg3D, layers: list[LayerInfo], pooling: str = "avg", device="cpu",
+                 precision: str = "fp32", fold_batchnorm: bool = True, channels_last: bool = True):
+        self.layers = list(layers)
+        self.pooling = pooling
+        self.device = torch.device(device)
+        self.precision = check_precision(precision)
+        self.channels_last = channels_last
+        self.forward_passes = 0
+        wanted = {l.index for l in self.layers}
+        # A private copy of the trunk (a few MB): moving it to a device or layout never touches ``model``.
+        modules = [copy.deepcopy(m) for m in list(model.features)[: max(wanted) + 1]]
+        steps: list[tuple[nn.Module, int]] = []  # (module, index of the original output it produces)
+        i = 0
+        while i < len(modules):
+            m = modules[i]
+            foldable = (fold_batchnorm and isinstance(m, nn.Conv3d) and i + 1 < len(modules)
+                        and isinstance(modules[i + 1], nn.BatchNorm3d) and i not in wanted and i + 1 not in wanted)
+            if foldable:
+                steps.append((fuse_conv_bn_eval(m.eval(), modules[i + 1].eval()), i + 1))
+                i += 2
+            else:
+                steps.append((m, i))
+                i += 1
+        self._steps = steps
+        self._trunk = nn.ModuleList([m for m, _ in steps]).eval().to(self.device)
+        if channels_last:
+            self._trunk = self._trunk.to(memory_format=torch.channels_last_3d)
+
+    def output_size(self, crop_size_zyx) -> int:
+        """Length of the vector returned per crop of size ``crop_size_zyx``."""
+        total = 0
+        for layer in self.layers:
+            spatial = list(crop_size_zyx)
+            for m, _ in self._steps[: 1 + [idx for _, idx in self._steps].index(layer.index)]:
+                if isinstance(m, nn.MaxPool3d):
+                    k = m.kernel_size if isinstance(m.kernel_size, tuple) else (m.kernel_size,) * 3
+                    spatial = [s // f for s, f in zip(spatial, k)]
+            total += pooled_size(layer.channels, spatial, self.pooling)
+        return total
+
+    @torch.inference_mode()
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        """Pooled features (B, F) float32 of crops (B, z, y, x) float32."""
+        if crops.ndim != 4:
+            raise ValueError(f"crops must be (B, z, y, x), got shape {crops.shape}")
+        x = torch.from_numpy(np.ascontiguousarray(crops, dtype=np.float32)).unsqueeze(1).to(self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        wanted = {l.index for l in self.layers}
+        out: dict[int, torch.Tensor] = {}
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            for module, idx in self._steps:
+                if isinstance(module, nn.MaxPool3d):
+                    with torch.autocast(self.device.type, enabled=False):  # autocast would upcast to fp32
+                        x = module(x)
+                else:
+                    x = module(x)
+                if idx in wanted:  # pool now: a following in-place ReLU would overwrite a BN output
+                    out[idx] = pool(x, self.pooling)
+        self.forward_passes += 1
+        return torch.cat([out[l.index] for l in self.layers], dim=1).float().cpu().numpy()

@@ -1,0 +1,1 @@
+"""Visualisation: Plotly/matplotlib figures, crop GIFs and PNGs, slice overlays, galleries."""
