@@ -19,7 +19,8 @@ from synapse_core.app.run_config import settings_from_dict
 st.title("Clustering")
 
 try:
-    from synapse_core.cluster.run import METHODS, PROJECTIONS, ClusterSettings, run_clustering
+    from synapse_core.cluster.run import run_clustering
+    from synapse_core.cluster.settings import METHODS, PROJECTIONS, ClusterSettings
     from synapse_core.cluster.preprocess import FEATURE_SETS, SCALERS
 except ImportError as exc:
     st.warning(f"Clustering is not available in this installation: {exc}")

@@ -45,7 +45,7 @@ def synthetic_features(n: int, d: int = 192, groups: int = 8, seed: int = 0) -> 
 
 
 def run_size(n: int, args, queue) -> None:
-    from synapse_core.cluster.run import fit_kmeans
+    from synapse_core.cluster.algorithms import fit_kmeans
     from synapse_core.cluster.diagnostics import bbox_effect, knn_overlap, stability
     from synapse_core.cluster.k_selection import choose_k, sweep_k
     from synapse_core.cluster.preprocess import preprocess_features

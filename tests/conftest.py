@@ -106,7 +106,8 @@ def morph_features(demo_dataset, demo_cache):
 @pytest.fixture(scope="session")
 def clusters_k3(morph_features):
     """Three k-means clusters of :func:`morph_features` (no map, no stability: fast)."""
-    from synapse_core.cluster.run import ClusterSettings, run_clustering
+    from synapse_core.cluster.run import run_clustering
+    from synapse_core.cluster.settings import ClusterSettings
 
     settings = ClusterSettings(k=3, projection="none", n_stability=0, nan_policy="drop")
     return run_clustering(morph_features, settings)

@@ -6,7 +6,8 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
-from synapse_core.cluster.run import ClusterSettings, run_clustering, write_result
+from synapse_core.cluster.run import run_clustering, write_result
+from synapse_core.cluster.settings import ClusterSettings
 
 
 def blob_table(n=120, centers=4, n_feat=12, seed=0, std=1.0):

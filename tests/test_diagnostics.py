@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from synapse_core.cluster.run import fit_kmeans
+from synapse_core.cluster.algorithms import fit_kmeans
 from synapse_core.cluster.diagnostics import bbox_composition, bbox_effect, knn_overlap, stability
 
 

@@ -3,7 +3,7 @@
 A run configuration names the data (data-root name, optional sub-folder, bboxes) and holds the
 settings of each stage as plain JSON objects, built from the stages' frozen settings
 dataclasses (:class:`synapse_core.features.extract.ExtractSettings`,
-:class:`synapse_core.cluster.run.ClusterSettings`)::
+:class:`synapse_core.cluster.settings.ClusterSettings`)::
 
     {"format": "synapse-cluster-em/run-config", "version": 1,
      "data": {"root": "demo", "subfolder": "", "bboxes": ["bbox1", "bbox2"]},

@@ -17,7 +17,8 @@ import os
 
 import pandas as pd
 
-from synapse_core.cluster.run import METHODS, PROJECTIONS, ClusterSettings, run_clustering, write_result
+from synapse_core.cluster.run import run_clustering, write_result
+from synapse_core.cluster.settings import METHODS, PROJECTIONS, ClusterSettings
 from synapse_core.cluster.preprocess import FEATURE_SETS, NAN_POLICIES, SCALERS
 
 NAME = "cluster"

@@ -99,7 +99,7 @@ def sweep_k(
     k_range : (int, int)
         Smallest and largest k, inclusive; the top is capped at n_synapses − 1.
     fit : callable (Z, k) → (labels, centroids or None, inertia or None), optional
-        Clustering to sweep; default KMeans (:func:`synapse_core.cluster.run.fit_kmeans` with ``seed``).
+        Clustering to sweep; default KMeans (:func:`synapse_core.cluster.algorithms.fit_kmeans` with ``seed``).
     seed : int
         Seed of the default KMeans and of the silhouette sample.
     silhouette_sample : int
@@ -114,7 +114,7 @@ def sweep_k(
     Z = np.asarray(Z, dtype=np.float32)
     ks = check_k_range(k_range, len(Z))
     if fit is None:
-        from synapse_core.cluster.run import fit_kmeans
+        from synapse_core.cluster.algorithms import fit_kmeans
 
         def fit(Z_, k_):
             return fit_kmeans(Z_, k_, seed=seed)

@@ -1,0 +1,52 @@
+"""Clustering algorithms on the clustering space: KMeans, agglomerative, HDBSCAN, DBSCAN (−1 = noise)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from synapse_core.cluster.settings import FEW_ROWS, MINIBATCH_ROWS, ClusterSettings
+
+def fit_kmeans(Z: np.ndarray, k: int, seed: int = 0, algorithm: str = "auto",
+               n_init: int | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """KMeans on ``Z`` (n_synapses, d) → (labels (n,), centres (k, d), inertia).
+
+    ``algorithm="auto"`` uses MiniBatchKMeans (batch 4096, 3 inits) above ``MINIBATCH_ROWS`` rows.
+    ``n_init=None``: 10 k-means++ restarts up to ``FEW_ROWS`` synapses, 3 above (restarts cost
+    linear time and matter less when clusters hold many points).
+    """
+    if n_init is None:
+        n_init = 10 if len(Z) <= FEW_ROWS else 3
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    if algorithm == "minibatch" or (algorithm == "auto" and len(Z) > MINIBATCH_ROWS):
+        km = MiniBatchKMeans(n_clusters=k, batch_size=4096, n_init=3, random_state=seed, max_no_improvement=10)
+    else:
+        km = KMeans(n_clusters=k, n_init=n_init, random_state=seed)
+    labels = km.fit_predict(Z)
+    return labels.astype(np.int64), km.cluster_centers_, float(km.inertia_)
+
+
+def auto_eps(Z: np.ndarray, min_samples: int) -> float:
+    """DBSCAN radius: median distance of each synapse to its ``min_samples``-th nearest neighbour."""
+    from sklearn.neighbors import NearestNeighbors
+
+    k = int(min(min_samples, len(Z) - 1))
+    d, _ = NearestNeighbors(n_neighbors=k + 1).fit(Z).kneighbors(Z)
+    eps = float(np.median(d[:, k]))
+    return eps if eps > 0 else 1e-6
+
+
+def fit_labels(Z: np.ndarray, s: ClusterSettings, k: int | None, seed: int) -> np.ndarray:
+    """Labels (n_synapses,) of one clustering of ``Z`` with method ``s.method`` (−1 = noise)."""
+    from sklearn.cluster import DBSCAN, HDBSCAN, AgglomerativeClustering
+
+    if s.method == "kmeans":
+        return fit_kmeans(Z, k, seed, s.kmeans_algorithm, s.kmeans_n_init)[0]
+    if s.method == "agglomerative":
+        return AgglomerativeClustering(n_clusters=k, linkage=s.linkage).fit_predict(Z).astype(np.int64)
+    if s.method == "hdbscan":
+        mcs = int(min(s.min_cluster_size, len(Z)))
+        ms = int(min(s.min_samples, len(Z) - 1))
+        return HDBSCAN(min_cluster_size=mcs, min_samples=max(ms, 1), copy=True).fit_predict(Z).astype(np.int64)
+    eps = s.dbscan_eps if s.dbscan_eps is not None else auto_eps(Z, s.min_samples)
+    return DBSCAN(eps=eps, min_samples=s.min_samples).fit_predict(Z).astype(np.int64)
