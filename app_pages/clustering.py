@@ -104,7 +104,7 @@ if run_clicked:
             dbscan_eps=float(state["c_dbscan_eps"]) or None, n_stability=int(state["c_n_stability"]),
         )
         with st.spinner("Clustering…"):
-            result = run_clustering(features, settings, cache_dir=common.cache_dir() / "projections")
+            result = run_clustering(features, settings, cache_dir=common.cache_dir())
     except ValueError as exc:
         st.error(f"Clustering failed: {exc}")
     else:

@@ -6,9 +6,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from synapse_core.crops.build import CropSettings
-from synapse_core.features.cache import FeatureCache, hash_key
+from synapse_core.features.cache import RESULT_MODULES, FeatureCache, code_fingerprint, hash_key, source_fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -56,7 +57,6 @@ def test_a_claim_held_by_a_live_process_blocks_others(tmp_path):
         assert holder.stdout.readline().strip() == "True"
         cache = FeatureCache(tmp_path)
         assert not cache.claim("k")
-        assert cache.claimed_by_other("k")
     finally:
         holder.kill()
         holder.wait()
@@ -65,9 +65,7 @@ def test_a_claim_held_by_a_live_process_blocks_others(tmp_path):
 def test_a_claim_of_a_dead_process_is_taken_over(tmp_path):
     code = f"from synapse_core.features.cache import FeatureCache; print(FeatureCache({str(tmp_path)!r}).claim('k'))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=ENV).stdout.strip() == "True"
-    cache = FeatureCache(tmp_path)
-    assert not cache.claimed_by_other("k")
-    assert cache.claim("k")
+    assert FeatureCache(tmp_path).claim("k")
 
 
 def test_release_lets_another_process_claim(tmp_path):
@@ -76,3 +74,14 @@ def test_release_lets_another_process_claim(tmp_path):
     cache.release("k")
     code = f"from synapse_core.features.cache import FeatureCache; print(FeatureCache({str(tmp_path)!r}).claim('k'))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=ENV).stdout.strip() == "True"
+
+
+def test_code_fingerprint_covers_every_result_module():
+    assert code_fingerprint() == source_fingerprint(RESULT_MODULES)
+    assert source_fingerprint(RESULT_MODULES[:-1]) != code_fingerprint()
+
+
+@pytest.mark.parametrize("name", ["synapse_core.crops.no_such_module", "synapse_core.no_such_package.module"])
+def test_code_fingerprint_of_a_missing_module_is_an_error_naming_it(name):
+    with pytest.raises(ModuleNotFoundError, match=f"module '{name}' has no source file"):
+        source_fingerprint(("synapse_core.crops.build", name))

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synapse_core.cluster.preprocess import feature_columns, feature_key, feature_matrix, prepare, preprocess_features
+from synapse_core.cluster.preprocess import feature_columns, feature_matrix, prepare, preprocess_features
 
 
 def table(n=6, n_feat=3, with_morph=True, seed=0):
@@ -78,14 +78,6 @@ def test_record_names_the_space():
     _, _, record = prepare(table(n=10, n_feat=5), "feat", pca_components=2)
     assert record.space == "standard-scaled feat_* (5 d) → PCA 2"
     assert record.columns == ("feat_1", "feat_2", "feat_3", "feat_4", "feat_5")
-
-
-def test_feature_key_changes_with_content_only():
-    X = np.arange(12, dtype=np.float32).reshape(4, 3)
-    assert feature_key(X) == feature_key(X.copy())
-    Y = X.copy()
-    Y[0, 0] = 0.5
-    assert feature_key(X) != feature_key(Y)
 
 
 def test_nan_policy_impute_uses_the_column_median_and_records_it():

@@ -1,13 +1,11 @@
 """Projection: UMAP and openTSNE maps, seeded, cached by (feature content, settings)."""
 
-import os
-
 import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
 from synapse_core.cluster.diagnostics import knn_overlap
-from synapse_core.cluster.projection import ProjectionSettings, cache_key, project
+from synapse_core.cluster.projection import ProjectionSettings, cache_key, project, projection_cache
 
 
 @pytest.fixture(scope="module")
@@ -52,17 +50,17 @@ def test_tsne_perplexity_is_capped_for_few_synapses():
 
 
 def test_projection_is_cached_by_features_and_settings(tmp_path, blobs):
-    import diskcache
-
     s = ProjectionSettings("tsne", 2, seed=0, perplexity=10)
     first = project(blobs, s, cache_dir=tmp_path)
-    with diskcache.Cache(os.path.join(tmp_path, "projections")) as cache:
+    assert (tmp_path / "projections").is_dir() and not (tmp_path / "projections" / "projections").exists()
+    with projection_cache(tmp_path) as cache:
         assert cache_key(blobs, s) in cache
         cache.set(cache_key(blobs, s), np.full((80, 2), 7.0, np.float32))  # mark the entry
     assert (project(blobs, s, cache_dir=tmp_path) == 7.0).all()
     other = ProjectionSettings("tsne", 2, seed=1, perplexity=10)
     assert cache_key(blobs, other) != cache_key(blobs, s)
     assert cache_key(blobs[:-1], s) != cache_key(blobs, s)
+    assert cache_key(blobs.astype(np.float64), s) == cache_key(blobs, s)  # project() works in float32
     assert not (first == 7.0).all()
 
 

@@ -11,7 +11,6 @@ Feature columns of the extraction table are ``feat_1..feat_N`` (deep features) a
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, asdict
 
@@ -203,15 +202,6 @@ def feature_matrix(
     if len(X) == 0:
         raise ValueError("every row has NaN/inf features; nothing to cluster (check the extraction output)")
     return X, columns, kept, imputed
-
-
-def feature_key(X: np.ndarray) -> str:
-    """Content hash of a feature matrix (shape, dtype and bytes), for cache keys."""
-    a = np.ascontiguousarray(X)
-    h = hashlib.sha256()
-    h.update(repr((a.shape, str(a.dtype))).encode())
-    h.update(a.tobytes())
-    return h.hexdigest()[:32]
 
 
 def preprocess_features(

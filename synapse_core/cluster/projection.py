@@ -6,13 +6,14 @@ when ``random_state`` is set); ``reproducible=False`` lets it use every core but
 changes from run to run. t-SNE is openTSNE: FFT-accelerated gradients for large 2D maps,
 Barnes–Hut for small N (faster there) and for 3D (which FFT does not support).
 
-Projections are cached with :mod:`diskcache` under ``<cache_dir>/projections`` keyed by
-(content hash of the input matrix, :class:`ProjectionSettings`).
+Projections are cached with :mod:`diskcache` under ``<cache_dir>/projections`` (:func:`projection_cache`),
+keyed by :func:`cache_key`: the content hash of the input matrix and the :class:`ProjectionSettings`.
+The dashboard and the CLI pass the same ``cache_dir`` (:func:`synapse_core.data.cache_dir.resolve_cache_dir`),
+so a map computed by one is a cache hit for the other.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -20,12 +21,16 @@ from dataclasses import dataclass, asdict
 
 import numpy as np
 
-from synapse_core.cluster.preprocess import feature_key
+from synapse_core.data.hashing import content_hash
 
 log = logging.getLogger(__name__)
 
 #: From this many synapses on, 2D t-SNE uses the FFT-accelerated gradient.
 TSNE_FFT_ROWS = 5000
+#: Folder of the projection cache inside the cache directory.
+CACHE_FOLDER = "projections"
+#: Bytes of cached projections kept before the least recently used are evicted.
+CACHE_BYTES = 2**30
 #: Accepted values of ``method``.
 METHODS = ("umap", "tsne")
 
@@ -126,8 +131,15 @@ def tsne_gradient_method(n_synapses: int, dims: int) -> str:
 
 
 def cache_key(Z: np.ndarray, s: ProjectionSettings) -> str:
-    """Key of one projection: hash of (feature matrix content, settings)."""
-    return hashlib.sha256(f"{feature_key(Z)}|{s.key()}".encode()).hexdigest()
+    """Key of one projection: content hash of the float32 feature matrix and the settings."""
+    return content_hash({"kind": "projection", "features": np.asarray(Z, dtype=np.float32), "settings": s})
+
+
+def projection_cache(cache_dir: str | os.PathLike):
+    """The projection store under ``<cache_dir>/projections`` (a :class:`diskcache.Cache`; close it after use)."""
+    import diskcache
+
+    return diskcache.Cache(os.path.join(os.fspath(cache_dir), CACHE_FOLDER), size_limit=CACHE_BYTES)
 
 
 def project(Z: np.ndarray, settings: ProjectionSettings, cache_dir: str | os.PathLike | None = None) -> np.ndarray:
@@ -139,7 +151,8 @@ def project(Z: np.ndarray, settings: ProjectionSettings, cache_dir: str | os.Pat
         Preprocessed features (output of :func:`synapse_core.cluster.preprocess.prepare`).
     settings : ProjectionSettings
     cache_dir : path or None
-        Directory of the projection cache; None: no caching.
+        The cache directory (the store is its ``projections`` folder, :func:`projection_cache`);
+        None: no caching.
 
     Returns
     -------
@@ -159,10 +172,8 @@ def project(Z: np.ndarray, settings: ProjectionSettings, cache_dir: str | os.Pat
     run = run_umap if settings.method == "umap" else run_tsne
     if cache_dir is None:
         return run(Z, settings)
-    import diskcache
-
     key = cache_key(Z, settings)
-    with diskcache.Cache(os.path.join(os.fspath(cache_dir), "projections")) as cache:
+    with projection_cache(cache_dir) as cache:
         hit = cache.get(key)
         if hit is not None:
             log.info("projection %s %dD: cache hit", settings.method, settings.dims)

@@ -18,7 +18,6 @@ Policy
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -37,6 +36,7 @@ from synapse_core.cluster.settings import (
     AGGLOMERATIVE_MAX_ROWS, MINIBATCH_ROWS, NOISE, ClusterSettings,
 )
 from synapse_core.cluster.projection import project
+from synapse_core.data.hashing import content_hash
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
 
     diag = {
         "settings": asdict(s),
-        "settings_key": hashlib.sha256(s.key().encode()).hexdigest()[:16],
+        "settings_key": content_hash(s, digest_size=8),
         "preprocess": record.as_dict(),
         "cluster_space": record.space,
         "projection_input_space": record.space if ps is not None else None,

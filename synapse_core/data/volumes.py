@@ -7,7 +7,6 @@ volume is an array-like (``zarr.Array`` or ``h5py.Dataset``) and callers read wi
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import re
 import shutil
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
+
+from synapse_core.data.hashing import stat_fingerprint
 
 
 def read_window(volume, start_zyx, stop_zyx, fill=0) -> np.ndarray:
@@ -112,9 +113,7 @@ def source_from_spec(path: str, key: str | None) -> VolumeSource:
     if not p.exists():
         raise VolumeError(f"{path}: file or folder not found")
     kind = "hdf5" if p.suffix.lower() in (".h5", ".hdf5", ".hdf") else "zarr"
-    st = p.stat()
-    fp = hashlib.sha1(f"{p.resolve()}|{key}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
-    return VolumeSource(kind, str(p.resolve()), key, fp)
+    return VolumeSource(kind, str(p.resolve()), key, stat_fingerprint([p], extra=str(key)))
 
 
 def natural_key(name: str) -> list:
@@ -160,11 +159,7 @@ def _read_slice(path: Path, is_raw: bool) -> np.ndarray:
 
 def stack_fingerprint(files: list[Path]) -> str:
     """Hash of the names, sizes and modification times of a slice stack."""
-    h = hashlib.sha1()
-    for p in files:
-        st = p.stat()
-        h.update(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
+    return stat_fingerprint(files)
 
 
 def convert_tiff_stack(files: list[Path], out_dir: Path, is_raw: bool, chunk_z: int = CHUNKS_ZYX[0]) -> VolumeSource:

@@ -15,16 +15,15 @@ over (same host: the pid is gone; any host: older than ``claim_ttl_s``).
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
-import json
 import os
 import socket
 import time
 from pathlib import Path
 
 import diskcache
-import numpy as np
+
+from synapse_core.data.hashing import content_hash
 
 #: Bump when a change in crops/features/morphology code changes results; old entries are then ignored.
 FEATURE_CODE_VERSION = "features-1"
@@ -38,53 +37,41 @@ RESULT_MODULES = (
 )
 
 
+def source_fingerprint(modules) -> str:
+    """Digest (16 hex characters) of the source files of ``modules`` (dotted names), read from disk.
+
+    Raises
+    ------
+    ModuleNotFoundError
+        A module has no source file (renamed or removed); the message names it.
+    """
+    sources = {}
+    for name in modules:
+        try:
+            spec = importlib.util.find_spec(name)
+        except ModuleNotFoundError:  # a parent package is missing
+            spec = None
+        if spec is None or not spec.origin or not os.path.exists(spec.origin):
+            raise ModuleNotFoundError(
+                f"module {name!r} has no source file: it was renamed or removed; update RESULT_MODULES in "
+                "synapse_core/features/cache.py", name=name)
+        with open(spec.origin, "rb") as f:
+            sources[name] = f.read().decode("utf-8")
+    return content_hash(sources, digest_size=8)
+
+
 @functools.lru_cache(maxsize=1)
 def code_fingerprint() -> str:
-    """Digest of the source of :data:`RESULT_MODULES` (read from disk, nothing imported)."""
-    h = hashlib.blake2b(digest_size=8)
-    for name in RESULT_MODULES:
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.origin and os.path.exists(spec.origin):
-            with open(spec.origin, "rb") as f:
-                h.update(name.encode() + b"\0" + f.read())
-    return h.hexdigest()
+    """:func:`source_fingerprint` of :data:`RESULT_MODULES` (part of every key)."""
+    return source_fingerprint(RESULT_MODULES)
+
 
 _HOST = socket.gethostname()
 
 
-def array_digest(a: np.ndarray) -> str:
-    """Hex digest of an array's dtype, shape and bytes."""
-    a = np.ascontiguousarray(a)
-    h = hashlib.blake2b(digest_size=16)
-    h.update(f"{a.dtype.str}{a.shape}".encode())
-    h.update(a.data)
-    return h.hexdigest()
-
-
-def _canonical(value):
-    if isinstance(value, np.ndarray):
-        return {"array": array_digest(value)}
-    if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalar
-        return value.item()
-    if isinstance(value, float) and value != value:
-        return "nan"
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if hasattr(value, "__dataclass_fields__"):
-        return {"__type__": type(value).__name__,
-                **{k: _canonical(getattr(value, k)) for k in value.__dataclass_fields__}}
-    return repr(value)
-
-
 def hash_key(kind: str, **parts) -> str:
     """``kind:<hex>``, a stable hash of ``parts`` (arrays, dataclasses, plain values) and the code version."""
-    text = json.dumps({"version": FEATURE_CODE_VERSION, "code": code_fingerprint(), "kind": kind,
-                       **_canonical(parts)}, sort_keys=True)
-    return f"{kind}:{hashlib.blake2b(text.encode(), digest_size=20).hexdigest()}"
+    return f"{kind}:{content_hash({'version': FEATURE_CODE_VERSION, 'code': code_fingerprint(), 'kind': kind, **parts})}"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -152,10 +139,6 @@ class FeatureCache:
             held = self._store.get(ck)
             if held is not None and held["host"] == _HOST and held["pid"] == os.getpid():
                 self._store.delete(ck)
-
-    def claimed_by_other(self, key: str) -> bool:
-        """True while another live process holds a claim on ``key``."""
-        return not self._stale(self._store.get(("claim", key)))
 
     def close(self) -> None:
         self._store.close()
