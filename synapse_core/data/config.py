@@ -2,18 +2,22 @@
 
 Example (TOML; the YAML form has the same keys)::
 
-    voxel_size_nm = [8, 8, 8]            # z, y, x
+    voxel_size_nm = [8, 8, 8]            # z, y, x; optional when the files store it
     link_template = "https://wk.example.org/annotations/ID#{x},{y},{z},0,0.905"
 
     [labels]                             # default label ids of the semantic mask, all bboxes
     mito = 5
     vesicle = 6
     cleft = 7
-    cleft2 = 7
+    cleft2 = 7                           # optional, defaults to cleft
 
     [bboxes.bbox1]
     offset_xyz = [14119, 10692, 15034]   # added to synapse coordinates for link-outs
     labels = { mito = 5, vesicle = 6, cleft = 7, cleft2 = 7 }
+
+    [bboxes.sstem]                       # an anisotropic serial-section stack without mitochondria labels
+    voxel_size_nm = [40, 4, 4]           # this bbox only (z, y, x)
+    labels = { mito = "none", vesicle = 2, cleft = 1 }
 
     [bboxes.medulla]                     # volumes from HDF5 / Zarr instead of TIFF slices
     raw = { path = "training_sample2.h5", key = "raw" }
@@ -21,8 +25,11 @@ Example (TOML; the YAML form has the same keys)::
     mask = { path = "masks.zarr", key = "medulla" }   # optional
     table = "contact_sites.csv"
 
-Relative paths are relative to the config file. Without a config the original per-bbox label
-table applies (:mod:`synapse_core.data.labels`) and the voxel size is unknown (reported as 1 voxel).
+Relative paths are relative to the config file. A label id ``"none"`` says the dataset has no such
+class: segmentation types that need it are then unavailable. Without labels in the config, the
+original per-bbox label table applies where the mask agrees with it (:mod:`synapse_core.data.labels`).
+The voxel size comes from the bbox's ``voxel_size_nm``, else the top-level one, else the data files'
+attributes or tags (:mod:`synapse_core.data.voxel_size`), else it is unknown (measurements in voxels).
 """
 
 from __future__ import annotations
@@ -32,10 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from synapse_core.data.labels import LabelIds, default_labels
+from synapse_core.data.voxel_size import VoxelSizeError, check_voxel_size
 
 CONFIG_NAMES = ("synapse_dataset.toml", "synapse_dataset.yaml", "synapse_dataset.yml")
 _TOP_KEYS = {"voxel_size_nm", "link_template", "labels", "bboxes"}
-_BBOX_KEYS = {"offset_xyz", "labels", "raw", "seg", "mask", "table"}
+_BBOX_KEYS = {"offset_xyz", "labels", "raw", "seg", "mask", "table", "voxel_size_nm"}
 _LABEL_KEYS = {"mito", "vesicle", "cleft", "cleft2"}
 
 
@@ -59,6 +67,7 @@ class BboxConfig:
     seg: VolumeSpec | None = None
     mask: VolumeSpec | None = None
     table: str | None = None
+    voxel_size_nm: tuple[float, float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -73,14 +82,69 @@ class DatasetConfig:
 
     def labels_for(self, bbox_name: str) -> LabelIds:
         """Label ids for ``bbox_name``: the bbox's own, else the config default, else the original table."""
+        return self.configured_labels(bbox_name)[0] or default_labels(bbox_name)
+
+    def configured_labels(self, bbox_name: str) -> tuple[LabelIds | None, str]:
+        """``(labels, where)`` the config gives for ``bbox_name``, or ``(None, "")`` when it gives none."""
         bbox = self.bboxes.get(bbox_name)
         if bbox is not None and bbox.labels is not None:
-            return bbox.labels
-        return self.labels or default_labels(bbox_name)
+            return bbox.labels, f"{self._name} [bboxes.{bbox_name}] labels"
+        if self.labels is not None:
+            return self.labels, f"{self._name} [labels]"
+        return None, ""
+
+    def voxel_size_for(self, bbox_name: str) -> tuple[tuple[float, float, float] | None, str]:
+        """``(voxel size (z, y, x) nm, where)`` the config gives for ``bbox_name``, or ``(None, "")``."""
+        bbox = self.bboxes.get(bbox_name)
+        if bbox is not None and bbox.voxel_size_nm is not None:
+            return bbox.voxel_size_nm, f"{self._name} [bboxes.{bbox_name}] voxel_size_nm"
+        if self.voxel_size_nm is not None:
+            return self.voxel_size_nm, f"{self._name} voxel_size_nm"
+        return None, ""
+
+    @property
+    def _name(self) -> str:
+        return Path(self.path).name if self.path else "the dataset config"
 
     def offset_for(self, bbox_name: str) -> tuple[int, int, int]:
         bbox = self.bboxes.get(bbox_name)
         return bbox.offset_xyz if bbox is not None else (0, 0, 0)
+
+
+def _value_text(value, yaml: bool, in_list: bool = False) -> str:
+    if value is None:
+        return '"none"'
+    if isinstance(value, dict):
+        sep = ": " if yaml else " = "
+        body = ", ".join(f"{k}{sep}{_value_text(v, yaml)}" for k, v in value.items())
+        return f"{{{body}}}" if yaml else f"{{ {body} }}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_value_text(v, yaml, in_list=True) for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, str) and not (in_list and value.startswith("<")):  # [<z>, 4, 4]: a placeholder
+        return f'"{value}"'
+    return str(value)
+
+
+def config_line(config_file: str, key: str, value, bbox_name: str | None = None) -> str:
+    """The exact line that sets ``key = value`` in a dataset config, and where it goes.
+
+    TOML unless ``config_file`` is YAML; ``None`` values are written ``"none"``. With ``bbox_name``
+    the line goes under ``[bboxes.<bbox_name>]``, else at the top level (before any ``[section]``).
+
+    >>> config_line("synapse_dataset.toml", "voxel_size_nm", [40.0, 4.0, 4.0], "sstem")
+    'add under [bboxes.sstem] in synapse_dataset.toml: voxel_size_nm = [40, 4, 4]'
+    >>> config_line("synapse_dataset.toml", "labels", {"mito": None, "vesicle": 2, "cleft": 1}, "b1")
+    'add under [bboxes.b1] in synapse_dataset.toml: labels = { mito = "none", vesicle = 2, cleft = 1 }'
+    """
+    yaml = str(config_file).endswith((".yaml", ".yml"))
+    text = f"{key}: {_value_text(value, True)}" if yaml else f"{key} = {_value_text(value, False)}"
+    if bbox_name is None:
+        where = "at the top level of" if yaml else "at the top of (before any [section])"
+        return f"add {where} {config_file}: {text}"
+    where = f"bboxes: → {bbox_name}:" if yaml else f"[bboxes.{bbox_name}]"
+    return f"add under {where} in {config_file}: {text}"
 
 
 def find_config(root: Path) -> Path | None:
@@ -122,13 +186,33 @@ def _labels(path: Path, where: str, data) -> LabelIds:
     _check_keys(path, where, data, _LABEL_KEYS)
     missing = sorted(_LABEL_KEYS - set(data) - {"cleft2"})
     if missing:
-        raise ConfigError(f"{path}: {where} is missing {missing}")
-    try:
-        values = {k: int(data[k]) for k in _LABEL_KEYS if k in data}
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: {where} label ids must be integers ({exc})") from exc
+        raise ConfigError(f"{path}: {where} is missing {missing}; give each an id, or \"none\" when the "
+                          "dataset has no such label")
+    values = {k: _label_id(path, f"{where} {k}", data[k]) for k in _LABEL_KEYS if k in data}
     values.setdefault("cleft2", values["cleft"])
     return LabelIds(**values)
+
+
+def _label_id(path: Path, where: str, value) -> int | None:
+    """A label id (int ≥ 0), or None for ``"none"`` (YAML null too): the dataset has no such label."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigError(f'{path}: {where} must be an integer label id or "none", got {value!r}')
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not number.is_integer() or number < 0:
+        raise ConfigError(f'{path}: {where} must be an integer label id ≥ 0 or "none", got {value!r}')
+    return int(number)
+
+
+def _voxel_size(path: Path, where: str, value) -> tuple[float, float, float]:
+    try:
+        return check_voxel_size(_triple(path, where, value), f"{path}: {where}")
+    except VoxelSizeError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def _triple(path: Path, where: str, value, kind=float) -> tuple:
@@ -160,9 +244,7 @@ def load_dataset_config(root: str | Path) -> DatasetConfig:
     data = _read_mapping(path)
     _check_keys(path, "the top level", data, _TOP_KEYS)
     voxel = data.get("voxel_size_nm")
-    voxel = _triple(path, "voxel_size_nm", voxel) if voxel is not None else None
-    if voxel is not None and min(voxel) <= 0:
-        raise ConfigError(f"{path}: voxel_size_nm must be positive (z, y, x nm), got {list(voxel)}")
+    voxel = _voxel_size(path, "voxel_size_nm", voxel) if voxel is not None else None
     template = data.get("link_template")
     if template is not None:
         try:
@@ -185,6 +267,8 @@ def load_dataset_config(root: str | Path) -> DatasetConfig:
             seg=_volume(path, f"{where} seg", entry["seg"]) if "seg" in entry else None,
             mask=_volume(path, f"{where} mask", entry["mask"]) if "mask" in entry else None,
             table=str((path.parent / entry["table"]).resolve()) if "table" in entry else None,
+            voxel_size_nm=(_voxel_size(path, f"{where} voxel_size_nm", entry["voxel_size_nm"])
+                           if "voxel_size_nm" in entry else None),
         )
     return DatasetConfig(
         path=str(path), voxel_size_nm=voxel, link_template=template, labels=labels, bboxes=bboxes

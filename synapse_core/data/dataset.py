@@ -12,22 +12,47 @@ Layouts accepted at a data root ``DATA`` (volumes indexed ``[z, y, x]``, z = sli
 
 TIFF stacks are converted once into chunked Zarr arrays in the cache and read by window after
 that, so memory does not grow with the number or size of boxes.
+
+Each bbox also gets its voxel size (config, else the files' attributes or TIFF tags, see
+:mod:`synapse_core.data.voxel_size`; the source is reported) and its mask label ids, checked
+against the ids its mask holds (counted once per mask and cached, see
+:func:`synapse_core.data.validate.check_labels`).
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
+from synapse_core.data import voxel_size as vs
 from synapse_core.data.cache_dir import resolve_cache_dir
-from synapse_core.data.config import DatasetConfig, VolumeSpec, load_dataset_config
-from synapse_core.data.labels import LabelIds
-from synapse_core.data.tables import REQUIRED_COLUMNS, SOURCE_FILE, SOURCE_ROW, TableError, find_tables, read_table
-from synapse_core.data.validate import ValidationReport, validate_rows
+from synapse_core.data.config import (
+    DatasetConfig,
+    VolumeSpec,
+    config_line,
+    load_dataset_config,
+)
+from synapse_core.data.labels import LabelIds, count_label_ids
+from synapse_core.data.tables import (
+    REQUIRED_COLUMNS,
+    SOURCE_FILE,
+    SOURCE_ROW,
+    TableError,
+    find_tables,
+    read_table,
+)
+from synapse_core.data.validate import (
+    ValidationReport,
+    anisotropy,
+    check_labels,
+    validate_rows,
+)
 from synapse_core.data.volumes import (
     VolumeError,
     VolumeSource,
@@ -50,7 +75,10 @@ class BboxSource:
     """One bounding box: where its volumes are and how to read its mask labels.
 
     ``raw``/``seg``/``mask`` are picklable :class:`VolumeSource` s; ``.open()`` gives an array-like
-    indexed ``[z, y, x]``. ``mask`` is None when the bbox has no semantic mask.
+    indexed ``[z, y, x]``. ``mask`` is None when the bbox has no semantic mask. ``labels`` has None
+    for a class the bbox has no label for. ``voxel_size_nm`` is (z, y, x) in nm or None when unknown;
+    ``voxel_size_source`` and ``labels_source`` say where they came from. ``mask_ids`` are the
+    non-zero ids that occur in the mask (empty without a mask).
     """
 
     name: str
@@ -61,6 +89,10 @@ class BboxSource:
     shape_zyx: tuple[int, int, int]
     offset_xyz: tuple[int, int, int] = (0, 0, 0)
     source: str = ""
+    voxel_size_nm: tuple[float, float, float] | None = None
+    voxel_size_source: str = ""
+    labels_source: str = ""
+    mask_ids: tuple[int, ...] = ()
 
 
 @dataclass
@@ -75,8 +107,19 @@ class Dataset:
 
     @property
     def voxel_size_nm(self) -> tuple[float, float, float] | None:
-        """(z, y, x) voxel size in nm from the config, or None when unknown."""
-        return self.config.voxel_size_nm
+        """(z, y, x) voxel size in nm shared by every bbox, or None when unknown or when bboxes differ.
+
+        Per-bbox sizes and where they were read: ``dataset.bboxes[name].voxel_size_nm`` / ``.voxel_size_source``.
+        """
+        sizes = {b.voxel_size_nm for b in self.bboxes.values()}
+        if len(sizes) == 1:
+            return next(iter(sizes))
+        return self.config.voxel_size_nm if not self.bboxes else None
+
+    @property
+    def config_file(self) -> str:
+        """The dataset config file, or where one would go (``<root>/synapse_dataset.toml``)."""
+        return config_file_of(self.root, self.config)
 
     def link_url(self, bbox_name: str, x: int, y: int, z: int) -> str | None:
         """A WebKnossos/Neuroglancer link to voxel (x, y, z) of ``bbox_name``, or None without a template."""
@@ -103,8 +146,7 @@ def _mask_dir(data_dir: Path, bbox: str) -> Path | None:
     return next((c for c in candidates if c.is_dir()), None)
 
 
-def _tiff_bbox(name: str, data_dir: Path, volumes_dir: Path, config: DatasetConfig, report: ValidationReport
-               ) -> BboxSource | None:
+def _tiff_bbox(name: str, data_dir: Path, volumes_dir: Path, config: DatasetConfig, report: ValidationReport):
     raw_dir, seg_dir = data_dir / "raw" / name, data_dir / "seg" / name
     if not seg_dir.is_dir():
         report.fatal.append(f"{name}: segmentation folder {seg_dir} is missing (expected next to {raw_dir})")
@@ -139,11 +181,12 @@ def _tiff_bbox(name: str, data_dir: Path, volumes_dir: Path, config: DatasetConf
         report.fatal.append(f"{name}: {exc}")
         return None
     shape = tuple(int(s) for s in sources["raw"].open().shape)
+    readers = {k: (lambda f=files[0]: vs.from_tiff(f)) for k, files in stacks.items()}
     return BboxSource(name, sources["raw"], sources["seg"], sources.get("mask"), config.labels_for(name), shape,
-                      config.offset_for(name), source=f"TIFF slices in {raw_dir.parent.parent}")
+                      config.offset_for(name), source=f"TIFF slices in {raw_dir.parent.parent}"), readers
 
 
-def _config_bbox(name: str, config: DatasetConfig, report: ValidationReport) -> BboxSource | None:
+def _config_bbox(name: str, config: DatasetConfig, report: ValidationReport):
     bc = config.bboxes[name]
     if bc.seg is None:
         report.fatal.append(f"{name}: {config.path} gives raw but no seg volume for [bboxes.{name}]")
@@ -161,11 +204,15 @@ def _config_bbox(name: str, config: DatasetConfig, report: ValidationReport) -> 
         report.fatal.append(f"{name}: volume shapes (z, y, x) differ: " + ", ".join(f"{k} {s}" for k, s in shapes.items()))
         return None
     if bc.mask is None:
-        report.warnings.append(f"{name}: no semantic mask volume; segmentation types that need vesicle cloud, "
-                               "cleft or mitochondria labels are unavailable for it")
+        report.warnings.append(
+            f"{name}: no semantic mask volume; segmentation types that need vesicle cloud, cleft or mitochondria "
+            "labels are unavailable for it; to add one, "
+            + config_line(config.path or "synapse_dataset.toml", "mask", {"path": "<mask .h5 or .zarr>", "key": "<dataset>"},
+                          name))
     kinds = sorted({src.kind.upper() for src in sources.values()})
+    readers = {k: (lambda s=specs[k], src=src: vs.from_volume(src.kind, s.path, s.key)) for k, src in sources.items()}
     return BboxSource(name, sources["raw"], sources["seg"], sources.get("mask"), config.labels_for(name),
-                      shapes["raw"], bc.offset_xyz, source=f"{'/'.join(kinds)} {Path(bc.raw.path).name}")
+                      shapes["raw"], bc.offset_xyz, source=f"{'/'.join(kinds)} {Path(bc.raw.path).name}"), readers
 
 
 def _load_tables(data_dir: Path, bbox_names: list[str], config: DatasetConfig, report: ValidationReport
@@ -203,6 +250,93 @@ def _load_tables(data_dir: Path, bbox_names: list[str], config: DatasetConfig, r
     return table[front + [c for c in table.columns if c not in front]]
 
 
+def config_file_of(root: str | os.PathLike, config: DatasetConfig) -> str:
+    """The config file of a data root, or where one would be created."""
+    if config.path:
+        return config.path
+    root = Path(root)
+    return str((root if root.is_dir() else root.parent) / "synapse_dataset.toml")
+
+
+def _with_voxel_size(b: BboxSource, readers: dict, config: DatasetConfig, config_file: str,
+                     report: ValidationReport) -> BboxSource | None:
+    """``b`` with its voxel size: the config's, else the files'; None (a fatal problem) when the files'
+    sizes are unusable or disagree and the config does not give one."""
+    name = b.name
+    given, where = config.voxel_size_for(name)
+    problems, found = [], {}
+    for kind, read in readers.items():
+        try:
+            found[kind] = read()
+        except vs.VoxelSizeError as exc:
+            problems.append(str(exc))
+        except (OSError, KeyError, ValueError) as exc:  # unreadable metadata: the volume itself opened fine
+            report.warnings.append(f"{name}: cannot read the voxel size of the {kind} volume ({exc})")
+    try:
+        data = vs.same_voxel_size(found, name)
+    except vs.VoxelSizeError as exc:
+        data = None
+        problems.append(str(exc).removeprefix(f"{name}: "))
+    if given is not None:
+        for p in problems:
+            report.warnings.append(f"{name}: {p} (not used: {where} gives the voxel size)")
+        if data is not None and any(d is not None and not math.isclose(d, g, rel_tol=vs.SAME_RTOL)
+                                    for d, g in zip(data.zyx_nm, given)):
+            report.warnings.append(f"{name}: {where} = {vs.format_voxel_size(given)} overrides "
+                                   f"{data.describe()}")
+        return replace(b, voxel_size_nm=tuple(given), voxel_size_source=where)
+    if problems:
+        report.fatal.append(f"{name}: {'; '.join(problems)}. Fix the file, or give the voxel size: "
+                            + config_line(config_file, "voxel_size_nm", ["<z>", "<y>", "<x>"], name))
+        return None
+    if data is None:
+        return b
+    if not data.complete:
+        report.warnings.append(
+            f"{name}: {data.describe()}: no z step (section thickness), so the voxel size is unknown; "
+            + config_line(config_file, "voxel_size_nm", ["<z>", *data.zyx_nm[1:]], name))
+        return b
+    return replace(b, voxel_size_nm=tuple(float(v) for v in data.zyx_nm), voxel_size_source=data.source)
+
+
+def mask_label_counts(mask: VolumeSource, cache_dir: Path | None = None) -> dict[int, int]:
+    """Voxels per id of a mask volume (:func:`~synapse_core.data.labels.count_label_ids`), cached.
+
+    Counted once per mask: the counts are kept in ``cache_dir/label_counts/<fingerprint>.json``
+    (the fingerprint changes when the file does).
+    """
+    path = cache_dir / "label_counts" / f"{mask.fingerprint}.json" if cache_dir and mask.fingerprint else None
+    if path is not None and path.exists():
+        try:
+            return {int(k): int(v) for k, v in json.loads(path.read_text()).items()}
+        except (ValueError, OSError):
+            pass  # a damaged cache entry: count again
+    counts = count_label_ids(mask.open())
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp-{os.getpid()}")
+        tmp.write_text(json.dumps({str(k): v for k, v in counts.items()}))
+        tmp.replace(path)
+    return counts
+
+
+def _with_labels(b: BboxSource, config: DatasetConfig, config_file: str, cache_dir: Path,
+                 report: ValidationReport) -> BboxSource:
+    """``b`` with the label ids it will use, checked against the ids its mask holds."""
+    configured, where = config.configured_labels(b.name)
+    counts = mask_label_counts(b.mask, cache_dir) if b.mask is not None else None
+    check = check_labels(b.name, counts, configured, config_file, where)
+    report.warnings.extend(check.warnings)
+    if configured is not None and b.mask is not None:
+        declared = [k for k in ("mito", "vesicle", "cleft") if getattr(configured, k) is None]
+        if declared:
+            report.warnings.append(
+                f"{b.name}: no {', '.join(declared)} label ({where}: " + ", ".join(f'{k} = "none"' for k in declared)
+                + "); segmentation types and measurements that need it are unavailable for this bbox")
+    ids = tuple(sorted(i for i, n in (counts or {}).items() if i != 0 and n))
+    return replace(b, labels=check.labels, labels_source=check.source, mask_ids=ids)
+
+
 def open_dataset(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Dataset:
     """Open and validate the data root ``root`` (a folder, or a dataset config file).
 
@@ -218,23 +352,27 @@ def open_dataset(root: str | os.PathLike, cache_dir: str | os.PathLike | None = 
     report = ValidationReport(root=str(root))
     volumes_dir = resolve_cache_dir(cache_dir) / "volumes"
     bboxes: dict[str, BboxSource] = {}
+    config_file = config_file_of(root, config)
+    found: dict[str, tuple[BboxSource, dict]] = {}
     for name, bc in config.bboxes.items():
         if bc.raw is not None:
-            b = _config_bbox(name, config, report)
-            if b is not None:
-                bboxes[name] = b
+            found[name] = _config_bbox(name, config, report)
     raw_root = data_dir / "raw"
     if raw_root.is_dir():
         for d in sorted((p for p in raw_root.iterdir() if p.is_dir()), key=lambda p: natural_key(p.name)):
             if d.name not in config.bboxes or config.bboxes[d.name].raw is None:
-                b = _tiff_bbox(d.name, data_dir, volumes_dir, config, report)
-                if b is not None:
-                    bboxes[d.name] = b
+                found[d.name] = _tiff_bbox(d.name, data_dir, volumes_dir, config, report)
         if not any(p.is_dir() for p in raw_root.iterdir()):
             report.fatal.append(f"{raw_root}: no bbox folders inside (expected raw/<bbox>/slice_*.tif)")
     elif not any(bc.raw for bc in config.bboxes.values()):
         report.fatal.append(f"{data_dir}: no raw/ folder and no volumes in a synapse_dataset.toml; expected "
                             "raw/<bbox>/slice_*.tif, seg/<bbox>/slice_*.tif, mask/<bbox>/slice_*.tif and excel/<bbox>.xlsx")
+    for name, got in found.items():
+        if got is None:
+            continue
+        b = _with_voxel_size(got[0], got[1], config, config_file, report)
+        if b is not None:
+            bboxes[name] = _with_labels(b, config, config_file, resolve_cache_dir(cache_dir), report)
     raw_dirs = {p.name for p in raw_root.iterdir() if p.is_dir()} if raw_root.is_dir() else set()
     all_names = sorted(set(bboxes) | raw_dirs, key=natural_key)
     table = _load_tables(data_dir, all_names, config, report)
@@ -245,9 +383,18 @@ def open_dataset(root: str | os.PathLike, cache_dir: str | os.PathLike | None = 
     report.n_rows_total, report.n_rows_valid = len(table), len(valid)
     report.bboxes = pd.DataFrame([
         {"bbox_name": n, "shape_zyx": b.shape_zyx, "n_synapses": int((valid["bbox_name"] == n).sum()),
-         "mask": "yes" if b.mask is not None else "none", "source": b.source}
+         "mask": "yes" if b.mask is not None else "none", "source": b.source,
+         "voxel_size_nm": b.voxel_size_nm, "voxel_size_source": b.voxel_size_source,
+         "anisotropy": anisotropy(b.voxel_size_nm),
+         "labels": b.labels.describe() if b.mask is not None else "", "labels_source": b.labels_source,
+         "mask_ids": b.mask_ids}
         for n, b in bboxes.items()
     ])
+    sizes = {n: b.voxel_size_nm for n, b in bboxes.items() if b.voxel_size_nm is not None}
+    if len(set(sizes.values())) > 1:
+        report.warnings.append(
+            "bboxes have different voxel sizes (" + "; ".join(f"{n} {vs.format_voxel_size(v)}" for n, v in sizes.items())
+            + "): dataset-wide measurements use voxel units; use each bbox's own voxel_size_nm")
     if not bboxes:
         raise DatasetError("no usable bounding box.\n" + report.text())
     return Dataset(str(root), bboxes, valid, report, config)

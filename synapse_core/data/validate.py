@@ -1,18 +1,40 @@
-"""Validation of synapse rows and the report shown by the CLI and the dashboard's data page.
+"""Validation of synapse rows and volumes, and the report shown by the CLI and the dashboard's data page.
 
-Fatal problems (a missing folder, raw/seg/mask stacks that differ, an unreadable file) exclude a
-bbox; per-row problems skip just that row. Every good row is kept.
+Fatal problems (a missing folder, raw/seg/mask stacks that differ, an unreadable file, voxel sizes
+that disagree) exclude a bbox; per-row problems skip just that row. Every good row is kept.
+Warnings name the bbox, the ids or numbers, and the line to add to ``synapse_dataset.toml``:
+
+* :func:`check_labels`: label ids the bbox will use that occur nowhere in its mask, mask ids no
+  class uses, and the original per-bbox label table where the mask disagrees with it;
+* :func:`extent_warnings`: anisotropy (largest / smallest voxel edge) and a stack thinner than a
+  crop, for a given crop extent in nm (the crop stage computes it from its settings).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from synapse_core.data.tables import COORD_COLUMNS, POINTS, SOURCE_FILE, SOURCE_ROW, point_columns
-from synapse_core.data.volumes import point_values
+from synapse_core.data.config import config_line
+from synapse_core.data.labels import (
+    CLASS_NAMES,
+    NO_LABELS,
+    ORIGINAL_LABELS,
+    LabelIds,
+    default_labels,
+)
+from synapse_core.data.tables import (
+    COORD_COLUMNS,
+    POINTS,
+    SOURCE_FILE,
+    SOURCE_ROW,
+    point_columns,
+)
+from synapse_core.data.windows import point_values
+from synapse_core.data.voxel_size import format_voxel_size
 
 ISSUE_COLUMNS = ("bbox_name", "Var1", "row", "column", "problem", "action", "file")
 
@@ -50,6 +72,15 @@ class ValidationReport:
             for _, b in self.bboxes.iterrows():
                 lines.append(f"  {b['bbox_name']}: shape (z, y, x) {b['shape_zyx']}, {b['n_synapses']} synapses, "
                              f"mask: {b['mask']}, source: {b['source']}")
+                voxel = b.get("voxel_size_nm")
+                if voxel is not None and not (isinstance(voxel, float) and np.isnan(voxel)):
+                    lines.append(f"    voxel size {format_voxel_size(voxel)} from {b['voxel_size_source']}, "
+                                 f"anisotropy {b['anisotropy']:.3g}")
+                elif "voxel_size_nm" in b:
+                    lines.append("    voxel size unknown (measurements in voxels)")
+                if b.get("labels"):
+                    ids = ", ".join(map(str, b["mask_ids"])) or "none"
+                    lines.append(f"    mask labels: {b['labels']} ({b['labels_source']}); ids in the mask: {ids}")
         lines.append(f"Synapses: {self.n_rows_valid} valid of {self.n_rows_total} rows, {self.n_rows_skipped} skipped")
         if self.fatal:
             lines.append(f"FATAL ({len(self.fatal)}):")
@@ -64,6 +95,142 @@ class ValidationReport:
                              f"column {r['column']}: {r['problem']} [{r['action']}]")
         lines.append("Result: " + ("FATAL problems found" if self.fatal else "OK"))
         return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class LabelCheck:
+    """The label ids a bbox will use, where they came from, and what its mask says about them.
+
+    Attributes
+    ----------
+    labels : LabelIds
+        Ids to use; None for a class the bbox does not have (declared ``"none"``, or the original
+        table was refused because the mask disagrees with it).
+    source : str
+        Where ``labels`` came from, e.g. ``"synapse_dataset.toml [bboxes.bbox2] labels"``.
+    warnings : tuple of str
+        One message per problem; each names the bbox, the ids and the config line to add.
+    """
+
+    labels: LabelIds
+    source: str
+    warnings: tuple[str, ...] = ()
+
+
+def _present(counts: Mapping[int, int]) -> str:
+    ids = [(i, n) for i, n in counts.items() if i != 0]
+    if not ids:
+        return "the mask holds only background (id 0)"
+    return "ids in the mask: " + ", ".join(f"{i} ({n:,} voxels)" for i, n in ids)
+
+
+def check_labels(bbox_name: str, counts: Mapping[int, int] | None, configured: LabelIds | None,
+                 config_file: str, configured_source: str = "") -> LabelCheck:
+    """Decide and check the label ids of one bbox against the ids its mask holds.
+
+    Parameters
+    ----------
+    bbox_name : str
+    counts : {id: voxels} of the bbox's mask (:func:`count_label_ids`), or None without a mask.
+    configured : LabelIds from the dataset config, or None to use the original tool's table.
+    config_file : the config file a suggested line goes to (used in messages only).
+    configured_source : where ``configured`` came from, for messages.
+
+    Rules
+    -----
+    * Config ids are used as given; an id that occurs nowhere in the mask is a warning.
+    * The original table (:func:`default_labels`) is used only if the mask agrees with it: at least
+      one of its ids occurs and every non-zero id of the mask is one of its ids. Otherwise no class
+      is labelled (``NO_LABELS``) and the warning gives the line that says which id is which.
+    * Non-zero mask ids that no class uses are a warning (they are ignored).
+    * Without a mask nothing is checked.
+    """
+    if configured is not None:
+        labels, source = configured, configured_source or f"{config_file} labels"
+    else:
+        labels = default_labels(bbox_name)
+        which = bbox_name if bbox_name in ORIGINAL_LABELS else "bbox1 and unknown names"
+        source = f"the original tool's label table ({which})"
+    if counts is None:
+        return LabelCheck(labels, source)
+    present = {i for i, n in counts.items() if n and i != 0}
+    used = {k: v for k, v in labels.as_dict().items() if v is not None}
+    missing = {k: v for k, v in used.items() if v not in present}
+    unmapped = sorted(present - set(used.values()))
+    suggested = {k: (v if v in present else None) for k, v in labels.as_dict().items()}
+    line = config_line(config_file, "labels", suggested, bbox_name)
+    warnings = []
+    if configured is None and (unmapped or len(missing) == len(used)):
+        table = labels.describe()
+        warnings.append(
+            f"{bbox_name}: the mask does not match {source} ({table}): "
+            + (f"ids {', '.join(map(str, unmapped))} are not in it" if unmapped else "none of its ids occur")
+            + f"; {_present(counts)}. The table is not used, so no mask class is known for {bbox_name} and "
+            f"segmentation types that need vesicle, cleft or mitochondria labels are unavailable; say which id is "
+            f"which (\"none\" for a class the mask lacks): {line}")
+        return LabelCheck(NO_LABELS, f"none ({source} does not match the mask)", tuple(warnings))
+    for k, v in missing.items():
+        if k == "cleft2" and v == labels.cleft:
+            continue  # one cleft label used twice: reported once, as cleft
+        warnings.append(
+            f"{bbox_name}: {k} id {v} ({CLASS_NAMES[k]}, from {source}) occurs nowhere in the mask; {_present(counts)}. "
+            f"If {bbox_name} has no {CLASS_NAMES[k]}, say so, or give the right id: {line}")
+    if unmapped:
+        warnings.append(
+            f"{bbox_name}: mask ids {', '.join(map(str, unmapped))} "
+            f"({', '.join(f'{counts[i]:,}' for i in unmapped)} voxels) belong to no class ({labels.describe()}, "
+            f"from {source}) and are ignored; to use one, put it in place of the class's id: "
+            + config_line(config_file, "labels", labels.as_dict(), bbox_name))
+    return LabelCheck(labels, source, tuple(warnings))
+
+
+#: Largest / smallest voxel edge above which crops in voxels are physically elongated (a warning).
+ANISOTROPY_WARN = 1.5
+
+
+def anisotropy(voxel_size_nm) -> float | None:
+    """Largest over smallest voxel edge (1 = isotropic); None when the voxel size is unknown."""
+    if voxel_size_nm is None:
+        return None
+    return float(max(voxel_size_nm) / min(voxel_size_nm))
+
+
+def extent_warnings(bbox_name: str, shape_zyx, voxel_size_nm, crop_nm_zyx, crop_voxels_zyx,
+                    config_file: str = "synapse_dataset.toml") -> list[str]:
+    """Warnings about a bbox's grid against one crop: anisotropy, and axes thinner than the crop.
+
+    Parameters
+    ----------
+    bbox_name : str
+    shape_zyx : volume shape (z, y, x) in voxels.
+    voxel_size_nm : (z, y, x) nm, or None when unknown (then only voxel counts are compared).
+    crop_nm_zyx : physical crop extent (z, y, x) in nm, or None when the voxel size is unknown.
+    crop_voxels_zyx : crop extent (z, y, x) in voxels of this bbox.
+    config_file : where a suggested line goes.
+    """
+    out = []
+    ratio = anisotropy(voxel_size_nm)
+    if ratio is not None and ratio > ANISOTROPY_WARN:
+        z, y, x = (f"{v:g}" for v in voxel_size_nm)
+        size = " × ".join(f"{v:g}" for v in crop_nm_zyx)
+        out.append(f"{bbox_name}: anisotropic voxels {z}×{y}×{x} nm (z, y, x), ratio {ratio:.3g}; a crop of "
+                   f"{' × '.join(str(int(v)) for v in crop_voxels_zyx)} voxels spans {size} nm (z, y, x), so "
+                   "crops, features and clusters differ along z from the other axes")
+    if voxel_size_nm is None:
+        out.append(f"{bbox_name}: voxel size unknown (no voxel_size_nm in the config, no resolution attribute or "
+                   "TIFF tags in the files): measurements are in voxels; "
+                   + config_line(config_file, "voxel_size_nm", ["<z>", "<y>", "<x>"], bbox_name))
+    for axis, name in enumerate("zyx"):
+        n, c = int(shape_zyx[axis]), crop_voxels_zyx[axis]
+        if n < c:
+            if voxel_size_nm is not None:
+                have = f"{n * voxel_size_nm[axis]:g} nm ({n} voxels × {voxel_size_nm[axis]:g} nm)"
+                need = f"{crop_nm_zyx[axis]:g} nm ({int(c)} voxels)"
+            else:
+                have, need = f"{n} voxels", f"{int(c)} voxels"
+            out.append(f"{bbox_name}: the stack is {have} in {name}, thinner than a crop ({need}); "
+                       f"{1 - n / c:.0%} of every crop's {name} extent is padding outside the data")
+    return out
 
 
 def _issue(row, column: str, problem: str, action: str = "skipped") -> dict:
