@@ -34,6 +34,7 @@ attributes or tags (:mod:`synapse_core.data.voxel_size`), else it is unknown (me
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,7 +112,7 @@ class DatasetConfig:
         return bbox.offset_xyz if bbox is not None else (0, 0, 0)
 
 
-def _value_text(value, yaml: bool, in_list: bool = False) -> str:
+def _value_text(value, yaml: bool) -> str:
     if value is None:
         return '"none"'
     if isinstance(value, dict):
@@ -119,10 +120,10 @@ def _value_text(value, yaml: bool, in_list: bool = False) -> str:
         body = ", ".join(f"{k}{sep}{_value_text(v, yaml)}" for k, v in value.items())
         return f"{{{body}}}" if yaml else f"{{ {body} }}"
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_value_text(v, yaml, in_list=True) for v in value) + "]"
+        return "[" + ", ".join(_value_text(v, yaml) for v in value) + "]"
     if isinstance(value, float):
         return f"{value:g}"
-    if isinstance(value, str) and not (in_list and value.startswith("<")):  # [<z>, 4, 4]: a placeholder
+    if isinstance(value, str) and not re.fullmatch(r"<\w+>", value):  # <z>, <id>: a number to fill in
         return f'"{value}"'
     return str(value)
 

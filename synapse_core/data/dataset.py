@@ -207,7 +207,7 @@ def _config_bbox(name: str, config: DatasetConfig, report: ValidationReport):
         report.warnings.append(
             f"{name}: no semantic mask volume; segmentation types that need vesicle cloud, cleft or mitochondria "
             "labels are unavailable for it; to add one, "
-            + config_line(config.path or "synapse_dataset.toml", "mask", {"path": "<mask .h5 or .zarr>", "key": "<dataset>"},
+            + config_line(config.path or "synapse_dataset.toml", "mask", {"path": "<mask .h5 or .zarr file>", "key": "<dataset name>"},
                           name))
     kinds = sorted({src.kind.upper() for src in sources.values()})
     readers = {k: (lambda s=specs[k], src=src: vs.from_volume(src.kind, s.path, s.key)) for k, src in sources.items()}
@@ -290,6 +290,10 @@ def _with_voxel_size(b: BboxSource, readers: dict, config: DatasetConfig, config
                             + config_line(config_file, "voxel_size_nm", ["<z>", "<y>", "<x>"], name))
         return None
     if data is None:
+        report.warnings.append(
+            f"{name}: voxel size unknown (no voxel_size_nm in the config, no resolution attribute or TIFF "
+            "resolution tags in the files): measurements are in voxels and crops are not checked against "
+            "physical sizes; " + config_line(config_file, "voxel_size_nm", ["<z>", "<y>", "<x>"], name))
         return b
     if not data.complete:
         report.warnings.append(

@@ -195,8 +195,7 @@ def anisotropy(voxel_size_nm) -> float | None:
     return float(max(voxel_size_nm) / min(voxel_size_nm))
 
 
-def extent_warnings(bbox_name: str, shape_zyx, voxel_size_nm, crop_nm_zyx, crop_voxels_zyx,
-                    config_file: str = "synapse_dataset.toml") -> list[str]:
+def extent_warnings(bbox_name: str, shape_zyx, voxel_size_nm, crop_nm_zyx, crop_voxels_zyx) -> list[str]:
     """Warnings about a bbox's grid against one crop: anisotropy, and axes thinner than the crop.
 
     Parameters
@@ -206,7 +205,6 @@ def extent_warnings(bbox_name: str, shape_zyx, voxel_size_nm, crop_nm_zyx, crop_
     voxel_size_nm : (z, y, x) nm, or None when unknown (then only voxel counts are compared).
     crop_nm_zyx : physical crop extent (z, y, x) in nm, or None when the voxel size is unknown.
     crop_voxels_zyx : crop extent (z, y, x) in voxels of this bbox.
-    config_file : where a suggested line goes.
     """
     out = []
     ratio = anisotropy(voxel_size_nm)
@@ -216,10 +214,6 @@ def extent_warnings(bbox_name: str, shape_zyx, voxel_size_nm, crop_nm_zyx, crop_
         out.append(f"{bbox_name}: anisotropic voxels {z}×{y}×{x} nm (z, y, x), ratio {ratio:.3g}; a crop of "
                    f"{' × '.join(str(int(v)) for v in crop_voxels_zyx)} voxels spans {size} nm (z, y, x), so "
                    "crops, features and clusters differ along z from the other axes")
-    if voxel_size_nm is None:
-        out.append(f"{bbox_name}: voxel size unknown (no voxel_size_nm in the config, no resolution attribute or "
-                   "TIFF tags in the files): measurements are in voxels; "
-                   + config_line(config_file, "voxel_size_nm", ["<z>", "<y>", "<x>"], bbox_name))
     for axis, name in enumerate("zyx"):
         n, c = int(shape_zyx[axis]), crop_voxels_zyx[axis]
         if n < c:
