@@ -149,3 +149,47 @@ def test_validate_cli_exits_zero_with_row_problems_and_lists_them(tmp_path, caps
     assert main(["validate", "--data", str(root), "--cache-dir", str(tmp_path / "c")]) == 0
     out = capsys.readouterr().out
     assert "bbox1/syn_2 (row 3 of" in out and "column central_coord_2: missing coordinate [skipped]" in out
+
+
+def test_validate_cli_prints_each_bbox_voxel_size_labels_and_segmentation_types(tmp_path, capsys):
+    root = write_small_dataset(tmp_path / "DATA")
+    (root / "synapse_dataset.toml").write_text("voxel_size_nm = [40, 4, 4]\n")
+    assert main(["validate", "--data", str(root), "--cache-dir", str(tmp_path / "c"), "--size", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "    voxel size 40×4×4 nm (z, y, x) from synapse_dataset.toml voxel_size_nm, anisotropy 10" in out
+    assert ("    mask labels: mito 5, vesicle 6, cleft 7, cleft2 7 (the original tool's label table "
+            "(bbox1 and unknown names)); ids in the mask: 6") in out
+    assert "Segmentation types per bbox:\n  bbox1: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13" in out
+
+
+def test_validate_cli_warns_when_the_stack_is_thinner_than_the_crop_and_names_the_numbers(tmp_path, capsys):
+    root = write_small_dataset(tmp_path / "DATA")  # 8 slices
+    (root / "synapse_dataset.toml").write_text("voxel_size_nm = [8, 8, 8]\n")
+    assert main(["validate", "--data", str(root), "--cache-dir", str(tmp_path / "c")]) == 0  # default crop: 80
+    out = capsys.readouterr().out
+    assert ("  - bbox1: the stack is 64 nm (8 voxels × 8 nm) in z, thinner than a crop (640 nm (80 voxels)); "
+            "90% of every crop's z extent is padding outside the data") in out
+    assert "  - bbox1: the stack is 192 nm (24 voxels × 8 nm) in y" in out
+
+
+def test_validate_cli_reports_label_ids_absent_from_the_mask_with_the_line_to_add(tmp_path, capsys):
+    root = write_small_dataset(tmp_path / "DATA")  # mask holds only id 6
+    assert main(["validate", "--data", str(root), "--cache-dir", str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out
+    line = (f"add under [bboxes.bbox1] in {root / 'synapse_dataset.toml'}: "
+            'labels = { mito = "none", vesicle = 6, cleft = "none", cleft2 = "none" }')
+    assert (f"  - bbox1: mito id 5 (mitochondria, from the original tool's label table (bbox1 and unknown names)) "
+            f"occurs nowhere in the mask; ids in the mask: 6 (128 voxels). If bbox1 has no mitochondria, say so, or "
+            f"give the right id: {line}") in out
+    assert "  - bbox1: cleft id 7 (cleft, from" in out and out.count("occurs nowhere") == 2
+
+
+def test_validate_cli_on_a_bbox_without_mask_says_which_types_work(tmp_path, capsys):
+    root = write_small_dataset(tmp_path / "DATA")
+    for f in (root / "mask" / "bbox1").iterdir():
+        f.unlink()
+    (root / "mask" / "bbox1").rmdir()
+    assert main(["validate", "--data", str(root), "--cache-dir", str(tmp_path / "c"), "--segmentation-type", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "segmentation type 5 (Sides + vesicles + cleft) cannot be used for bbox bbox1: it has no semantic mask" in out
+    assert "  bbox1: 0, 3 (not 1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13: no semantic mask)" in out

@@ -38,6 +38,7 @@ Example
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -186,8 +187,13 @@ def from_attributes(attrs: Mapping, where: str, dataset_path: str | None = None)
 
 
 def _n5_resolution(value, label: str) -> VoxelSize:
-    """N5 ``pixelResolution``: ``{"dimensions": [x, y, z], "unit": "nm"}`` or a plain [x, y, z] list (nm)."""
+    """N5 ``pixelResolution``: ``{"dimensions": [x, y, z], "unit": "nm"}`` (or its JSON text) or a list [x, y, z] nm."""
     unit = "nm"
+    if isinstance(value, (str, bytes)):  # HDF5 cannot store a mapping: some writers keep the JSON text
+        try:
+            value = json.loads(_text(value))
+        except ValueError as exc:
+            raise VoxelSizeError(f"{label}: not a list or JSON mapping ({exc})") from exc
     if isinstance(value, Mapping):
         unit = value.get("unit", "nm")
         value = value.get("dimensions")
