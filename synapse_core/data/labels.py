@@ -66,6 +66,8 @@ def default_labels(bbox_name: str) -> LabelIds:
 
 #: Voxels read per block when counting ids (16 Mi voxels: 64 MB for uint32 labels).
 COUNT_BLOCK_VOXELS = 1 << 24
+#: Voxels per histogram call inside a block (fastest around 1 Mi on a 2-core machine; an 8 MB copy).
+_PIECE = 1 << 20
 
 
 def count_blocks(shape_zyx, chunks_zyx=None, max_voxels: int = COUNT_BLOCK_VOXELS):
@@ -97,7 +99,9 @@ def _count_block(block: np.ndarray, totals: dict[int, int]) -> None:
     if flat.dtype.kind in "ub" or (flat.dtype.kind == "i" and flat.min() >= 0):
         top = int(flat.max())
         if top < (1 << 20):  # small ids (semantic masks): a direct histogram, no sort
-            hist = np.bincount(flat.astype(np.intp, copy=False), minlength=top + 1)
+            hist = np.zeros(top + 1, np.int64)
+            for i in range(0, flat.size, _PIECE):  # bincount copies to intp: pieces keep that copy small
+                hist += np.bincount(flat[i:i + _PIECE], minlength=top + 1)
             for i in np.flatnonzero(hist):
                 totals[int(i)] = totals.get(int(i), 0) + int(hist[i])
             return
