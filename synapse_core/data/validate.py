@@ -33,8 +33,8 @@ from synapse_core.data.tables import (
     SOURCE_ROW,
     point_columns,
 )
-from synapse_core.data.windows import point_values
 from synapse_core.data.voxel_size import format_voxel_size
+from synapse_core.data.windows import point_values
 
 ISSUE_COLUMNS = ("bbox_name", "Var1", "row", "column", "problem", "action", "file")
 
