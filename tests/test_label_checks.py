@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import zarr
-
 from conftest import small_volumes, synapse_rows
+
 from synapse_core.cli.parser import main
 from synapse_core.crops.availability import (
     SegmentationTypeUnavailable,

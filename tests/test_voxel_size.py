@@ -7,8 +7,14 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
+from conftest import (
+    MEDULLA_H5,
+    MEDULLA_SITES_CSV,
+    small_volumes,
+    synapse_rows,
+    write_stack,
+)
 
-from conftest import MEDULLA_H5, MEDULLA_SITES_CSV, small_volumes, synapse_rows, write_stack
 from synapse_core.data.config import ConfigError, load_dataset_config
 from synapse_core.data.dataset import DatasetError, open_dataset
 from synapse_core.data.voxel_size import (
