@@ -2,6 +2,7 @@
 
 Run:  python benchmarks/crops.py [--n 40] [--rounds 4] [--storage numpy zarr] [--sizes 160 320 512] [--chunks 64]
       python benchmarks/crops.py --reuse-freed-memory     # glibc keeps freed arrays: no page faults per crop
+      python benchmarks/crops.py --baseline /tmp/base     # also time an earlier checkout's reader, side by side
 
 Each bbox is synthetic (uint8 raw, uint32 neuron ids in 32-voxel cells, uint8 semantic mask with a
 vesicle cloud, cleft and mitochondrion at every synapse). Storage:
@@ -9,7 +10,11 @@ vesicle cloud, cleft and mitochondrion at every synapse). Storage:
 * ``numpy``: volumes in memory; reading = copying the windows out of the arrays.
 * ``zarr``: volumes on disk as Zarr v3, 64³ chunks (``--chunks``), zstd (the layout
   ``synapse_core.data.dataset`` converts TIFF stacks to); reading = decoding chunks through the
-  per-process chunk cache of :mod:`synapse_core.crops.reader`.
+  per-process decoded-chunk cache of :func:`synapse_core.data.windows.read_box`.
+
+``--baseline DIR`` (a checkout of an earlier commit, e.g. ``git archive <commit> | tar -x -C DIR``)
+times that checkout's window reader too (``DIR/synapse_core/crops/reader.py``, the reader before
+``data.windows``), interleaved with the current one in every round, and prints current / baseline.
 
 Timed per synapse: ``read_context`` (all reads) + ``build_crop`` (all computation), synapses in
 random order, settings = defaults (80³ crop, smart crop on) with the given segmentation type.
@@ -27,6 +32,8 @@ CPU time is robust to other jobs sharing the machine), and the 512³/160³ ratio
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import os
 import sys
 import tempfile
@@ -37,8 +44,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from synapse_core.crops.reader import CHUNK_CACHE, reuse_freed_memory  # noqa: E402
+import synapse_core.crops.build as crops_build  # noqa: E402
 from synapse_core.crops.build import CropSettings, Discarded, build_crop, read_context_arrays  # noqa: E402
+from synapse_core.data.windows import clear_chunk_cache, read_box, reuse_freed_memory  # noqa: E402
 from synapse_core.data.labels import LabelIds  # noqa: E402
 
 LABELS = LabelIds(mito=5, vesicle=6, cleft=7, cleft2=7)
@@ -78,10 +86,46 @@ def to_zarr(folder: Path, name: str, vol: np.ndarray, chunk: int = 64):
     return zarr.open_array(str(folder / f"{name}.zarr"), mode="r")
 
 
-def time_crops(raw, seg, mask, rows, seg_type):
+def load_baseline_reader(checkout: Path):
+    """(read_box, clear its cache) of the window reader in an earlier checkout (``synapse_core/crops/reader.py``).
+
+    The file is loaded under another module name, with its own ``data/volumes.py`` standing in for
+    the current one while it imports, so both readers live in this process.
+    """
+    def load(name: str, rel: str):
+        path = checkout / rel
+        if not path.exists():
+            raise SystemExit(f"--baseline {checkout}: no {rel} there (a checkout from before data/windows.py?)")
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while the file runs
+        spec.loader.exec_module(module)
+        return module
+
+    current = sys.modules["synapse_core.data.volumes"]
+    sys.modules["synapse_core.data.volumes"] = load("baseline_volumes", "synapse_core/data/volumes.py")
+    try:
+        reader = load("baseline_reader", "synapse_core/crops/reader.py")
+    finally:
+        sys.modules["synapse_core.data.volumes"] = current
+    return reader.read_box, reader.CHUNK_CACHE.clear
+
+
+@contextlib.contextmanager
+def reading_with(read):
+    """Crops read their windows with ``read`` (the name ``crops.build._read`` calls) inside the block."""
+    before = crops_build.read_box
+    crops_build.read_box = read
+    try:
+        yield
+    finally:
+        crops_build.read_box = before
+
+
+def time_crops(raw, seg, mask, rows, seg_type, clear_cache=clear_chunk_cache):
     """Per-synapse wall and CPU seconds (read + build) and the number of discards; chunk cache cleared first."""
     s = CropSettings(segmentation_type=seg_type)
-    CHUNK_CACHE.clear()
+    clear_cache()
     total, cpu, discards = [], [], 0
     for row in rows:
         t0, c0 = time.perf_counter(), time.process_time()
@@ -101,11 +145,16 @@ def main(argv=None) -> int:
     p.add_argument("--storage", nargs="+", default=["numpy", "zarr"], choices=["numpy", "zarr"])
     p.add_argument("--chunks", type=int, default=64, help="Zarr chunk edge in voxels (default 64, as the dataset layer)")
     p.add_argument("--reuse-freed-memory", action="store_true",
-                   help="call crop_reader.reuse_freed_memory() first (glibc keeps freed arrays for reuse)")
+                   help="call data.windows.reuse_freed_memory() first (glibc keeps freed arrays for reuse)")
+    p.add_argument("--baseline", type=Path, default=None, metavar="DIR",
+                   help="an earlier checkout whose synapse_core/crops/reader.py is timed side by side with the current reader")
     args = p.parse_args(argv)
     tuned = reuse_freed_memory() if args.reuse_freed_memory else False
+    readers = {"current": (read_box, clear_chunk_cache)}
+    if args.baseline is not None:
+        readers["baseline"] = load_baseline_reader(args.baseline)
 
-    results = {}  # (storage, type, size) -> [wall s list, cpu s list, discards]
+    results = {}  # (storage, type, size, reader) -> [wall s list, cpu s list, discards]
     with tempfile.TemporaryDirectory(prefix="bench-crops-") as tmp:
         boxes = {}
         for n in args.sizes:
@@ -121,39 +170,51 @@ def main(argv=None) -> int:
             boxes[n] = (stores, rows)
         for n, (stores, rows) in boxes.items():
             for storage, vols in stores.items():
-                time_crops(*vols, rows[:3], 0)  # warm-up (imports, store opening)
-        # Interleave sizes in rounds so a change in machine load hits every size alike.
+                for name, (read, clear) in readers.items():
+                    with reading_with(read):
+                        time_crops(*vols, rows[:3], 0, clear)  # warm-up (imports, store opening)
+        # Interleave sizes and readers in rounds so a change in machine load hits every column alike.
         for r in range(args.rounds):
             for storage in args.storage:
                 for t in args.types:
                     for n in args.sizes:
-                        stores, rows = boxes[n]
-                        tot, rd, disc = time_crops(*stores[storage], rows[r::args.rounds], t)
-                        acc = results.setdefault((storage, t, n), [[], [], 0])
-                        acc[0] += tot
-                        acc[1] += rd
-                        acc[2] += disc
+                        for name, (read, clear) in readers.items():
+                            stores, rows = boxes[n]
+                            with reading_with(read):
+                                tot, rd, disc = time_crops(*stores[storage], rows[r::args.rounds], t, clear)
+                            acc = results.setdefault((storage, t, n, name), [[], [], 0])
+                            acc[0] += tot
+                            acc[1] += rd
+                            acc[2] += disc
     results = {k: (1000 * float(np.median(v[0])), 1000 * float(np.median(v[1])), v[2]) for k, v in results.items()}
 
     print(f"\nms per synapse, median of {args.n}: wall / CPU of this process (read + build), 80³ crop, smart crop on; "
           f"zarr chunks {args.chunks}³; reuse_freed_memory {'on' if tuned else 'off'}; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
-    head = "storage  type " + "".join(f"{str(n) + '³ wall/cpu':>17}" for n in args.sizes)
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+          + (f"; baseline reader from {args.baseline}" if args.baseline else "") + "\n")
+    head = "storage  type reader   " + "".join(f"{str(n) + '³ wall/cpu':>17}" for n in args.sizes)
     if 160 in args.sizes and 512 in args.sizes:
         head += "   512/160 wall  cpu"
     print(head)
     print("-" * len(head))
     for storage in args.storage:
         for t in args.types:
-            line = f"{storage:<8} {t:>4} "
-            for n in args.sizes:
-                wall, cpu, _ = results[(storage, t, n)]
-                line += f"{wall:>10.1f} /{cpu:5.1f}"
-            if 160 in args.sizes and 512 in args.sizes:
-                a, b = results[(storage, t, 160)], results[(storage, t, 512)]
-                line += f"   {b[0] / a[0]:12.2f} {b[1] / a[1]:4.2f}"
-            disc = results[(storage, t, args.sizes[-1])][2]
-            print(line + (f"  ({disc} of {args.n} discarded)" if disc else ""))
+            for name in readers:
+                line = f"{storage:<8} {t:>4} {name:<9}"
+                for n in args.sizes:
+                    wall, cpu, _ = results[(storage, t, n, name)]
+                    line += f"{wall:>10.1f} /{cpu:5.1f}"
+                if 160 in args.sizes and 512 in args.sizes:
+                    a, b = results[(storage, t, 160, name)], results[(storage, t, 512, name)]
+                    line += f"   {b[0] / a[0]:12.2f} {b[1] / a[1]:4.2f}"
+                disc = results[(storage, t, args.sizes[-1], name)][2]
+                print(line + (f"  ({disc} of {args.n} discarded)" if disc else ""))
+            if "baseline" in readers:
+                line = f"{storage:<8} {t:>4} {'cur/base':<9}"
+                for n in args.sizes:
+                    c, b = results[(storage, t, n, "current")], results[(storage, t, n, "baseline")]
+                    line += f"{c[0] / b[0]:>10.2f} /{c[1] / b[1]:5.2f}"
+                print(line)
     return 0
 
 

@@ -6,9 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
-import zarr
 
-from synapse_core.crops.reader import CHUNK_CACHE, read_box
 from synapse_core.crops.build import (
     CropSettings,
     Discarded,
@@ -186,32 +184,6 @@ def test_settings_from_numpy_scalars_equal_plain_settings():
 def test_bad_settings_name_the_parameter(field, value):
     with pytest.raises(ValueError, match=field):
         CropSettings(**{field: value})
-
-
-def test_chunked_reads_equal_numpy_reads_inside_and_across_the_border(tmp_path):
-    vol = np.random.default_rng(4).integers(0, 1000, (50, 40, 30), dtype=np.uint16)
-    z = zarr.open_array(str(tmp_path / "v.zarr"), mode="w", shape=vol.shape, chunks=(16, 16, 16), dtype=vol.dtype)
-    z[:] = vol
-    CHUNK_CACHE.clear()
-    np.testing.assert_array_equal(read_box(z, (3, 5, 7), (40, 33, 29)), vol[3:40, 5:33, 7:29])
-    np.testing.assert_array_equal(read_box(z, (3, 5, 7), (40, 33, 29)), vol[3:40, 5:33, 7:29])
-    assert CHUNK_CACHE.hits > 0
-    padded = read_box(z, (-2, 30, 25), (4, 45, 35))
-    assert padded.shape == (6, 15, 10) and padded[:2].sum() == 0 and padded[2:, 10:].sum() == 0
-    np.testing.assert_array_equal(padded[2:, :10, :5], vol[0:4, 30:40, 25:30])
-
-
-@pytest.mark.parametrize("codec", ["blosc", "gzip", "none"])
-def test_chunked_reads_decode_every_codec_and_unwritten_chunks(tmp_path, codec):
-    compressors = {"blosc": zarr.codecs.BloscCodec(), "gzip": zarr.codecs.GzipCodec(), "none": None}[codec]
-    z = zarr.create_array(str(tmp_path / "v.zarr"), shape=(40, 40, 40), chunks=(16, 16, 16), dtype="uint32",
-                          compressors=compressors, fill_value=7)
-    vol = np.full((40, 40, 40), 7, np.uint32)
-    vol[:20] = np.random.default_rng(5).integers(0, 2**31, (20, 40, 40))
-    z[:20] = vol[:20]  # chunks with z >= 32 are never written
-    CHUNK_CACHE.clear()
-    np.testing.assert_array_equal(read_box(zarr.open_array(str(tmp_path / "v.zarr"), mode="r"), (1, 2, 3), (40, 39, 38)),
-                                  vol[1:40, 2:39, 3:38])
 
 
 def test_discarded_synapses_keep_their_key_and_never_shift_other_rows(demo_dataset):

@@ -11,7 +11,7 @@ from conftest import MEDULLA_H5, MEDULLA_SITES_CSV
 from synapse_core.crops.build import CropSettings, build_crop, iter_crops, read_context_arrays
 from synapse_core.data.labels import LabelIds
 from synapse_core.crops.presynaptic import PresynapticRecord, infer_presynaptic_side
-from synapse_core.data.volumes import read_window
+from synapse_core.data.windows import read_box
 
 VES = 6
 
@@ -112,6 +112,6 @@ def test_medulla_contact_sites_report_the_fallback_and_the_body_ids():
             assert (rec.pre_seg_id, rec.post_seg_id) == (row["body_1"], row["body_2"])
             assert "no vesicle-cloud evidence" in out.presynaptic.as_columns()["presynaptic_evidence"]
             # Type 3 (both sides) shows exactly the two bodies.
-            window = read_window(seg, out.origin_zyx, [o + 80 for o in out.origin_zyx])
+            window = read_box(seg, out.origin_zyx, [o + 80 for o in out.origin_zyx])
             ids = set(np.unique(window[out.mask]).tolist())
             assert ids == {row["body_1"], row["body_2"]}

@@ -52,7 +52,7 @@ def select_rows(synapses: pd.DataFrame, bboxes=None, synapse_keys=None) -> pd.Da
 
 def run(args) -> int:
     from synapse_core.viz import render
-    from synapse_core.crops.reader import reuse_freed_memory
+    from synapse_core.data.windows import reuse_freed_memory
     from synapse_core.crops.build import Discarded, iter_crops
     from synapse_core.data.dataset import open_dataset
 

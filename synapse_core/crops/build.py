@@ -45,7 +45,7 @@ from synapse_core.crops.segmentation_types import (
     vesicle_box_type12,
     vesicle_box_type13,
 )
-from synapse_core.crops.reader import read_box
+from synapse_core.data.windows import read_box
 
 CENTER_COLUMNS = ("central_coord_1", "central_coord_2", "central_coord_3")
 SIDE1_COLUMNS = ("side_1_coord_1", "side_1_coord_2", "side_1_coord_3")

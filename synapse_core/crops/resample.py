@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from synapse_core.crops.reader import read_box
+from synapse_core.data.windows import read_box
 
 
 def _ratio(native_nm, target_nm) -> np.ndarray:

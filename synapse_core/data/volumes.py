@@ -1,7 +1,8 @@
-"""Open EM volumes lazily (Zarr, HDF5, TIFF stacks converted once to Zarr) and read windows.
+"""Open EM volumes lazily (Zarr, HDF5, TIFF stacks converted once to Zarr).
 
 Every volume is indexed ``[z, y, x]``. Nothing here loads a whole volume into memory: a
-volume is an array-like (``zarr.Array`` or ``h5py.Dataset``) and callers read windows.
+volume is an array-like (``zarr.Array`` or ``h5py.Dataset``) and callers read windows with
+:func:`synapse_core.data.windows.read_box`.
 """
 
 from __future__ import annotations
@@ -19,48 +20,19 @@ import tifffile
 from synapse_core.data.hashing import stat_fingerprint
 
 
-def read_window(volume, start_zyx, stop_zyx, fill=0) -> np.ndarray:
-    """Read ``volume[start:stop]`` (z, y, x voxel indices, stop exclusive) as a numpy array.
-
-    Parts of the window outside the volume are filled with ``fill``, so the result always has
-    shape ``stop - start`` and the requested point stays where it was asked for (no end-only
-    padding). Only the overlapping part is read from the store.
-    """
-    start = np.asarray(start_zyx, dtype=np.int64)
-    stop = np.asarray(stop_zyx, dtype=np.int64)
-    if start.shape != (3,) or stop.shape != (3,) or np.any(stop < start):
-        raise ValueError(f"window start {tuple(start)} / stop {tuple(stop)} must be 3 (z, y, x) ints with stop >= start")
-    shape = np.asarray(volume.shape[:3], dtype=np.int64)
-    lo = np.clip(start, 0, shape)
-    hi = np.clip(stop, 0, shape)
-    out = np.full(tuple(stop - start), fill, dtype=volume.dtype)
-    if np.all(hi > lo):
-        dst = tuple(slice(int(a - s), int(b - s)) for a, b, s in zip(lo, hi, start))
-        out[dst] = np.asarray(volume[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]])
-    return out
-
-
 #: Chunk shape (z, y, x) of converted TIFF stacks: a 160³ context window touches at most 4³ chunks.
 CHUNKS_ZYX = (64, 64, 64)
+#: HDF5 chunk cache per opened dataset (bytes of decoded chunks; h5py's default is 1 MiB): holds
+#: the 27 chunks of 64³ uint32 a crop window can touch.
+HDF5_CHUNK_CACHE_BYTES = 32 << 20
+#: Hash slots of that cache: a prime well above the number of chunks it holds (HDF5's advice).
+HDF5_CHUNK_CACHE_SLOTS = 10007
 #: Luminance weights for RGB slices (ITU-R BT.601, as the original tool used).
 RGB_WEIGHTS = (0.2989, 0.5870, 0.1140)
 
 
 class VolumeError(ValueError):
     """A volume that cannot be read or does not match its partners; the message names the file."""
-
-
-def point_values(volume, points_zyx: np.ndarray) -> np.ndarray:
-    """Values of ``volume`` at integer points ``points_zyx`` (N, 3), as int64.
-
-    Zarr arrays decode each touched chunk once (``vindex``); other array-likes are read point by point.
-    """
-    pts = np.asarray(points_zyx, dtype=np.int64).reshape(-1, 3)
-    if not len(pts):
-        return np.zeros(0, np.int64)
-    if hasattr(volume, "vindex"):
-        return np.asarray(volume.vindex[pts[:, 0], pts[:, 1], pts[:, 2]]).astype(np.int64)
-    return np.array([volume[z, y, x] for z, y, x in pts], dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -77,17 +49,21 @@ class VolumeSource:
     fingerprint: str = ""
 
     def open(self):
-        """The volume as a lazily-read array-like indexed ``[z, y, x]`` (zarr.Array or h5py.Dataset)."""
-        return _open_cached(self.kind, self.path, self.key)
+        """The volume as a lazily-read array-like indexed ``[z, y, x]`` (zarr.Array or h5py.Dataset).
+
+        Opened once per process and fingerprint (a source made after the file changed opens it
+        again); HDF5 files get a chunk cache of :data:`HDF5_CHUNK_CACHE_BYTES` per dataset.
+        """
+        return _open_cached(self.kind, self.path, self.key, self.fingerprint)
 
 
 @functools.lru_cache(maxsize=64)
-def _open_cached(kind: str, path: str, key: str | None):
+def _open_cached(kind: str, path: str, key: str | None, fingerprint: str = ""):
     if kind == "hdf5":
         import h5py
 
         try:
-            f = h5py.File(path, "r")
+            f = h5py.File(path, "r", rdcc_nbytes=HDF5_CHUNK_CACHE_BYTES, rdcc_nslots=HDF5_CHUNK_CACHE_SLOTS)
         except OSError as exc:
             raise VolumeError(f"{path}: cannot open as HDF5 ({exc})") from exc
         if key is None:

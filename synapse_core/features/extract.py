@@ -242,22 +242,15 @@ class FeatureModel:
 def _executor(workers: int):
     if workers <= 0:
         return None
-    # fork: workers start fast and never re-import the caller's script (a Streamlit page, a script
-    # without a __main__ guard); they run only numpy/scipy code, never torch.
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
-                               initializer=_worker_init)
-
-
-def _worker_init() -> None:
-    """Forget volume handles inherited from the parent (HDF5 files must not be shared across fork)."""
-    import synapse_core.crops.build as crops
-    import synapse_core.data.volumes as volumes
-
-    for module, name in ((crops, "_open_source"), (volumes, "_open_cached")):
-        clear = getattr(getattr(module, name, None), "cache_clear", None)
-        if clear is not None:
-            clear()
+    # forkserver (spawn where missing), not fork: TensorStore, which reads Zarr windows, aborts a process
+    # forked after it started (the dashboard reads crops before it extracts), and HDF5 handles must
+    # not cross fork. Workers import only synapse_core.features.jobs (numpy/scipy, never torch),
+    # preloaded once by the server; as with any non-fork start, a calling script needs a __main__ guard.
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(["synapse_core.features.jobs"])
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
 
 def _prepared_stream(jobs: list[PrepareJob], workers: int, window: int):
