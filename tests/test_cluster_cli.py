@@ -101,7 +101,10 @@ def test_map_figure_uses_webgl_for_many_points():
 def test_k_curves_and_composition_figures(cli_run):
     out = cli_run[0] / "out"
     curves = pd.read_csv(out / "clusters_k_curves.csv")
-    assert len(k_curves_figure(curves, chosen_k=3).data) == 3
+    fig = k_curves_figure(curves, chosen_k=3)
+    assert [a.text for a in fig.layout.annotations][:2] == ["silhouette vs null (higher is better)",
+                                                           "subsample stability (ARI) vs null"]
+    assert len(fig.data) == 6 + 2 * 2  # one curve per panel; null line and ±2 sd band for silhouette, stability
     comp = pd.read_csv(out / "clusters_bbox_composition.csv", index_col=0)
     fig = bbox_composition_figure(comp)
     assert [t.name for t in fig.data] == ["bbox1", "bbox2"] and fig.data[0].marker.color == "#FF0000"

@@ -79,7 +79,8 @@ def test_effect_sizes_point_at_the_morphology_that_differs(blobs, auto_result):
 
 def test_k_curves_cover_the_range_and_the_rule_is_recorded(auto_result):
     assert auto_result.k_curves["k"].tolist() == list(range(2, 13))
-    assert "highest silhouette" in auto_result.diagnostics["k_rule"]
+    assert "silhouette beats a Gaussian null" in auto_result.diagnostics["k_rule"]
+    assert auto_result.diagnostics["cluster_structure"].startswith("cluster structure at k = 4")
 
 
 def test_diagnostics_report_stability_and_bbox_effect(auto_result):
@@ -178,3 +179,23 @@ def test_write_result_puts_side_files_next_to_the_table(tmp_path, auto_result):
     back = pd.read_csv(paths["table"])
     assert back["cluster"].tolist() == auto_result.table["cluster"].tolist()
     assert pd.read_csv(paths["k_curves"])["k"].tolist() == list(range(2, 13))
+
+def test_auto_k_on_one_gaussian_cloud_puts_every_synapse_in_one_cluster_and_says_so():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(40, 16)), columns=[f"feat_{i + 1}" for i in range(16)])
+    df.insert(0, "Var1", [f"syn{i}" for i in range(40)])
+    df.insert(0, "bbox_name", "bbox1")
+    r = run_clustering(df, ClusterSettings(k_range=(2, 6), **FAST))
+    d = r.diagnostics
+    assert d["k"] == 1 and d["n_clusters"] == 1 and set(r.table["cluster"]) == {0}
+    assert d["cluster_structure"].startswith("no clear cluster structure")
+    assert d["k_decision"]["structure"] is False and d["stability"] is None
+    assert r.k_curves["k"].tolist() == [2, 3, 4, 5, 6]
+
+
+def test_diagnostics_warn_when_clusters_follow_the_presynaptic_side(blobs):
+    df, y = blobs
+    df = df.assign(presynaptic_side=np.where(y % 2 == 0, 1, 2))
+    d = run_clustering(df, ClusterSettings(k=4, **FAST)).diagnostics
+    assert d["alignment"]["aligned"] == ["presynaptic_side"]
+    assert any("presynaptic_side" in w for w in d["warnings"])

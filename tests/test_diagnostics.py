@@ -1,11 +1,16 @@
-"""Diagnostics: stability under resampling, bbox (batch) effect, map faithfulness."""
+"""Diagnostics: stability under resampling (against a null that can fail), alignment with nuisances,
+bbox (batch) effect, map faithfulness."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.datasets import make_blobs
 
 from synapse_core.cluster.algorithms import fit_kmeans
-from synapse_core.cluster.diagnostics import bbox_composition, bbox_effect, knn_overlap, stability
+from synapse_core.cluster.diagnostics import (
+    ALIGNMENT_WARN_AMI, bbox_composition, bbox_effect, cluster_alignment, gaussian_null, knn_overlap,
+    nuisance_columns, stability, subsample_stability,
+)
 
 
 def kmeans_fit(k):
@@ -19,6 +24,7 @@ def test_separated_groups_are_stable_under_resampling():
     assert s["ari_min"] > 0.99
     assert all(j > 0.99 for j in s["cluster_jaccard"].values())
     assert s["subsample_size"] == 160 and len(s["ari_runs"]) == 5
+    assert s["beats_null"] is True and s["null_ari_mean"] < 0.9
 
 
 def test_clusters_cut_from_structureless_data_are_unstable():
@@ -26,6 +32,106 @@ def test_clusters_cut_from_structureless_data_are_unstable():
     labels = fit_kmeans(X, 6, seed=0)[0]
     s = stability(X, labels, kmeans_fit(6), n_runs=5, seed=0)
     assert s["ari_mean"] < 0.9
+    assert s["beats_null"] is False
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("n, dims, k", [(100, 4, 3), (36, 16, 3), (60, 16, 5)])
+def test_stability_of_a_single_gaussian_cloud_does_not_beat_its_null(n, dims, k, seed):
+    X = np.random.default_rng(seed).normal(size=(n, dims))
+    s = stability(X, kmeans_fit(k)(X, 0), kmeans_fit(k), n_runs=6, seed=seed)
+    assert s["beats_null"] is False
+    assert s["verdict"].startswith("no more stable than")
+
+
+def test_stability_null_can_be_skipped():
+    X, _ = make_blobs(n_samples=60, n_features=3, centers=2, random_state=0)
+    s = stability(X, kmeans_fit(2)(X, 0), kmeans_fit(2), n_runs=3, n_null=0)
+    assert s["null_ari_mean"] is None and s["beats_null"] is None and s["ari_mean"] == 1.0
+
+
+def test_gaussian_null_keeps_the_mean_and_covariance_of_the_data():
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(400, 3)) @ np.array([[2.0, 0.0, 0.0], [1.5, 0.5, 0.0], [0.0, 0.0, 0.2]]) + [5, -1, 0]
+    N = gaussian_null(Z, 200000, seed=1)
+    np.testing.assert_allclose(N.mean(axis=0), Z.mean(axis=0), atol=0.02)
+    np.testing.assert_allclose(np.cov(N, rowvar=False), np.cov(Z, rowvar=False), atol=0.03)
+
+
+def test_gaussian_null_does_not_copy_planted_groups():
+    X, _ = make_blobs(n_samples=300, n_features=2, centers=[[-10, 0], [10, 0]], cluster_std=0.5, random_state=0)
+    N = gaussian_null(X, seed=0)
+    assert (np.abs(X[:, 0]) < 5).mean() == 0.0
+    assert (np.abs(N[:, 0]) < 5).mean() > 0.3  # one cloud: the gap between the groups is filled
+
+
+def test_subsample_stability_separates_groups_from_noise():
+    X, _ = make_blobs(n_samples=120, n_features=5, centers=3, cluster_std=0.5, random_state=0)
+    noise = np.random.default_rng(0).normal(size=(120, 5))
+    fit = lambda Z: fit_kmeans(Z, 3, seed=0, n_init=3)[0]  # noqa: E731
+    assert subsample_stability(X, fit, n_subsamples=4, seed=0)[0] == 1.0
+    mean, pairs = subsample_stability(noise, fit, n_subsamples=4, seed=0)
+    assert mean < 0.8 and len(pairs) == 6
+
+
+def test_alignment_warns_when_clusters_are_the_presynaptic_side():
+    side = np.random.default_rng(0).integers(1, 3, size=60)
+    a = cluster_alignment(side - 1, pd.DataFrame({"presynaptic_side": side}))
+    assert a["ami"]["presynaptic_side"] == 1.0
+    assert a["aligned"] == ["presynaptic_side"]
+    assert "presynaptic_side" in a["warnings"][0] and "mirror" in a["warnings"][0]
+
+
+def test_alignment_is_silent_when_clusters_are_independent_of_the_side():
+    rng = np.random.default_rng(0)
+    labels, side = rng.integers(0, 4, size=60), rng.integers(1, 3, size=60)
+    a = cluster_alignment(labels, pd.DataFrame({"presynaptic_side": side}))
+    assert abs(a["ami"]["presynaptic_side"]) < 0.05
+    assert a["warnings"] == [] and a["aligned"] == []
+
+
+def test_alignment_warns_when_each_type_is_split_by_side():
+    rng = np.random.default_rng(1)
+    synapse_type, side = rng.integers(0, 3, size=90), rng.integers(1, 3, size=90)
+    a = cluster_alignment(synapse_type * 2 + side, pd.DataFrame({"presynaptic_side": side}))
+    assert a["ami"]["presynaptic_side"] > ALIGNMENT_WARN_AMI
+
+
+def test_alignment_bins_a_continuous_nuisance_into_quantiles():
+    coverage = np.linspace(0.5, 1.0, 80)
+    a = cluster_alignment((coverage > 0.75).astype(int), pd.DataFrame({"coverage": coverage}))
+    assert a["aligned"] == ["coverage"] and a["ami"]["coverage"] > 0.5
+
+
+def test_alignment_leaves_out_noise_and_one_valued_columns():
+    labels = np.array([0, 0, 1, 1, -1, -1] * 5)
+    nuisance = pd.DataFrame({"bbox_name": ["bbox1"] * 30, "presynaptic_side": [1, 1, 2, 2, 1, 2] * 5})
+    a = cluster_alignment(labels, nuisance)
+    assert a["ami"]["bbox_name"] is None and a["ami"]["presynaptic_side"] == 1.0
+
+
+def test_alignment_rejects_misaligned_rows():
+    with pytest.raises(ValueError, match=r"labels \(3\) and nuisance rows \(2\)"):
+        cluster_alignment(np.zeros(3, int), pd.DataFrame({"coverage": [1.0, 0.9]}))
+
+
+def test_nuisance_columns_point_from_the_presynaptic_to_the_postsynaptic_side():
+    table = pd.DataFrame({
+        "bbox_name": ["bbox1", "bbox2"], "presynaptic_side": [1, 2], "coverage": [1.0, 0.8],
+        # side points as x, y, z voxels (coord_1 = x, coord_3 = z)
+        "side_1_coord_1": [0, 0], "side_1_coord_2": [0, 0], "side_1_coord_3": [0, 0],
+        "side_2_coord_1": [0, 3], "side_2_coord_2": [0, 0], "side_2_coord_3": [2, 0],
+    })
+    nc = nuisance_columns(table)
+    assert list(nc.columns) == ["bbox_name", "presynaptic_side", "coverage", "orientation_z", "orientation_y",
+                                "orientation_x"]
+    assert nc.loc[0, ["orientation_z", "orientation_y", "orientation_x"]].tolist() == [1.0, 0.0, 0.0]
+    assert nc.loc[1, ["orientation_z", "orientation_y", "orientation_x"]].tolist() == [0.0, 0.0, -1.0]
+
+
+def test_nuisance_columns_keep_given_orientation_columns_and_skip_absent_ones():
+    table = pd.DataFrame({"Var1": ["a"], "cleft_normal_z": [0.5], "feat_1": [1.0]})
+    assert list(nuisance_columns(table).columns) == ["cleft_normal_z"]
 
 
 def test_stability_fraction_outside_unit_interval_is_refused():

@@ -109,10 +109,14 @@ def run(args) -> int:
     k_text = f"k = {d['k']} ({d['k_rule']})" if d["k"] is not None else d["k_rule"]
     print(f"{d['n_synapses']} synapses clustered in {d['cluster_space']} with {d['method']}: "
           f"{d['n_clusters']} clusters, {d['n_noise']} noise (label -1); {k_text}")
+    if d.get("cluster_structure"):
+        print(f"--k auto: {d['cluster_structure']}")
     if d["silhouette"] is not None:
         print(f"silhouette {d['silhouette']:.3f}", end="")
         if d["stability"]:
-            print(f"; stability ARI {d['stability']['ari_mean']:.3f} (min {d['stability']['ari_min']:.3f})", end="")
+            st = d["stability"]
+            print(f"; stability ARI {st['ari_mean']:.3f} (min {st['ari_min']:.3f}", end="")
+            print(f", Gaussian null {st['null_ari_mean']:.3f})" if st.get("null_ari_mean") is not None else ")", end="")
         be = d["bbox_effect"]
         if be.get("batch_effect_score") is not None:
             print(f"; bbox effect {be['batch_effect_score']:.2f} (AMI cluster~bbox {be['cluster_bbox_ami']:.2f})",
@@ -120,6 +124,10 @@ def run(args) -> int:
         if d["map_knn_overlap"] is not None:
             print(f"; map k-NN overlap {d['map_knn_overlap']:.2f}", end="")
         print()
+    if d.get("stability") and d["stability"].get("verdict"):
+        print(f"stability: {d['stability']['verdict']}")
+    for warning in d.get("warnings", []):
+        print(f"WARNING: {warning}")
     for name, path in paths.items():
         print(f"  {name}: {path}")
     return 0

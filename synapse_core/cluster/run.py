@@ -12,8 +12,9 @@ Policy
   (Ward), ``hdbscan`` (``sklearn.cluster.HDBSCAN``), ``dbscan``.
 * **Noise is labelled −1** (HDBSCAN/DBSCAN points in no cluster), not 999 as in the original tool;
   noise rows have ``distance_to_centroid`` NaN and are excluded from centroids and effect sizes.
-* ``k="auto"`` sweeps ``k_range`` and picks k by the rule of :func:`synapse_core.cluster.k_selection.choose_k`
-  (highest silhouette). HDBSCAN/DBSCAN find their own number of clusters and ignore ``k``.
+* ``k="auto"`` sweeps ``k_range`` and picks k by the rule of :func:`synapse_core.cluster.k_selection.decide_k`
+  (silhouette and stability against a structureless Gaussian null, minimum cluster size); k = 1
+  ("no clear cluster structure", every synapse in cluster 0) when no k beats the null. HDBSCAN/DBSCAN find their own number of clusters and ignore ``k``.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ class ClusterResult:
         ``proj_1..proj_<dims>`` (map coordinates; absent with ``projection="none"``),
         ``distance_to_centroid`` (Euclidean, clustering space; NaN for noise), ``cluster_space``.
     k_curves : DataFrame or None
-        ``k``, ``silhouette``, ``calinski_harabasz``, ``inertia``, ``n_clusters_found`` per swept k
-        (None when k was not swept).
+        Per swept k: the data's and the null's silhouette, stability, gap, Calinski–Harabasz,
+        inertia and the rule's checks (:func:`synapse_core.cluster.k_selection.decide_k`); None when
+        k was not swept.
     diagnostics : dict
         JSON-serialisable: settings, preprocessing record, chosen k and rule, silhouette, stability,
         bbox effect, map faithfulness, timings.
@@ -159,7 +161,7 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
 
     # --- clusters (in the clustering space)
     t = time.perf_counter()
-    curves, chosen_rule, elbow = None, None, None
+    curves, chosen_rule, elbow, decision = None, None, None, None
     if s.method in ("kmeans", "agglomerative"):
         if s.k == "auto":
             def fit_k(Z_, k_):
@@ -168,12 +170,12 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
                 return fit_labels(Z_, s, k_, s.seed), None, None
 
             sweep = k_selection.sweep_k(Z, s.k_range, fit_k, s.seed, s.silhouette_sample)
-            curves = sweep.curves
-            k = k_selection.choose_k(curves, s.k_tolerance)
-            labels = sweep.labels[k]
+            decision = k_selection.decide_k(sweep.curves, s.k_tolerance)
+            curves, k = decision.curves, decision.k
+            # k = 1: no k beat the structureless null; every synapse is in cluster 0
+            labels = sweep.labels[k] if k > 1 else np.zeros(n, dtype=np.int64)
             elbow = k_selection.elbow_k(curves)
-            chosen_rule = (f"highest silhouette over k={curves['k'].min()}..{curves['k'].max()}"
-                           + (f" (ties within {s.k_tolerance} → smallest k)" if s.k_tolerance else ""))
+            chosen_rule = decision.rule
         else:
             k = int(s.k)
             labels = fit_labels(Z, s, k, s.seed)
@@ -212,7 +214,7 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
         sample = s.silhouette_sample if clustered.sum() > s.silhouette_sample > 0 else None
         sil = float(silhouette_score(Z[clustered], labels[clustered], sample_size=sample, random_state=s.seed))
     stab = None
-    if s.n_stability > 0 and n_clusters >= 1:
+    if s.n_stability > 0 and n_clusters >= 1 and k != 1:
         stab = diagnostics.stability(
             Z, labels, lambda Zs, seed_: fit_labels(Zs, s, k, seed_), n_runs=s.n_stability,
             fraction=s.stability_fraction, seed=s.seed,
@@ -220,6 +222,7 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
     bbox = table["bbox_name"].astype(str).to_numpy()
     composition = diagnostics.bbox_composition(labels, bbox)
     effect = diagnostics.bbox_effect(Z, labels, bbox, k=s.knn_k, seed=s.seed)
+    alignment = diagnostics.cluster_alignment(labels, diagnostics.nuisance_columns(table))
     faithful = None
     if Y is not None:
         faithful = diagnostics.knn_overlap(Z, Y, k=s.knn_k, seed=s.seed)
@@ -240,6 +243,10 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
         "k": k,
         "k_rule": chosen_rule,
         "elbow_k": elbow,
+        "k_decision": decision.as_dict() if decision is not None else None,
+        "cluster_structure": decision.verdict if decision is not None else None,
+        "alignment": alignment,
+        "warnings": list(alignment["warnings"]),
         "n_synapses": n,
         "n_clusters": n_clusters,
         "n_noise": int((labels == NOISE).sum()),

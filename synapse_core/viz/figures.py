@@ -5,7 +5,7 @@ Plotly builders return ``go.Figure`` and take plain DataFrames:
 * :func:`map_figure` — the 2D/3D map coloured by cluster or by bbox. Each point carries its
   synapse key in ``customdata`` as ``[bbox_name, Var1]`` (so a click handler can find the synapse);
   2D maps with more than ``WEBGL_POINTS`` points use ``Scattergl``.
-* :func:`k_curves_figure` — silhouette, Calinski–Harabasz and inertia against k, chosen k marked.
+* :func:`k_curves_figure` — the k sweep (silhouette and stability against their null, gap, CH, inertia), chosen k marked.
 * :func:`bbox_composition_figure` — synapses of each cluster stacked by bbox.
 
 PNG versions are drawn with matplotlib (kaleido is not available) by the ``save_*_png`` functions;
@@ -121,35 +121,78 @@ def map_figure(table: pd.DataFrame, color_by: str = "cluster", title: str | None
     return fig
 
 
-def k_curves_figure(curves: pd.DataFrame, chosen_k: int | None = None, elbow_k: int | None = None):
-    """Silhouette, Calinski–Harabasz and inertia against k; the chosen k (and elbow) marked.
+def k_curves_figure(curves: pd.DataFrame, chosen_k: int | None = None, elbow_k: int | None = None,
+                    verdict: str | None = None):
+    """The k sweep's curves, data against the structureless null; the chosen k (and elbow) marked.
+
+    Panels (those whose columns are present): silhouette and stability of the data with the same
+    statistic on the Gaussian null (mean ± 2 sd band; stability also shows the 0.75 floor), the gap
+    statistic (with k = 1 from ``curves.attrs["gap_k1"]``), smallest cluster, Calinski–Harabasz,
+    inertia. Supported k (``curves["supported"]``) are drawn as filled markers; a chosen k of 1
+    ("no clear cluster structure") is named in the title.
 
     Parameters
     ----------
     curves : DataFrame
-        ``k``, ``silhouette``, ``calinski_harabasz``, ``inertia``.
+        :attr:`ClusterResult.k_curves` / :func:`synapse_core.cluster.k_selection.decide_k` curves
+        (at least ``k``, ``silhouette``, ``calinski_harabasz``, ``inertia``).
+    chosen_k, elbow_k : int, optional
+    verdict : str, optional
+        Sentence shown under the title (``diagnostics["cluster_structure"]``).
     """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    panels = [("silhouette", "silhouette (higher is better)"),
-              ("calinski_harabasz", "Calinski–Harabasz (higher is better)"),
-              ("inertia", "inertia (elbow)")]
-    fig = make_subplots(rows=1, cols=3, subplot_titles=[t for _, t in panels])
-    for i, (col, _) in enumerate(panels, start=1):
-        fig.add_trace(go.Scatter(x=curves["k"], y=curves[col], mode="lines+markers", name=col,
-                                 showlegend=False), row=1, col=i)
-        if chosen_k is not None:
-            fig.add_vline(x=chosen_k, line_dash="dash", line_color="firebrick", row=1, col=i)
+    panels = [p for p in (("silhouette", "silhouette vs null (higher is better)"),
+                          ("stability", "subsample stability (ARI) vs null"),
+                          ("gap", "gap statistic (vs Gaussian null)"),
+                          ("smallest_cluster", "smallest cluster (synapses)"),
+                          ("calinski_harabasz", "Calinski–Harabasz"),
+                          ("inertia", "inertia (elbow)")) if p[0] in curves.columns]
+    cols = 3
+    rows = (len(panels) + cols - 1) // cols
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[t for _, t in panels])
+    k = curves["k"]
+    supported = curves["supported"].astype(bool) if "supported" in curves.columns else None
+    for i, (col, _) in enumerate(panels):
+        r, c = i // cols + 1, i % cols + 1
+        x, y = k, curves[col]
+        err = curves["gap_sd"] if col == "gap" and "gap_sd" in curves.columns else None
+        if col == "gap" and "gap_k1" in curves.attrs:
+            x = pd.concat([pd.Series([1]), k], ignore_index=True)
+            y = pd.concat([pd.Series([curves.attrs["gap_k1"]]), curves[col]], ignore_index=True)
+            err = pd.concat([pd.Series([curves.attrs.get("gap_k1_sd", 0.0)]), err], ignore_index=True)
+        null = {"silhouette": "silhouette_null", "stability": "stability_null"}.get(col)
+        if null in curves.columns:
+            sd = curves.get(f"{null}_sd", pd.Series(0.0, index=curves.index)).fillna(0.0)
+            band_x = pd.concat([k, k[::-1]], ignore_index=True)
+            band_y = pd.concat([curves[null] + 2 * sd, (curves[null] - 2 * sd)[::-1]], ignore_index=True)
+            fig.add_trace(go.Scatter(x=band_x, y=band_y, fill="toself", fillcolor="rgba(128,128,128,0.2)",
+                                     line_width=0, hoverinfo="skip", showlegend=False), row=r, col=c)
+            fig.add_trace(go.Scatter(x=k, y=curves[null], mode="lines", line=dict(color="gray", dash="dot"),
+                                     name="Gaussian null (± 2 sd)", showlegend=col == "silhouette"), row=r, col=c)
+        if col == "stability":
+            fig.add_hline(y=0.75, line_dash="dot", line_color="black", row=r, col=c)
+        symbols = None
+        if supported is not None and col != "gap":
+            symbols = ["circle" if s else "circle-open" for s in supported]
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name="data (filled: k supported)",
+                                 marker=dict(symbol=symbols, size=9, color="#1f77b4"),
+                                 error_y=None if err is None else dict(type="data", array=err),
+                                 showlegend=col == "silhouette"), row=r, col=c)
+        if chosen_k is not None and (chosen_k >= int(k.min()) or col == "gap"):
+            fig.add_vline(x=chosen_k, line_dash="dash", line_color="firebrick", row=r, col=c)
         if elbow_k is not None and col == "inertia" and elbow_k != chosen_k:
-            fig.add_vline(x=elbow_k, line_dash="dot", line_color="gray", row=1, col=i)
-        fig.update_xaxes(title_text="k", dtick=1, row=1, col=i)
+            fig.add_vline(x=elbow_k, line_dash="dot", line_color="gray", row=r, col=c)
+        fig.update_xaxes(title_text="k", dtick=1, row=r, col=c)
     title = "Choosing k"
     if chosen_k is not None:
-        title += f": k = {chosen_k} (highest silhouette, dashed)"
+        title += (": k = 1, no clear cluster structure" if chosen_k == 1 else f": k = {chosen_k} (dashed)")
     if elbow_k is not None:
         title += f"; inertia elbow at k = {elbow_k}"
-    fig.update_layout(title=title, template="plotly_white", height=380)
+    if verdict:
+        title += f"<br><sup>{verdict}</sup>"
+    fig.update_layout(title=title, template="plotly_white", height=340 * rows + 60)
     return fig
 
 
