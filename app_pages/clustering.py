@@ -6,15 +6,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 from app_pages import common
 from app_pages.run_config_panel import CLUSTERING_LOADED
 from synapse_core.app import state as app_state
 from synapse_core.app.run_config import settings_from_dict
+from synapse_core.data.synapse_keys import synapse_rows
+from synapse_core.viz.figures import bbox_composition_figure, k_curves_figure, map_figure
 
 st.title("Clustering")
 
@@ -31,14 +30,6 @@ if features is None:
     st.info("No features yet: run an extraction first.")
     st.page_link("app_pages/extraction.py", label="Go to Extraction", icon=":material/memory:")
     common.stop()
-
-#: Above this many points the 2D map is drawn with WebGL (Scattergl).
-WEBGL_POINTS = 1000
-#: Colours of the original tool's bbox map (notes §8.1); other bboxes cycle a qualitative palette.
-BBOX_COLOURS = {"bbox1": "#FF0000", "bbox2": "#00FFFF", "bbox3": "#FFA500", "bbox4": "#800080",
-                "bbox5": "#808080", "bbox6": "#0000FF", "bbox7": "#000000"}
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173"]
 
 try:
     defaults = settings_from_dict(ClusterSettings, st.session_state.get(CLUSTERING_LOADED, {}), "clustering")
@@ -138,57 +129,19 @@ proj_cols = result.projection_columns
 if not proj_cols:
     st.info("Projection was 'none': no map. Choose UMAP or t-SNE to draw one.")
 else:
-    table = table.copy()
-    table["synapse_id"] = app_state.synapse_ids(table)
     colour_options = ["cluster", "bbox_name"] + [
         c for c in table.columns
-        if c not in ("cluster", "bbox_name", "synapse_id", "cluster_space") and not str(c).startswith(("feat_", "proj_"))
+        if c not in ("cluster", "bbox_name", "cluster_space") and not str(c).startswith(("feat_", "proj_"))
     ]
     c1, c2 = st.columns([2, 1])
     with c1:
         common.persisted(st.selectbox, "Colour by", "c_colour_by", "cluster", options=colour_options, share=True)
     with c2:
         point_size = st.slider("Point size", 3, 20, 8, key="c_point_size")
-    colour_by = state["c_colour_by"]
     dims = len(proj_cols)
-    selected = set(state.get("selection", []))
-
-    def hover_text(part: pd.DataFrame) -> list:
-        return np.stack([part["synapse_id"], part["bbox_name"].astype(str), part["Var1"].astype(str),
-                         part["cluster"].astype(str)], axis=-1)
-
-    template = "bbox %{customdata[1]}<br>Var1 %{customdata[2]}<br>cluster %{customdata[3]}<extra></extra>"
-    fig = go.Figure()
-    values = table[colour_by]
-    categorical = colour_by in ("cluster", "bbox_name") or not pd.api.types.is_numeric_dtype(values)
-    scatter2d = go.Scattergl if len(table) > WEBGL_POINTS else go.Scatter
-    groups = [(str(v), table[values == v]) for v in sorted(values.dropna().unique(), key=str)] if categorical \
-        else [(colour_by, table)]
-    for i, (name, part) in enumerate(groups):
-        if categorical:
-            colour = BBOX_COLOURS.get(name, PALETTE[i % len(PALETTE)]) if colour_by == "bbox_name" else (
-                "#999999" if name == "-1" else PALETTE[i % len(PALETTE)])
-            marker = {"size": point_size, "color": colour}
-            label = f"cluster {name}" if colour_by == "cluster" else name
-        else:
-            marker = {"size": point_size, "color": part[colour_by], "colorscale": "Viridis", "showscale": True,
-                      "colorbar": {"title": colour_by}}
-            label = colour_by
-        marker["line"] = {"width": 0.5, "color": "#333"}
-        if dims == 3:
-            fig.add_trace(go.Scatter3d(x=part["proj_1"], y=part["proj_2"], z=part["proj_3"], mode="markers", name=label,
-                                       customdata=hover_text(part), hovertemplate=template,
-                                       marker={**marker, "size": max(2, point_size // 2)}))
-        else:
-            sel_points = [j for j, sid in enumerate(part["synapse_id"]) if sid in selected] if selected else None
-            fig.add_trace(scatter2d(x=part["proj_1"], y=part["proj_2"], mode="markers", name=label,
-                                    customdata=hover_text(part), hovertemplate=template, marker=marker,
-                                    selectedpoints=sel_points))
-    fig.update_layout(height=600, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend_title_text=colour_by,
-                      dragmode="select" if dims == 2 else "orbit", clickmode="event+select")
-    if dims == 2:
-        fig.update_xaxes(title="proj_1")
-        fig.update_yaxes(title="proj_2")
+    fig = map_figure(table, state["c_colour_by"], point_size=point_size, selected_ids=state.get("selection"),
+                     select=True)
+    fig.update_layout(height=600)
 
     def on_map_select() -> None:
         event = st.session_state.get("cluster_map")
@@ -208,7 +161,7 @@ else:
 selection = state.get("selection", [])
 st.subheader(f"Selection ({len(selection)} synapses)")
 if selection:
-    chosen = app_state.rows_for_ids(result.table, selection)
+    chosen = synapse_rows(result.table, selection, missing="ignore")
     keep = ["bbox_name", "Var1", "cluster", "distance_to_centroid"] + result.projection_columns
     st.dataframe(chosen[[c for c in keep if c in chosen.columns]], hide_index=True, width="stretch", height=220)
     s1, s2, s3 = st.columns(3)
@@ -227,15 +180,7 @@ st.download_button("Download clusters CSV", result.table.to_csv(index=False).enc
 # --- k curves and diagnostics ------------------------------------------------------------
 if result.k_curves is not None and len(result.k_curves):
     st.subheader("k curves")
-    curves = result.k_curves
-    kfig = make_subplots(rows=1, cols=3, subplot_titles=("silhouette (higher is better)", "Calinski–Harabasz",
-                                                         "inertia (elbow)"))
-    for col, name in enumerate(("silhouette", "calinski_harabasz", "inertia"), start=1):
-        if name in curves:
-            kfig.add_trace(go.Scatter(x=curves["k"], y=curves[name], mode="lines+markers", name=name), row=1, col=col)
-            if diag.get("k") is not None:
-                kfig.add_vline(x=diag["k"], line_dash="dash", line_color="gray", row=1, col=col)
-    kfig.update_layout(height=300, showlegend=False, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    kfig = k_curves_figure(result.k_curves, diag.get("k"), diag.get("elbow_k"))
     st.plotly_chart(kfig, key="k_curves")
     st.download_button("Export k curves (HTML)", kfig.to_html(include_plotlyjs="cdn").encode(),
                        file_name="k_curves.html", mime="text/html", key="c_export_k")
@@ -244,7 +189,7 @@ st.subheader("Clusters")
 st.dataframe(result.summary, hide_index=True, width="stretch")
 t1, t2 = st.columns(2)
 with t1:
-    st.markdown("**Bbox composition** (synapses per cluster and bbox)")
+    st.plotly_chart(bbox_composition_figure(result.composition), key="bbox_composition")
     st.dataframe(result.composition, width="stretch")
 with t2:
     if len(result.effect_sizes):

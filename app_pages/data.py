@@ -9,7 +9,9 @@ import streamlit as st
 
 from app_pages import common
 from synapse_core.app.data_roots import subfolders
-from synapse_core.viz.slice_overlay import STRUCTURE_COLOURS, overlay_slice
+from synapse_core.data.synapse_keys import synapse_rows
+from synapse_core.viz.colours import STRUCTURE_COLOURS
+from synapse_core.viz.slice_overlay import MASK_STRUCTURES, overlay_slice
 
 st.title("Data")
 
@@ -80,8 +82,8 @@ here = table[table["bbox_name"] == bbox.name]
 def jump_to_synapse() -> None:
     """Move the slice to the chosen synapse's centre z."""
     var1 = st.session_state.get("view_jump")
-    hit = here[here["Var1"].astype(str) == var1]
-    if len(hit):
+    hit = synapse_rows(here, [(bbox.name, var1)], missing="ignore") if var1 is not None else here.iloc[:0]
+    if len(hit):  # empty when the bbox changed in the same rerun
         st.session_state["view_z"] = int(hit.iloc[0]["central_coord_3"])
 
 
@@ -120,7 +122,7 @@ fig.update_xaxes(showticklabels=False)
 fig.update_yaxes(showticklabels=False)
 st.plotly_chart(fig, key="slice_view")
 legend = " ".join(
-    f"<span style='color:rgb{c}'>■</span> {name.replace('_', ' ')}" for name, c in STRUCTURE_COLOURS.items()
+    f"<span style='color:rgb{STRUCTURE_COLOURS[name]}'>■</span> {name.replace('_', ' ')}" for name in MASK_STRUCTURES
 )
 st.caption(f"{bbox.name}, z = {z} of {nz}; {len(near)} synapse centres within ±3 slices. {legend}", unsafe_allow_html=True)
 

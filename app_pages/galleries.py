@@ -8,35 +8,37 @@ import streamlit as st
 
 from app_pages import common
 from synapse_core.app import state as app_state
+from synapse_core.cluster.summary import representatives
+from synapse_core.crops.settings import CropSettings
+from synapse_core.data.synapse_keys import (
+    ID_SEP,
+    split_synapse_id,
+    synapse_file_name,
+    synapse_ids,
+    synapse_rows,
+)
+from synapse_core.viz import gallery
+from synapse_core.viz.colours import STRUCTURE_COLOURS
 
 st.title("Galleries")
-
-try:
-    from synapse_core.viz import gallery
-    from synapse_core.crops.build import CropSettings
-    from synapse_core.viz.render import OVERLAY_COLORS
-except ImportError as exc:
-    st.warning(f"Galleries are not available in this installation: {exc}")
-    common.stop()
 
 ds = common.require_dataset()
 state = st.session_state
 result = state.get("clusters")
-features = state.get("features")
 if result is None:
     st.info("No clusters yet: run an extraction and a clustering first.")
     st.page_link("app_pages/clustering.py", label="Go to Clustering", icon=":material/scatter_plot:")
     common.stop()
 
 table = result.table.copy()
-table["synapse_id"] = app_state.synapse_ids(table)
+table["synapse_id"] = synapse_ids(table)
 extract_settings = state.get("extract_settings")
 crop_settings = extract_settings.crop if extract_settings is not None else CropSettings()
 cache = common.cache_dir()
 
 with st.sidebar:
     st.markdown("**Gallery options**")
-    overlays = st.multiselect("Overlays", list(OVERLAY_COLORS), default=[], key="g_overlays",
+    overlays = st.multiselect("Overlays", list(STRUCTURE_COLOURS), default=[], key="g_overlays",
                               help="Colour these structures on the GIFs.")
     image = st.radio("Image", ["blended", "raw"], horizontal=True, key="g_image",
                      help="blended: the network input; raw: unmasked EM")
@@ -44,19 +46,19 @@ with st.sidebar:
 
 
 def gif_for(sid: str):
-    bbox_name, var1 = app_state.split_synapse_id(sid)
+    bbox_name, var1 = split_synapse_id(sid)
     return gallery.synapse_gif(ds, bbox_name, var1, crop_settings, cache, overlays=tuple(overlays), image=image)
 
 
 def link_for(sid: str) -> str | None:
-    bbox_name, var1 = app_state.split_synapse_id(sid)
+    bbox_name, var1 = split_synapse_id(sid)
     row = ds.synapse(bbox_name, var1)
     return ds.link_url(bbox_name, row["central_coord_1"], row["central_coord_2"], row["central_coord_3"])
 
 
 def show_detail(sid: str) -> None:
     state["g_detail"] = sid
-    st.toast(f"{sid.replace(app_state.ID_SEP, ' / ')} is shown in the Synapse detail tab")
+    st.toast(f"{sid.replace(ID_SEP, ' / ')} is shown in the Synapse detail tab")
 
 
 def gif_grid(ids: list[str], key: str, captions: dict | None = None) -> None:
@@ -66,7 +68,7 @@ def gif_grid(ids: list[str], key: str, captions: dict | None = None) -> None:
         for col, sid in zip(cols, ids[start : start + columns_per_row]):
             with col:
                 data = gif_for(sid)
-                label = sid.replace(app_state.ID_SEP, " / ")
+                label = sid.replace(ID_SEP, " / ")
                 if isinstance(data, str):
                     st.warning(f"{label}: {data}")
                 else:
@@ -84,7 +86,7 @@ def morphology_of(ids: list[str]) -> pd.DataFrame:
     morph = [c for c in table.columns if str(c).startswith("morph_")]
     if not morph:
         return pd.DataFrame()
-    rows = table.set_index("synapse_id").loc[ids, morph]
+    rows = synapse_rows(table, ids, where="the clustered table").set_index("synapse_id").loc[ids, morph]
     return rows.rename(columns=lambda c: c.removeprefix("morph_"))
 
 
@@ -110,7 +112,7 @@ with tab_clusters:
     if len(summary) and summary.iloc[0].get("top_morphology"):
         st.caption(f"Most distinctive morphology: {summary.iloc[0]['top_morphology']}")
 
-    reps = app_state.representatives(members, n_reps)[cluster] if cluster != -1 else []
+    reps = synapse_ids(representatives(members, n_reps)).tolist()  # empty for noise (−1)
     if reps:
         st.markdown("Representatives (closest to the cluster centre)")
         gif_grid(reps, "rep")
@@ -146,12 +148,12 @@ with tab_selection:
         st.markdown(f"**{len(selection)} selected synapses**" + (" (first 60 shown)" if len(selection) > 60 else ""))
         clusters_of = dict(zip(table["synapse_id"], table["cluster"]))
         gif_grid(shown, "sel", captions={sid: f"cluster {clusters_of[sid]}" for sid in shown})
-        chosen = app_state.rows_for_ids(result.table, selection)
+        chosen = synapse_rows(result.table, selection)
         e1, e2 = st.columns(2)
         e1.download_button("Download selection CSV", chosen.to_csv(index=False).encode(), file_name="selection.csv",
                            mime="text/csv", key="g_selection_csv")
         if e2.button("Prepare ZIP of the selection's GIFs", key="g_sel_zip_make"):
-            keys = [app_state.split_synapse_id(s) for s in selection[:500]]
+            keys = [split_synapse_id(s) for s in selection[:500]]
             with st.spinner("Rendering GIFs…"):
                 state["g_sel_zip"] = gallery.gif_zip(ds, keys, crop_settings, cache, overlays, image)
         if state.get("g_sel_zip"):
@@ -162,10 +164,10 @@ with tab_detail:
     ids = table["synapse_id"].tolist()
     default = state.get("g_detail") if state.get("g_detail") in ids else ids[0]
     common.persisted(st.selectbox, "Synapse", "g_detail", default, options=ids, share=True,
-                     format_func=lambda s: s.replace(app_state.ID_SEP, " / "))
+                     format_func=lambda s: s.replace(ID_SEP, " / "))
     sid = state["g_detail"]
-    bbox_name, var1 = app_state.split_synapse_id(sid)
-    row = table[table["synapse_id"] == sid].iloc[0]
+    bbox_name, var1 = split_synapse_id(sid)
+    row = synapse_rows(table, [sid], where="the clustered table").iloc[0]
     left, right = st.columns([1, 2])
     with left:
         data = gif_for(sid)
@@ -173,7 +175,7 @@ with tab_detail:
             st.warning(data)
         else:
             st.image(data, caption=f"{bbox_name} / {var1}, cluster {row['cluster']}", width="stretch")
-            st.download_button("Download GIF", data, file_name=f"{bbox_name}_{var1}.gif", mime="image/gif",
+            st.download_button("Download GIF", data, file_name=synapse_file_name(bbox_name, var1), mime="image/gif",
                                key="g_detail_gif")
         url = link_for(sid)
         if url:
@@ -195,12 +197,8 @@ with tab_detail:
     if len(morph):
         st.markdown("**Measurements**")
         st.dataframe(morph.T.rename(columns={sid: "value"}), width="stretch")
-    if features is not None:
-        cols = [c for c in features.columns if str(c).startswith(("feat_", "morph_"))]
-        clean = features.dropna(subset=cols) if cols else features
-        if cols and sid in set(app_state.synapse_ids(clean)):
-            neighbours = app_state.nearest_neighbours(clean, sid, 5, cols)
-            st.markdown("**Nearest neighbours in feature space** (standardised Euclidean)")
-            nn_ids = app_state.synapse_ids(neighbours).tolist()
-            gif_grid(nn_ids, "nn", captions=dict(zip(nn_ids, (f"d = {d:.2f}" for d in neighbours["feature_distance"]))))
+    neighbours = app_state.nearest_neighbours(result.table, result.features, sid, 5)
+    st.markdown(f"**Nearest neighbours in the clustering space** (Euclidean, {result.diagnostics.get('cluster_space')})")
+    nn_ids = synapse_ids(neighbours).tolist()
+    gif_grid(nn_ids, "nn", captions=dict(zip(nn_ids, (f"d = {d:.2f}" for d in neighbours["clustering_space_distance"]))))
 common.write_query()

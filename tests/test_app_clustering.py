@@ -35,6 +35,47 @@ def test_without_features_the_page_points_to_extraction():
     assert any("run an extraction first" in i.value for i in at.info)
 
 
+def test_map_is_the_core_figure_with_the_core_cluster_colours(morph_features):
+    from synapse_core.viz.colours import cluster_colour
+
+    at = clustering_page(morph_features)
+    set_fixed_k(at, 3, "tsne")
+    at.button(key="c_run").click().run()
+    traces = plotly_specs(at)[0]["data"]
+    assert [t["marker"]["color"] for t in traces] == [cluster_colour(0), cluster_colour(1), cluster_colour(2)]
+    assert plotly_specs(at)[0]["layout"]["dragmode"] == "select"
+
+
+@pytest.mark.slow  # runs the real pipeline behind the page
+def test_a_map_computed_by_the_cli_is_a_cache_hit_for_the_page(morph_features, tmp_path, monkeypatch):
+    import numpy as np
+    import pandas as pd
+
+    from synapse_core.cli.parser import main
+    from synapse_core.cluster.projection import projection_cache
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SYNAPSE_CACHE_DIR", str(cache))  # the CLI's default and the page's cache folder
+    morph_features.to_csv(tmp_path / "features.csv", index=False)
+    features = pd.read_csv(tmp_path / "features.csv")
+    assert main(["cluster", "--features", str(tmp_path / "features.csv"), "--out", str(tmp_path / "clusters.csv"),
+                 "--k", "3", "--projection", "tsne", "--n-stability", "0", "--nan-policy", "drop", "--no-figures"]) == 0
+    with projection_cache(cache) as store:
+        (key,) = list(store)  # the CLI's one projection
+        n = len(store[key])  # synapses without NaN features
+        marked = np.stack([np.arange(n, dtype=np.float32), np.full(n, 7, np.float32)], axis=1)
+        store.set(key, marked)  # mark it: a page that recomputed would not draw these coordinates
+    at = clustering_page(features)
+    set_fixed_k(at, 3, "tsne")
+    at.button(key="c_run").click().run()
+    assert not errors(at) and not at.exception, (errors(at), at.exception)
+    table = at.session_state["clusters"].table
+    assert table["proj_1"].tolist() == list(range(n)) and (table["proj_2"] == 7).all()
+    with projection_cache(cache) as store:
+        assert len(store) == 1
+
+
+@pytest.mark.slow  # runs the real pipeline behind the page
 def test_run_draws_a_map_whose_points_carry_synapse_ids(morph_features):
     at = clustering_page(morph_features)
     set_fixed_k(at, 3, "tsne")
@@ -58,7 +99,8 @@ def test_colour_by_bbox_draws_one_trace_per_bbox(morph_features):
     at.button(key="c_run").click().run()
     at.selectbox(key="w_c_colour_by").set_value("bbox_name").run()
     traces = plotly_specs(at)[0]["data"]
-    assert [t["name"] for t in traces] == ["bbox1", "bbox2"]
+    sizes = at.session_state["clusters"].table["bbox_name"].value_counts()
+    assert [t["name"] for t in traces] == [f"bbox1 ({sizes['bbox1']})", f"bbox2 ({sizes['bbox2']})"]
     assert traces[0]["marker"]["color"] == "#FF0000"  # the original tool's bbox1 colour
 
 
@@ -109,15 +151,18 @@ def test_large_maps_are_drawn_with_webgl(morph_features, clusters_k3):
 
     import pandas as pd
 
-    # 1200 synapses: the demo's 30 repeated under new Var1s, with map coordinates.
+    from synapse_core.viz.figures import WEBGL_POINTS
+
+    # More than WEBGL_POINTS synapses: the demo's 30 repeated under new Var1s, with map coordinates.
     parts = []
-    for i in range(40):
+    for i in range(WEBGL_POINTS // len(clusters_k3.table) + 1):
         part = clusters_k3.table.copy()
         part["Var1"] = part["Var1"] + f"_{i}"
         parts.append(part)
     table = pd.concat(parts, ignore_index=True)
     table["proj_1"] = range(len(table))
     table["proj_2"] = 0.0
+    assert len(table) > WEBGL_POINTS
     big = dataclasses.replace(clusters_k3, table=table)
     at = clustering_page(morph_features, clusters=big)
     assert {t["type"] for t in plotly_specs(at)[0]["data"]} == {"scattergl"}

@@ -12,6 +12,7 @@ from PIL import Image
 
 from synapse_core.app import state as app_state
 from synapse_core.data.labels import LabelIds
+from synapse_core.data.synapse_keys import UnknownSynapseError
 from synapse_core.viz.slice_overlay import STRUCTURE_COLOURS, overlay_slice
 
 
@@ -23,11 +24,6 @@ def clustered():
         "cluster": [0, 0, 1, 1, 1],
         "distance_to_centroid": [0.5, 0.1, 0.9, 0.2, 0.4],
     })
-
-
-def test_synapse_ids_join_bbox_and_var1(clustered):
-    assert app_state.synapse_ids(clustered).tolist() == ["bbox1|a", "bbox1|b", "bbox2|a", "bbox2|c", "bbox2|d"]
-    assert app_state.split_synapse_id("bbox2|syn|7") == ("bbox2", "syn|7")
 
 
 def test_selection_ids_come_from_customdata_not_point_indices():
@@ -45,15 +41,6 @@ def test_empty_selection_event_selects_nothing():
     assert app_state.ids_from_plotly_selection({"selection": {"points": []}}) == []
 
 
-def test_rows_for_ids_keeps_table_order(clustered):
-    rows = app_state.rows_for_ids(clustered, ["bbox2|d", "bbox1|a"])
-    assert rows["Var1"].tolist() == ["a", "d"]
-
-
-def test_representatives_are_closest_to_the_centroid(clustered):
-    assert app_state.representatives(clustered, 2) == {0: ["bbox1|b", "bbox1|a"], 1: ["bbox2|c", "bbox2|d"]}
-
-
 def test_random_sample_is_reproducible_and_bounded_by_cluster_size(clustered):
     first = app_state.sample_per_cluster(clustered, 2, seed=3)
     assert first == app_state.sample_per_cluster(clustered, 2, seed=3)
@@ -62,19 +49,35 @@ def test_random_sample_is_reproducible_and_bounded_by_cluster_size(clustered):
     assert app_state.sample_per_cluster(clustered, 10, seed=3)[0] == ["bbox1|a", "bbox1|b"]
 
 
-def test_nearest_neighbours_are_ordered_by_standardised_distance():
-    features = pd.DataFrame({"bbox_name": ["b"] * 4, "Var1": list("pqrs"),
-                             "feat_1": [0.0, 1.0, 3.0, 10.0], "feat_2": [0.0, 0.0, 0.0, 0.0]})
-    nn = app_state.nearest_neighbours(features, "b|p", 2, ["feat_1", "feat_2"])
+def test_nearest_neighbours_are_found_in_the_clustering_space_not_in_all_columns():
+    from synapse_core.cluster.run import run_clustering
+    from synapse_core.cluster.settings import ClusterSettings
+
+    # Deep features place q next to p; a morphology column (not clustered with feature_set="feat")
+    # would place s next to p if every feat_*/morph_* column were re-standardised.
+    features = pd.DataFrame({"bbox_name": ["b"] * 6, "Var1": list("pqrstu"),
+                             "feat_1": [0.0, 1.0, 3.0, 5.0, 11.0, 12.0],
+                             "morph_volume_nm3": [0.0, 1000.0, 1000.0, 0.0, 1000.0, 1000.0]})
+    result = run_clustering(features, ClusterSettings(k=2, projection="none", feature_set="feat", n_stability=0))
+    nn = app_state.nearest_neighbours(result.table, result.features, "b|p", 2)
     assert nn["Var1"].tolist() == ["q", "r"]
-    std = np.std([0.0, 1.0, 3.0, 10.0])
-    assert nn["feature_distance"].tolist() == pytest.approx([1.0 / std, 3.0 / std])
+    std = np.std([0.0, 1.0, 3.0, 5.0, 11.0, 12.0])
+    assert nn["clustering_space_distance"].tolist() == pytest.approx([1.0 / std, 3.0 / std], rel=1e-6)
+    everything = features[["feat_1", "morph_volume_nm3"]].to_numpy()
+    everything = (everything - everything.mean(0)) / everything.std(0)
+    assert np.argsort(np.linalg.norm(everything - everything[0], axis=1))[1] == 3  # "s": the two spaces differ
 
 
 def test_nearest_neighbours_of_an_unknown_synapse_is_an_error():
-    features = pd.DataFrame({"bbox_name": ["b"], "Var1": ["p"], "feat_1": [0.0]})
-    with pytest.raises(ValueError, match="'b\\|zz' is not in the feature table"):
-        app_state.nearest_neighbours(features, "b|zz", 2, ["feat_1"])
+    table = pd.DataFrame({"bbox_name": ["b", "b"], "Var1": ["p", "q"]})
+    with pytest.raises(UnknownSynapseError, match="synapse b/zz is not in the clustered table"):
+        app_state.nearest_neighbours(table, np.zeros((2, 3)), "b|zz", 2)
+
+
+def test_nearest_neighbours_need_one_clustering_space_row_per_table_row():
+    table = pd.DataFrame({"bbox_name": ["b", "b"], "Var1": ["p", "q"]})
+    with pytest.raises(ValueError, match=r"shape \(3, 2\); it must have one row per table row \(2\)"):
+        app_state.nearest_neighbours(table, np.zeros((3, 2)), "b|p", 1)
 
 
 def test_decoders_drop_values_that_are_not_allowed():
@@ -97,13 +100,13 @@ def test_overlay_tints_only_mask_voxels_in_their_colour():
 
 
 def test_overlay_refuses_opacity_outside_unit_range():
-    with pytest.raises(ValueError, match="opacity"):
+    with pytest.raises(ValueError, match=r"opacity must be in \[0, 1\], got 1.5"):
         overlay_slice(np.zeros((2, 2), np.uint8), None, LabelIds(1, 2, 3, 3), opacity=1.5)
 
 
 def test_gallery_gif_is_cached_and_zip_holds_one_gif_per_synapse(demo_dataset, tmp_path):
+    from synapse_core.crops.settings import CropSettings
     from synapse_core.viz import gallery
-    from synapse_core.crops.build import CropSettings
 
     settings = CropSettings(size=32)
     first = gallery.synapse_gif(demo_dataset, "bbox1", "syn_001", settings, tmp_path)

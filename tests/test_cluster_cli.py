@@ -83,8 +83,8 @@ def test_map_figure_carries_synapse_keys_in_customdata(cli_run):
     table = pd.read_csv(cli_run[0] / "out" / "clusters.csv")
     fig = map_figure(table, "cluster")
     assert isinstance(fig, go.Figure) and len(fig.data) == 3
-    keys = {tuple(map(str, row)) for trace in fig.data for row in trace.customdata}
-    assert keys == {(b, str(v)) for b, v in zip(table["bbox_name"], table["Var1"])}
+    rows = {tuple(map(str, row)) for trace in fig.data for row in trace.customdata}
+    assert rows == {(f"{b}|{v}", b, str(v), str(c)) for b, v, c in zip(table["bbox_name"], table["Var1"], table["cluster"])}
     assert {t.name for t in map_figure(table, "bbox").data} == {"bbox1 (45)", "bbox2 (45)"}
 
 

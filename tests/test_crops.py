@@ -18,6 +18,7 @@ from synapse_core.crops.build import (
     read_context_arrays,
 )
 from synapse_core.data.labels import LabelIds
+from synapse_core.data.synapse_keys import UnknownSynapseError
 
 LABELS = LabelIds(mito=5, vesicle=6, cleft=7, cleft2=7)
 
@@ -207,5 +208,5 @@ def test_crop_synapse_by_key_equals_the_iterated_crop(demo_dataset):
     one = crop_synapse(demo_dataset, row["bbox_name"], row["Var1"], s)
     many = {(b, v): r for b, v, r in iter_crops(demo_dataset, s, demo_dataset.synapses.iloc[5:9])}
     np.testing.assert_array_equal(one.blended, many[(row["bbox_name"], row["Var1"])].blended)
-    with pytest.raises(ValueError, match="not in the synapse table"):
+    with pytest.raises(UnknownSynapseError, match="synapse bbox1/no_such_synapse is not in the valid rows of the synapse table"):
         crop_synapse(demo_dataset, "bbox1", "no_such_synapse", s)

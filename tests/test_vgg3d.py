@@ -3,8 +3,9 @@
 import pytest
 import torch
 
+from synapse_core.features.net import FeatureNet
 from synapse_core.features.pooling import pool
-from synapse_core.features.vgg3d import (Vgg3D, Vgg3DConfig, forward_layers, layer_table, parse_layers, resolve_layer,
+from synapse_core.features.vgg3d import (Vgg3D, Vgg3DConfig, layer_table, parse_layers, resolve_layer,
                                 untrained_vgg3d)
 
 from vgg3d_reference import reference_trunk
@@ -55,7 +56,8 @@ def test_untrained_trunk_does_not_depend_on_the_head_width():
     assert all(torch.equal(full[k], small[k]) for k in full)
 
 
-def test_forward_layers_matches_functional_reference_for_every_kind_of_layer():
+@pytest.mark.parametrize("fast", [True, False], ids=["folded-channels-last", "plain"])
+def test_feature_net_matches_functional_reference_for_every_kind_of_layer(fast):
     torch.manual_seed(0)
     model = untrained_vgg3d(TINY, seed=1)
     for m in model.features:  # non-trivial BN statistics
@@ -66,30 +68,28 @@ def test_forward_layers_matches_functional_reference_for_every_kind_of_layer():
     x = torch.rand(2, 1, 16, 16, 16)
     names = ["stage1.conv2", "stage1.conv2.bn", "stage2.conv1.relu", "stage4"]
     layers = parse_layers(",".join(names), TINY)
+    # spp keeps a 4³ grid of each map: a value check of the layer outputs, not just their means
+    got = FeatureNet(model, layers, "spp", "cpu", "fp32", fold_batchnorm=fast, channels_last=fast)(x[:, 0].numpy())
     with torch.no_grad():
-        got = forward_layers(model, x, [l.index for l in layers])
-        for layer in layers:
-            want = reference_trunk(state, x, TINY, layer.index)
-            torch.testing.assert_close(got[layer.index], want, rtol=1e-4, atol=1e-5)
+        want = torch.cat([pool(reference_trunk(state, x, TINY, layer.index), "spp") for layer in layers], dim=1)
+    torch.testing.assert_close(torch.from_numpy(got), want, rtol=1e-4, atol=1e-5)
 
 
 def test_bn_output_is_kept_before_the_inplace_relu_overwrites_it():
     model = untrained_vgg3d(TINY, seed=2)
     x = torch.rand(1, 1, 16, 16, 16) - 0.5
-    with torch.no_grad():
-        bn_idx = resolve_layer("stage1.conv1.bn", TINY).index
-        got = forward_layers(model, x, [bn_idx, bn_idx + 1], reduce=lambda t: pool(t, "avg"))
-    assert (got[bn_idx] < 0).any()  # pre-ReLU values survive
-    assert (got[bn_idx + 1] >= 0).all()
+    bn, relu = resolve_layer("stage1.conv1.bn", TINY), resolve_layer("stage1.conv1.relu", TINY)
+    got = FeatureNet(model, [bn, relu], "avg", "cpu", "fp32")(x[:, 0].numpy())
+    assert (got[:, : bn.channels] < 0).any()  # pre-ReLU values survive
+    assert (got[:, bn.channels :] >= 0).all()
 
 
 def test_full_size_network_gives_192_standard_and_96_layer20_features_in_one_pass():
     model = untrained_vgg3d(Vgg3DConfig(classifier_width=8), seed=0)  # original trunk; the head is unused
-    x = torch.rand(1, 1, 80, 80, 80)
-    with torch.no_grad():
-        out = forward_layers(model, x, [20, 33], reduce=lambda t: pool(t, "avg"))
-    assert out[20].shape == (1, 96) and out[33].shape == (1, 192)
-    assert (out[20] < 0).any()  # layer 20 is a raw conv output (before BN/ReLU)
+    layers = [layer for layer in layer_table(model.config) if layer.index in (20, 33)]
+    out = FeatureNet(model, layers, "avg", "cpu", "fp32")(torch.rand(1, 80, 80, 80).numpy())
+    assert [layer.name for layer in layers] == ["stage3.conv1", "stage4.pool"] and out.shape == (1, 96 + 192)
+    assert (out[:, :96] < 0).any()  # layer 20 is a raw conv output (before BN/ReLU)
 
 
 def _with_bn_statistics(model):

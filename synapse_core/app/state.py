@@ -1,4 +1,6 @@
-"""Plain-data helpers behind the dashboard: synapse ids, selections, shareable query strings.
+"""Plain-data helpers behind the dashboard: selections, samples, neighbours, shareable query strings.
+
+Synapse ids and row lookup are :mod:`synapse_core.data.synapse_keys`.
 
 No Streamlit here: these functions take and return strings, lists and DataFrames, so they
 are tested without a server and a script can use them too.
@@ -11,32 +13,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-#: Separator of bbox name and Var1 in a synapse id ("bbox1|syn_003"); never in a bbox name.
-ID_SEP = "|"
-
-
-def synapse_id(bbox_name: str, var1) -> str:
-    """The id of one synapse, ``"<bbox_name>|<Var1>"``: stable across runs and tables."""
-    return f"{bbox_name}{ID_SEP}{var1}"
-
-
-def synapse_ids(table: pd.DataFrame) -> pd.Series:
-    """Ids of every row of a table with ``bbox_name`` and ``Var1`` columns (same index)."""
-    return table["bbox_name"].astype(str) + ID_SEP + table["Var1"].astype(str)
-
-
-def split_synapse_id(sid: str) -> tuple[str, str]:
-    """``(bbox_name, Var1)`` of an id; Var1 comes back as a string."""
-    if ID_SEP not in sid:
-        raise ValueError(f"synapse id {sid!r} must look like 'bbox1{ID_SEP}Var1'")
-    bbox, var1 = sid.split(ID_SEP, 1)
-    return bbox, var1
-
-
-def rows_for_ids(table: pd.DataFrame, ids: Iterable[str]) -> pd.DataFrame:
-    """The rows of ``table`` whose synapse id is in ``ids``, in table order."""
-    wanted = set(ids)
-    return table[synapse_ids(table).isin(wanted)]
+from synapse_core.data.synapse_keys import ID_SEP, UnknownSynapseError, synapse_ids
 
 
 def ids_from_plotly_selection(selection: Mapping | None) -> list[str]:
@@ -74,34 +51,41 @@ def sample_per_cluster(clusters: pd.DataFrame, n: int, seed: int, cluster_col: s
     return out
 
 
-def representatives(clusters: pd.DataFrame, n: int, cluster_col: str = "cluster") -> dict:
-    """The ``n`` synapse ids closest to each cluster's centroid (``distance_to_centroid``)."""
-    ids = synapse_ids(clusters)
-    out: dict = {}
-    for label in sorted(clusters[cluster_col].unique()):
-        part = clusters[clusters[cluster_col] == label]
-        order = part["distance_to_centroid"].sort_values(kind="stable").index[:n]
-        out[label] = ids.loc[order].tolist()
-    return out
+def nearest_neighbours(table: pd.DataFrame, space: np.ndarray, sid: str, n: int) -> pd.DataFrame:
+    """The ``n`` synapses nearest to ``sid`` in the clustering space (Euclidean).
 
+    Parameters
+    ----------
+    table : DataFrame
+        Clustered rows with ``bbox_name`` and ``Var1`` (``ClusterResult.table``).
+    space : ndarray, shape (len(table), d)
+        The clustering space, row-aligned with ``table`` (``ClusterResult.features``: the scaled,
+        weighted and optionally PCA-reduced features the clusters were computed in).
+    sid : str
+        Synapse id ``"bbox|Var1"``.
+    n : int
+        Number of neighbours (fewer when the table is smaller).
 
-def nearest_neighbours(features: pd.DataFrame, sid: str, n: int, columns: list[str]) -> pd.DataFrame:
-    """The ``n`` synapses nearest to ``sid`` in feature space (Euclidean on standardised ``columns``).
-
-    Returns the neighbours' rows with a ``feature_distance`` column, nearest first (``sid`` excluded).
+    Returns
+    -------
+    DataFrame
+        The neighbours' rows of ``table``, nearest first (``sid`` excluded), with a first column
+        ``clustering_space_distance``.
     """
-    ids = synapse_ids(features)
-    if sid not in set(ids):
-        raise ValueError(f"synapse {sid!r} is not in the feature table")
-    x = features[columns].to_numpy(np.float64)
-    std = x.std(axis=0)
-    x = (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
-    i = int(np.flatnonzero(ids.to_numpy() == sid)[0])
-    d = np.linalg.norm(x - x[i], axis=1)
+    space = np.asarray(space, dtype=np.float64)
+    if space.ndim != 2 or len(space) != len(table):
+        raise ValueError(f"the clustering space has shape {space.shape}; it must have one row per table row "
+                         f"({len(table)}): pass ClusterResult.features with ClusterResult.table")
+    ids = synapse_ids(table).to_numpy()
+    hits = np.flatnonzero(ids == sid)
+    if len(hits) == 0:
+        raise UnknownSynapseError(f"synapse {sid.replace(ID_SEP, '/')} is not in the clustered table")
+    i = int(hits[0])
+    d = np.linalg.norm(space - space[i], axis=1)
     d[i] = np.inf
     order = np.argsort(d, kind="stable")[: min(n, len(d) - 1)]
-    out = features.iloc[order].copy()
-    out.insert(0, "feature_distance", d[order])
+    out = table.iloc[order].copy()
+    out.insert(0, "clustering_space_distance", d[order])
     return out
 
 

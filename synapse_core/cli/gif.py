@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 import pandas as pd
 
 from synapse_core.cli.crop import add_crop_arguments, parse_synapse
 from synapse_core.cli.options import crop_settings_from_args
+from synapse_core.data.synapse_keys import synapse_file_name, synapse_rows
 
 NAME = "gif"
 HELP = "Write an animated GIF (z sweep, optional colour overlays) for many synapses; reports discarded ones."
@@ -25,11 +25,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--synapse", nargs="+", default=None, metavar="BBOX/VAR1", help="only these synapses")
 
 
-def gif_file_name(bbox_name: str, var1: str) -> str:
-    """``<bbox>_<Var1>.gif`` with characters unsafe in file names replaced by ``_``."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", f"{bbox_name}_{var1}") + ".gif"
-
-
 def select_rows(synapses: pd.DataFrame, bboxes=None, synapse_keys=None) -> pd.DataFrame:
     """Rows of ``synapses`` in ``bboxes`` and/or named by ``synapse_keys`` (``BBOX/VAR1``), in table order."""
     keep = pd.Series(True, index=synapses.index)
@@ -39,14 +34,9 @@ def select_rows(synapses: pd.DataFrame, bboxes=None, synapse_keys=None) -> pd.Da
             raise ValueError(f"--bbox {unknown[0]!r} has no synapses in the table "
                              f"(bboxes: {', '.join(sorted(synapses['bbox_name'].astype(str).unique()))})")
         keep &= synapses["bbox_name"].astype(str).isin(bboxes)
-    if synapse_keys:
-        wanted = {parse_synapse(s) for s in synapse_keys}
-        have = set(zip(synapses["bbox_name"].astype(str), synapses["Var1"].astype(str)))
-        missing = sorted(wanted - have)
-        if missing:
-            raise ValueError(f"--synapse {missing[0][0]}/{missing[0][1]} is not in the synapse table")
-        keys = list(zip(synapses["bbox_name"].astype(str), synapses["Var1"].astype(str)))
-        keep &= pd.Series([k in wanted for k in keys], index=synapses.index)
+    if synapse_keys:  # UnknownSynapseError naming the synapse
+        named = synapse_rows(synapses, [parse_synapse(s) for s in synapse_keys], where="the synapse table")
+        keep &= synapses.index.isin(named.index)
     return synapses[keep]
 
 
@@ -72,7 +62,7 @@ def run(args) -> int:
                 entry.update(result.presynaptic.as_columns())
             print(f"discarded {bbox}/{var1}: {result.reason}")
         else:
-            name = gif_file_name(bbox, var1)
+            name = synapse_file_name(bbox, var1)
             (out / name).write_bytes(render.crop_gif_bytes(result, overlays=overlays, fps=args.fps,
                                                            scale=args.scale, image=args.image))
             entry.update(status="written", reason="", file=name, **result.presynaptic.as_columns())

@@ -23,20 +23,22 @@ import json
 import logging
 import math
 import os
-from dataclasses import dataclass, asdict, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
+from synapse_core.cluster import diagnostics, k_selection
 from synapse_core.cluster import summary as cluster_summary
-from synapse_core.cluster import diagnostics
-from synapse_core.cluster import k_selection
 from synapse_core.cluster.algorithms import fit_kmeans, fit_labels
 from synapse_core.cluster.preprocess import PreprocessRecord, prepare
-from synapse_core.cluster.settings import (
-    AGGLOMERATIVE_MAX_ROWS, MINIBATCH_ROWS, NOISE, ClusterSettings,
-)
 from synapse_core.cluster.projection import project
+from synapse_core.cluster.settings import (
+    AGGLOMERATIVE_MAX_ROWS,
+    MINIBATCH_ROWS,
+    NOISE,
+    ClusterSettings,
+)
 from synapse_core.data.hashing import content_hash
 
 log = logging.getLogger(__name__)
@@ -83,7 +85,6 @@ class ClusterResult:
     features: np.ndarray
     settings: ClusterSettings
     preprocess: PreprocessRecord
-    centroids: dict = field(default_factory=dict)
 
     @property
     def projection_columns(self) -> list[str]:
@@ -262,7 +263,6 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
     return ClusterResult(
         table=table, k_curves=curves, diagnostics=_json_ready(diag), summary=summary, representatives=reps,
         effect_sizes=effects, composition=composition, features=Z, settings=s, preprocess=record,
-        centroids=centroids,
     )
 
 

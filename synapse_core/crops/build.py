@@ -34,8 +34,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from scipy import ndimage
 
-from synapse_core.crops.components import center_of_mass, closest_component, dilate_cross
+from synapse_core.crops.components import closest_component, dilate_cross
 from synapse_core.data.labels import LabelIds
 from synapse_core.crops.presynaptic import PresynapticRecord, infer_presynaptic_side
 from synapse_core.crops.segmentation_types import (
@@ -293,8 +294,9 @@ def locate_crop(seg: np.ndarray, labels: np.ndarray, vesicle_label: int, center_
                                     fallback_side=settings.fallback_side)
     center = np.asarray(center_zyx, dtype=np.int64)
     if settings.smart_crop and record.pre_seg_id:
-        com = center_of_mass(seg == record.pre_seg_id)
-        if com is not None:
+        pre = seg == record.pre_seg_id
+        if pre.any():
+            com = np.asarray(ndimage.center_of_mass(pre))  # (z, y, x), window voxels
             w = settings.presynapse_weight
             return record, np.floor((1 - w) * center + w * com).astype(np.int64)
     return record, center
@@ -524,19 +526,9 @@ def build_crop(ctx: SynapseContext, settings: CropSettings) -> SynapseCrop | Dis
 # ---------------------------------------------------------------------------------------- convenience
 
 
-def find_synapse_row(synapses, bbox_name: str, var1: str):
-    """The row of ``(bbox_name, Var1)`` in a synapse table, or a ValueError saying what exists."""
-    hit = synapses[(synapses["bbox_name"].astype(str) == str(bbox_name)) & (synapses["Var1"].astype(str) == str(var1))]
-    if hit.empty:
-        known = sorted(synapses["bbox_name"].astype(str).unique())
-        raise ValueError(f"synapse {bbox_name}/{var1} is not in the synapse table (bboxes: {', '.join(known)}); "
-                         "give --synapse as BBOX/VAR1 from the table")
-    return hit.iloc[0]
-
-
 def crop_synapse(dataset, bbox_name: str, var1: str, settings: CropSettings) -> SynapseCrop | Discarded:
     """Crop one synapse of an opened dataset (``synapse_core.data.dataset.open_dataset``)."""
-    row = find_synapse_row(dataset.synapses, bbox_name, var1)  # ValueError naming the synapse
+    row = dataset.synapse(bbox_name, var1)  # UnknownSynapseError naming the synapse
     return build_crop(read_context(dataset.bboxes[str(bbox_name)], row, settings), settings)
 
 

@@ -95,16 +95,3 @@ def box_sums(mask: np.ndarray, box: int) -> np.ndarray:
         c[b:, b:, b:] - c[:-b, b:, b:] - c[b:, :-b, b:] - c[b:, b:, :-b]
         + c[:-b, :-b, b:] + c[:-b, b:, :-b] + c[b:, :-b, :-b] - c[:-b, :-b, :-b]
     )
-
-
-def center_of_mass(mask: np.ndarray) -> np.ndarray | None:
-    """Centre of mass (z, y, x, window index units, float) of a bool mask, or None when empty."""
-    n = np.count_nonzero(mask)
-    if n == 0:
-        return None
-    out = np.empty(3)
-    for axis in range(3):
-        other = tuple(a for a in range(3) if a != axis)
-        profile = np.count_nonzero(mask, axis=other)
-        out[axis] = float(profile @ np.arange(mask.shape[axis])) / n
-    return out

@@ -39,6 +39,7 @@ from synapse_core.data.config import (
     load_dataset_config,
 )
 from synapse_core.data.labels import LabelIds, count_label_ids
+from synapse_core.data.synapse_keys import synapse_row
 from synapse_core.data.tables import (
     REQUIRED_COLUMNS,
     SOURCE_FILE,
@@ -130,11 +131,8 @@ class Dataset:
         return template.format(x=int(x) + ox, y=int(y) + oy, z=int(z) + oz, bbox=bbox_name)
 
     def synapse(self, bbox_name: str, var1: str) -> pd.Series:
-        """The valid row of synapse ``bbox_name/var1``; KeyError names it when absent."""
-        hit = self.synapses[(self.synapses["bbox_name"] == bbox_name) & (self.synapses["Var1"] == str(var1))]
-        if hit.empty:
-            raise KeyError(f"synapse {bbox_name}/{var1} is not among the valid rows of {self.root}")
-        return hit.iloc[0]
+        """The valid row of synapse ``bbox_name/var1``; :class:`UnknownSynapseError` names it when absent."""
+        return synapse_row(self.synapses, bbox_name, var1, where=f"the valid rows of the synapse table in {self.root}")
 
 
 def _mask_dir(data_dir: Path, bbox: str) -> Path | None:

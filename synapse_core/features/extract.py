@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from synapse_core.data.cache_dir import resolve_cache_dir
+from synapse_core.data.synapse_keys import synapse_rows
 from synapse_core.crops.build import CropSettings, read_context
 from synapse_core.features.jobs import (
     DeepSpec,
@@ -149,14 +150,8 @@ class ExtractResult:
 
 def _select_rows(dataset, bboxes, synapses=None) -> pd.DataFrame:
     rows = dataset.synapses
-    if synapses is not None:
-        wanted = {(str(b), str(v)) for b, v in synapses}
-        keys = list(zip(rows["bbox_name"].astype(str), rows["Var1"].astype(str)))
-        missing = wanted - set(keys)
-        if missing:
-            raise ValueError(f"synapses not among the valid rows of the dataset: "
-                             f"{', '.join(f'{b}/{v}' for b, v in sorted(missing))}")
-        rows = rows[[k in wanted for k in keys]]
+    if synapses is not None:  # UnknownSynapseError naming the missing ones
+        rows = synapse_rows(rows, synapses, where="the valid rows of the dataset's synapse table")
     if bboxes is None:
         return rows
     bboxes = [bboxes] if isinstance(bboxes, str) else list(bboxes)

@@ -175,22 +175,3 @@ def parse_layers(spec: str, config: Vgg3DConfig = Vgg3DConfig()) -> list[LayerIn
     if len({l.index for l in layers}) != len(layers):
         raise ValueError(f"layer {spec!r} names the same layer twice")
     return layers
-
-
-def forward_layers(model: Vgg3D, x: torch.Tensor, indices, reduce=None) -> dict[int, torch.Tensor]:
-    """Run ``model.features`` once, up to the deepest of ``indices``, and return those modules' outputs.
-
-    Each output is passed through ``reduce`` (e.g. a pooling) as soon as it is produced: the
-    in-place ReLU that follows a BatchNorm would otherwise overwrite a kept BatchNorm output.
-    Without ``reduce``, outputs are cloned.
-    """
-    wanted = set(int(i) for i in indices)
-    last = max(wanted)
-    out: dict[int, torch.Tensor] = {}
-    for i, module in enumerate(model.features):
-        x = module(x)
-        if i in wanted:
-            out[i] = reduce(x) if reduce is not None else x.clone()
-        if i == last:
-            break
-    return out

@@ -2,11 +2,13 @@
 
 Plotly builders return ``go.Figure`` and take plain DataFrames:
 
-* :func:`map_figure` — the 2D/3D map coloured by cluster or by bbox. Each point carries its
-  synapse key in ``customdata`` as ``[bbox_name, Var1]`` (so a click handler can find the synapse);
-  2D maps with more than ``WEBGL_POINTS`` points use ``Scattergl``.
+* :func:`map_figure` — the 2D/3D map coloured by cluster, bbox or any column. Each point carries
+  its synapse in ``customdata`` as ``[synapse id, bbox_name, Var1, cluster]`` (so a selection or a
+  click handler finds the synapse); 2D maps with more than ``WEBGL_POINTS`` points use ``Scattergl``.
 * :func:`k_curves_figure` — the k sweep (silhouette and stability against their null, gap, CH, inertia), chosen k marked.
 * :func:`bbox_composition_figure` — synapses of each cluster stacked by bbox.
+
+Colours come from :mod:`synapse_core.viz.colours`. The dashboard draws these same figures.
 
 PNG versions are drawn with matplotlib (kaleido is not available) by the ``save_*_png`` functions;
 :func:`save_figures` writes every figure of a :class:`~synapse_core.cluster.run.ClusterResult`.
@@ -19,33 +21,13 @@ import os
 import numpy as np
 import pandas as pd
 
-#: Bbox colours of the original tool (notes §8.1), kept so figures look familiar.
-BBOX_COLORS = {
-    "bbox1": "#FF0000", "bbox2": "#00FFFF", "bbox3": "#FFA500", "bbox4": "#800080",
-    "bbox5": "#808080", "bbox6": "#0000FF", "bbox7": "#000000",
-}
+from synapse_core.data.synapse_keys import synapse_ids
+from synapse_core.viz.colours import bbox_colour_map, cluster_colour
+
 #: Above this many points a 2D map uses WebGL (Scattergl).
 WEBGL_POINTS = 2000
-NOISE_COLOR = "#BBBBBB"
-_EXTRA = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
-_CLUSTER_PALETTE = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-    "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354",
-    "#756bb1", "#636363",
-]
-
-
-def bbox_color_map(names) -> dict[str, str]:
-    """Colour of each bbox: the original tool's colour for bbox1..7, a distinct colour otherwise."""
-    out, extra = {}, iter(_EXTRA * 10)
-    for name in sorted({str(n) for n in names}):
-        out[name] = BBOX_COLORS.get(name) or next(extra)
-    return out
-
-
-def cluster_color(c: int) -> str:
-    """Colour of cluster ``c`` (noise −1 is light gray)."""
-    return NOISE_COLOR if c < 0 else _CLUSTER_PALETTE[int(c) % len(_CLUSTER_PALETTE)]
+#: Hover text of a map point; ``customdata`` is ``[synapse id, bbox_name, Var1, cluster]``.
+MAP_HOVER = "bbox %{customdata[1]}<br>Var1 %{customdata[2]}<br>cluster %{customdata[3]}<extra></extra>"
 
 
 def _cluster_name(c) -> str:
@@ -59,65 +41,92 @@ def _proj_cols(table: pd.DataFrame) -> list[str]:
     return sorted(cols, key=lambda c: int(str(c)[5:]))
 
 
+def _map_groups(table: pd.DataFrame, color_by: str):
+    """``(name, rows, colour, symbol)`` of each trace, or one group with a numeric colour scale."""
+    n = len(table)
+    if color_by == "cluster":
+        return [(_cluster_name(c), g, cluster_colour(int(c)), "x" if int(c) < 0 else "circle")
+                for c, g in table.groupby("cluster", sort=True)]
+    if color_by == "bbox_name":
+        colours = bbox_colour_map(table["bbox_name"])
+        return [(f"{b} ({len(g)})", g, colours[str(b)], "circle")
+                for b, g in table.groupby(table["bbox_name"].astype(str), sort=True)]
+    values = table[color_by]
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        scale = {"color": values, "colorscale": "Viridis", "showscale": True, "colorbar": {"title": color_by}}
+        return [(color_by, table, scale, "circle")] if n else []
+    keys = sorted(values.dropna().astype(str).unique())
+    text = values.astype(str)
+    return [(k, table[text == k], cluster_colour(i), "circle") for i, k in enumerate(keys)]
+
+
 def map_figure(table: pd.DataFrame, color_by: str = "cluster", title: str | None = None,
-               point_size: float | None = None):
-    """The map (2D or 3D) coloured by ``cluster`` or ``bbox_name``.
+               point_size: float | None = None, selected_ids=None, select: bool = False):
+    """The map (2D or 3D) coloured by cluster, by bbox or by any other column.
 
     Parameters
     ----------
     table : DataFrame
-        ``bbox_name``, ``Var1``, ``cluster``, ``proj_1..proj_d`` (d = 2 or 3).
-    color_by : {"cluster", "bbox"}
+        ``bbox_name``, ``Var1``, ``cluster``, ``proj_1..proj_d`` (d = 2 or 3), other columns.
+    color_by : str
+        ``"cluster"`` (noise −1 drawn as gray crosses), ``"bbox"`` / ``"bbox_name"`` (the original
+        tool's bbox colours), or another column: a numeric one is drawn on a Viridis scale, any
+        other one with one colour per value.
     title : str, optional
     point_size : float, optional
-        Marker size in px (default: smaller for larger N).
+        Marker size in px (default: smaller for larger N; 3D markers are 0.6 × this).
+    selected_ids : iterable of str, optional
+        Synapse ids (``"bbox1|syn_003"``) drawn as selected, the others dimmed (2D maps).
+    select : bool
+        Drag selects points (box/lasso) instead of zooming (2D maps), for a dashboard whose
+        selection is read back with :func:`synapse_core.app.state.ids_from_plotly_selection`.
 
     Returns
     -------
     plotly.graph_objects.Figure
-        One trace per colour group; ``customdata`` of every point is ``[bbox_name, Var1]``.
+        One trace per colour group; ``customdata`` of every point is ``[synapse id, bbox_name,
+        Var1, cluster]`` (:data:`MAP_HOVER`). 2D maps of more than :data:`WEBGL_POINTS` points use
+        ``Scattergl``.
     """
     import plotly.graph_objects as go
 
-    if color_by not in ("cluster", "bbox"):
-        raise ValueError(f"color_by={color_by!r} must be 'cluster' or 'bbox'")
+    color_by = "bbox_name" if color_by == "bbox" else color_by
+    if color_by not in table.columns:
+        raise ValueError(f"color_by={color_by!r} is not a column of the map table; use 'cluster', 'bbox' or one of "
+                         f"{', '.join(map(str, table.columns))}")
     cols = _proj_cols(table)
     n = len(table)
     size = point_size or (8 if n < 500 else 5 if n < 5000 else 3)
     three_d = len(cols) == 3
-    group_col = "cluster" if color_by == "cluster" else "bbox_name"
-    colors = bbox_color_map(table["bbox_name"]) if color_by == "bbox" else None
+    selected = set(selected_ids) if selected_ids is not None else None
+    trace_2d = go.Scattergl if n > WEBGL_POINTS else go.Scatter
     fig = go.Figure()
-    for value, g in table.groupby(group_col, sort=True):
-        if color_by == "cluster":
-            name, color = _cluster_name(value), cluster_color(int(value))
-            symbol = "x" if int(value) < 0 else "circle"
-        else:
-            name, color, symbol = f"{value} ({len(g)})", colors[str(value)], "circle"
-        custom = np.column_stack([g["bbox_name"].astype(str).to_numpy(), g["Var1"].to_numpy()])
-        other = g["bbox_name"] if color_by == "cluster" else g["cluster"].map(_cluster_name)
-        hover = "%{customdata[0]} · Var1 %{customdata[1]}<br>%{text}<extra></extra>"
-        marker = dict(size=size, color=color, symbol=symbol, line=dict(width=0))
+    for name, g, colour, symbol in _map_groups(table, color_by):
+        ids = synapse_ids(g).to_numpy()
+        custom = np.column_stack([ids, g["bbox_name"].astype(str).to_numpy(), g["Var1"].astype(str).to_numpy(),
+                                  g["cluster"].astype(str).to_numpy()])
+        colour_spec = colour if isinstance(colour, dict) else {"color": colour}
         if three_d:
             fig.add_trace(go.Scatter3d(
                 x=g[cols[0]], y=g[cols[1]], z=g[cols[2]], mode="markers", name=name, customdata=custom,
-                text=other.astype(str), hovertemplate=hover,
-                marker=dict(size=max(2, size * 0.6), color=color, symbol="x" if symbol == "x" else "circle"),
+                hovertemplate=MAP_HOVER, marker={"size": max(2, size * 0.6), "symbol": symbol, **colour_spec},
             ))
         else:
-            trace = go.Scattergl if n > WEBGL_POINTS else go.Scatter
-            fig.add_trace(trace(
-                x=g[cols[0]], y=g[cols[1]], mode="markers", name=name, customdata=custom,
-                text=other.astype(str), hovertemplate=hover, marker=marker,
+            chosen = None if selected is None else [i for i, sid in enumerate(ids) if sid in selected]
+            fig.add_trace(trace_2d(
+                x=g[cols[0]], y=g[cols[1]], mode="markers", name=name, customdata=custom, hovertemplate=MAP_HOVER,
+                marker={"size": size, "symbol": symbol, "line": {"width": 0}, **colour_spec}, selectedpoints=chosen,
             ))
+    legend = {"cluster": "cluster", "bbox_name": "bbox"}.get(color_by, color_by)
     fig.update_layout(
-        title=title or f"Synapse map coloured by {'cluster' if color_by == 'cluster' else 'bbox'} ({n} synapses)",
-        legend_title_text="cluster" if color_by == "cluster" else "bbox", template="plotly_white",
-        clickmode="event+select",
+        title=title or f"Synapse map coloured by {legend} ({n} synapses)", legend_title_text=legend,
+        template="plotly_white", clickmode="event+select",
     )
     if not three_d:
         fig.update_xaxes(title_text=cols[0], showticklabels=False)
         fig.update_yaxes(title_text=cols[1], showticklabels=False, scaleanchor="x", scaleratio=1)
+        if select:
+            fig.update_layout(dragmode="select")
     return fig
 
 
@@ -209,7 +218,7 @@ def bbox_composition_figure(composition: pd.DataFrame, normalize: bool = False):
     import plotly.graph_objects as go
 
     comp = composition.div(composition.sum(axis=1), axis=0) if normalize else composition
-    colors = bbox_color_map(comp.columns)
+    colors = bbox_colour_map(comp.columns)
     x = [_cluster_name(c) for c in comp.index]
     fig = go.Figure()
     for b in comp.columns:
@@ -241,10 +250,10 @@ def save_map_png(table: pd.DataFrame, path: str | os.PathLike, color_by: str = "
     n = len(table)
     s = 30 if n < 500 else 8 if n < 5000 else 1
     group_col = "cluster" if color_by == "cluster" else "bbox_name"
-    colors = bbox_color_map(table["bbox_name"]) if color_by == "bbox" else None
+    colors = bbox_colour_map(table["bbox_name"]) if color_by == "bbox" else None
     for value, g in table.groupby(group_col, sort=True):
         if color_by == "cluster":
-            label, color, marker = _cluster_name(value), cluster_color(int(value)), "x" if int(value) < 0 else "o"
+            label, color, marker = _cluster_name(value), cluster_colour(int(value)), "x" if int(value) < 0 else "o"
         else:
             label, color, marker = f"{value} ({len(g)})", colors[str(value)], "o"
         coords = [g[c].to_numpy() for c in cols]
@@ -284,7 +293,7 @@ def save_k_curves_png(curves: pd.DataFrame, path: str | os.PathLike, chosen_k: i
 def save_composition_png(composition: pd.DataFrame, path: str | os.PathLike, dpi: int = 150) -> str:
     """PNG of the stacked bbox composition of each cluster. Returns the path."""
     plt = _plt()
-    colors = bbox_color_map(composition.columns)
+    colors = bbox_colour_map(composition.columns)
     fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(composition) + 3), 4))
     bottom = np.zeros(len(composition))
     x = [_cluster_name(c) for c in composition.index]

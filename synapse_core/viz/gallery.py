@@ -7,19 +7,18 @@ processes (users of one lab server) share safely.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import os
-import re
 import zipfile
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 import diskcache
 
-from synapse_core.crops.build import CropSettings, Discarded, crop_synapse
+from synapse_core.crops.build import Discarded, crop_synapse
+from synapse_core.crops.settings import CropSettings
+from synapse_core.data.hashing import content_hash
+from synapse_core.data.synapse_keys import synapse_file_name
 from synapse_core.viz.render import crop_gif_bytes, orthogonal_png_bytes
 
 #: Bytes of cached pictures kept before the least recently used are evicted.
@@ -38,14 +37,13 @@ def gallery_cache(cache_dir: str | os.PathLike) -> diskcache.Cache:
 def picture_key(dataset, bbox_name: str, var1: str, settings: CropSettings, kind: str, **options) -> str:
     """Cache key of one picture: data fingerprints, synapse, crop settings and options."""
     bbox = dataset.bboxes[str(bbox_name)]
-    parts = {
+    return content_hash({
         "kind": kind,
         "data": [bbox.raw.fingerprint, bbox.seg.fingerprint, bbox.mask.fingerprint if bbox.mask else None],
         "row": dataset.synapse(str(bbox_name), str(var1)).astype(str).to_dict(),
-        "crop": asdict(settings),
+        "crop": settings,
         "options": options,
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+    })
 
 
 def _picture(dataset, bbox_name, var1, settings, cache_dir, kind, render, **options) -> bytes | str:
@@ -79,7 +77,8 @@ def synapse_orthogonal_png(dataset, bbox_name: str, var1: str, settings: CropSet
 
 def gif_zip(dataset, keys: Iterable[tuple[str, str]], settings: CropSettings, cache_dir,
             overlays: Sequence[str] = (), image: str = "blended") -> tuple[bytes, list[str]]:
-    """ZIP of ``<bbox>_<Var1>.gif`` for every ``(bbox_name, Var1)``; also the list of discarded ones."""
+    """ZIP of one GIF per ``(bbox_name, Var1)``, named like the CLI's (:func:`synapse_file_name`), and the
+    list of discarded ones."""
     buf = io.BytesIO()
     discarded = []
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:  # GIFs are compressed already
@@ -88,5 +87,5 @@ def gif_zip(dataset, keys: Iterable[tuple[str, str]], settings: CropSettings, ca
             if isinstance(data, str):
                 discarded.append(f"{bbox_name}/{var1}: {data}")
                 continue
-            zf.writestr(re.sub(r"[^A-Za-z0-9._-]+", "_", f"{bbox_name}_{var1}") + ".gif", data)
+            zf.writestr(synapse_file_name(bbox_name, var1), data)
     return buf.getvalue(), discarded

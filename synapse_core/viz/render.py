@@ -14,14 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-#: Overlay colours (RGB, Okabe–Ito colour-blind-safe palette), by structure name in ``crop.structures``.
-OVERLAY_COLORS: dict[str, tuple[int, int, int]] = {
-    "pre": (0, 114, 178),            # blue
-    "post": (230, 159, 0),           # orange
-    "cleft": (213, 94, 0),           # vermillion
-    "vesicle_cloud": (0, 158, 115),  # bluish green
-    "mitochondria": (204, 121, 167),  # reddish purple
-}
+from synapse_core.viz.colours import STRUCTURE_COLOURS
+
 #: Opacity of an overlay colour over the gray EM.
 OVERLAY_OPACITY = 0.45
 _GRAY_LEVELS = 128
@@ -35,7 +29,7 @@ def _palette() -> list[int]:
     for i in range(_GRAY_LEVELS):
         g = round(i * 255 / (_GRAY_LEVELS - 1))
         pal += [g, g, g]
-    for color in OVERLAY_COLORS.values():
+    for color in STRUCTURE_COLOURS.values():
         for i in range(_SHADES):
             g = i * 255 / (_SHADES - 1)
             pal += [round((1 - OVERLAY_OPACITY) * g + OVERLAY_OPACITY * c) for c in color]
@@ -48,9 +42,9 @@ _PALETTE = _palette()
 def check_overlays(overlays: Sequence[str]) -> tuple[str, ...]:
     """Validate overlay names; ValueError lists the accepted names."""
     overlays = tuple(overlays)
-    unknown = [o for o in overlays if o not in OVERLAY_COLORS]
+    unknown = [o for o in overlays if o not in STRUCTURE_COLOURS]
     if unknown:
-        raise ValueError(f"unknown overlay {unknown[0]!r}; choose from {', '.join(OVERLAY_COLORS)}")
+        raise ValueError(f"unknown overlay {unknown[0]!r}; choose from {', '.join(STRUCTURE_COLOURS)}")
     return overlays
 
 
@@ -58,7 +52,7 @@ def palette_indices(image: np.ndarray, structures: dict, overlays: Sequence[str]
     """uint8 palette indices for gray ``image`` in [0, 1] with the named structure overlays (any shape)."""
     gray = np.clip(image, 0, 1)
     out = np.rint(gray * (_GRAY_LEVELS - 1)).astype(np.uint8)
-    names = list(OVERLAY_COLORS)
+    names = list(STRUCTURE_COLOURS)
     shade = np.rint(gray * (_SHADES - 1)).astype(np.uint8)
     for name in sorted(check_overlays(overlays), key=_DRAW_ORDER.index):
         m = structures[name]
@@ -83,7 +77,7 @@ def _keep_identical_frames(idx: np.ndarray) -> list[int]:
     Returns the palette to use (the spare entries filled); after 8 distinct duplicates frames merge.
     """
     palette = list(_PALETTE)
-    spare = iter(range(_GRAY_LEVELS + _SHADES * len(OVERLAY_COLORS), 256))
+    spare = iter(range(_GRAY_LEVELS + _SHADES * len(STRUCTURE_COLOURS), 256))
     dup: dict[int, int] = {}
     for z in range(1, idx.shape[0]):
         if np.array_equal(idx[z], idx[z - 1]):
@@ -112,7 +106,7 @@ def crop_gif_bytes(crop, overlays: Sequence[str] = (), fps: float = 10.0, scale:
     ----------
     crop : SynapseCrop
     overlays : sequence of str
-        Structures to colour, any of ``OVERLAY_COLORS`` ("pre", "post", "cleft", "vesicle_cloud",
+        Structures to colour, any of ``STRUCTURE_COLOURS`` ("pre", "post", "cleft", "vesicle_cloud",
         "mitochondria").
     fps : float
         Frames per second (the original used 8–10).
@@ -184,16 +178,4 @@ def orthogonal_png_bytes(crop, overlays: Sequence[str] = (), scale: int = 2, ima
     im = _image(canvas, 1).convert("RGB")
     buf = io.BytesIO()
     im.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def frame_png_bytes(crop, z: int, overlays: Sequence[str] = (), scale: int = 2, image: str = "blended") -> bytes:
-    """PNG of one z slice of the crop (the GIF's frame ``z``), e.g. for a frame slider."""
-    scale = _check_scale(scale)
-    vol = _gray_volume(crop, image)
-    if not (isinstance(z, (int, np.integer)) and 0 <= z < vol.shape[0]):
-        raise ValueError(f"z must be a slice index in 0..{vol.shape[0] - 1}, got {z!r}")
-    idx = palette_indices(vol[z], {k: v[z] for k, v in crop.structures.items()}, overlays)
-    buf = io.BytesIO()
-    _image(idx, scale).convert("RGB").save(buf, format="PNG")
     return buf.getvalue()

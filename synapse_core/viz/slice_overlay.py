@@ -8,13 +8,10 @@ from __future__ import annotations
 import numpy as np
 
 from synapse_core.data.labels import LabelIds
+from synapse_core.viz.colours import NEURON_BOUNDARY_COLOUR, STRUCTURE_COLOURS
 
-#: RGB colour of each mask structure in overlays.
-STRUCTURE_COLOURS: dict[str, tuple[int, int, int]] = {
-    "vesicle_cloud": (0, 190, 255),
-    "cleft": (255, 50, 50),
-    "mitochondria": (60, 220, 60),
-}
+#: Structures of the semantic mask drawn by :func:`overlay_slice` (a subset of ``STRUCTURE_COLOURS``).
+MASK_STRUCTURES = ("vesicle_cloud", "cleft", "mitochondria")
 
 
 def gray_to_uint8(slice_yx: np.ndarray) -> np.ndarray:
@@ -43,7 +40,7 @@ def overlay_slice(
     opacity: float = 0.45,
     seg_yx: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Gray EM slice with mask structures tinted in :data:`STRUCTURE_COLOURS`.
+    """Gray EM slice with mask structures tinted in :data:`synapse_core.viz.colours.STRUCTURE_COLOURS`.
 
     Parameters
     ----------
@@ -75,5 +72,5 @@ def overlay_slice(
         edge = np.zeros(seg.shape, bool)
         edge[:-1, :] |= seg[:-1, :] != seg[1:, :]
         edge[:, :-1] |= seg[:, :-1] != seg[:, 1:]
-        rgb[edge] = 0.5 * rgb[edge] + 0.5 * np.array((255, 230, 0), np.float32)
+        rgb[edge] = 0.5 * rgb[edge] + 0.5 * np.array(NEURON_BOUNDARY_COLOUR, np.float32)
     return np.clip(rgb, 0, 255).astype(np.uint8)

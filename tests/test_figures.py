@@ -1,0 +1,77 @@
+"""Plotly figures of a clustering run (the dashboard draws these same builders)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from synapse_core.viz.colours import (
+    BBOX_COLOURS,
+    NOISE_COLOUR,
+    bbox_colour_map,
+    cluster_colour,
+)
+from synapse_core.viz.figures import MAP_HOVER, WEBGL_POINTS, map_figure
+
+
+def map_table(n: int = 6) -> pd.DataFrame:
+    return pd.DataFrame({"bbox_name": ["bbox1", "bbox2"] * (n // 2), "Var1": [f"s{i}" for i in range(n)],
+                         "cluster": [i % 3 - 1 for i in range(n)], "proj_1": np.arange(n, dtype=float),
+                         "proj_2": np.zeros(n), "morph_volume_nm3": np.linspace(1.0, 2.0, n),
+                         "presynaptic_side": ["1", "2"] * (n // 2)})
+
+
+def test_cluster_traces_use_the_cluster_colours_and_noise_is_a_gray_cross():
+    fig = map_figure(map_table(), "cluster")
+    assert [t.name for t in fig.data] == ["noise (−1)", "cluster 0", "cluster 1"]
+    assert [t.marker.color for t in fig.data] == [NOISE_COLOUR, cluster_colour(0), cluster_colour(1)]
+    assert fig.data[0].marker.symbol == "x"
+
+
+def test_every_point_carries_its_synapse_id_bbox_var1_and_cluster():
+    fig = map_figure(map_table(), "cluster")
+    assert [list(r) for r in fig.data[1].customdata] == [["bbox2|s1", "bbox2", "s1", "0"], ["bbox1|s4", "bbox1", "s4", "0"]]
+    assert fig.data[1].hovertemplate == MAP_HOVER
+
+
+def test_bbox_traces_use_the_original_tool_colours():
+    fig = map_figure(map_table(), "bbox")
+    assert [t.name for t in fig.data] == ["bbox1 (3)", "bbox2 (3)"]
+    assert [t.marker.color for t in fig.data] == [BBOX_COLOURS["bbox1"], BBOX_COLOURS["bbox2"]]
+
+
+def test_a_numeric_column_is_one_trace_on_a_colour_scale():
+    fig = map_figure(map_table(), "morph_volume_nm3")
+    assert len(fig.data) == 1 and fig.data[0].marker.showscale
+    np.testing.assert_allclose(fig.data[0].marker.color, np.linspace(1.0, 2.0, 6))
+
+
+def test_a_text_column_is_one_trace_per_value():
+    fig = map_figure(map_table(), "presynaptic_side")
+    assert [(t.name, t.marker.color) for t in fig.data] == [("1", cluster_colour(0)), ("2", cluster_colour(1))]
+
+
+def test_selected_synapses_are_marked_per_trace_and_drag_selects():
+    fig = map_figure(map_table(), "cluster", selected_ids=["bbox1|s0", "bbox2|s5"], select=True)
+    assert [t.selectedpoints for t in fig.data] == [(0,), (), (1,)]  # s0 is noise, s5 the 2nd of cluster 1
+    assert fig.layout.dragmode == "select"
+    assert map_figure(map_table(), "cluster").layout.dragmode is None
+
+
+def test_webgl_is_used_above_the_threshold_only():
+    assert isinstance(map_figure(map_table(WEBGL_POINTS)).data[0], go.Scatter)
+    assert isinstance(map_figure(map_table(WEBGL_POINTS + 2)).data[0], go.Scattergl)
+
+
+def test_an_unknown_colour_column_names_the_choices():
+    with pytest.raises(ValueError, match="color_by='size' is not a column of the map table; use 'cluster', 'bbox'"):
+        map_figure(map_table(), "size")
+
+
+def test_bboxes_beyond_the_original_seven_get_distinct_colours_then_cycle():
+    colours = bbox_colour_map([f"bbox{i}" for i in range(1, 16)])
+    assert [colours[f"bbox{i}"] for i in range(1, 8)] == list(BBOX_COLOURS.values())
+    assert len({colours[f"bbox{i}"] for i in range(8, 16)}) == 8
+    assert len(bbox_colour_map([f"extra{i}" for i in range(20)])) == 20
