@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -54,7 +55,7 @@ def canonical(value):
         return [canonical(v) for v in value]
     if isinstance(value, np.generic):
         return canonical(value.item())
-    if isinstance(value, float) and value != value:
+    if isinstance(value, float) and math.isnan(value):
         return "nan"
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
