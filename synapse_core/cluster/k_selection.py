@@ -86,13 +86,10 @@ class KSweep:
         ``gap_k`` and the sweep's settings (``n_null``, ``n_subsamples``, ...).
     labels : dict of int → ndarray
         Cluster labels (n_synapses,) of each k, so the chosen k need not be fitted again.
-    centroids : dict of int → ndarray
-        Cluster centres (k, d) of each k.
     """
 
     curves: pd.DataFrame
     labels: dict[int, np.ndarray] = field(default_factory=dict)
-    centroids: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -253,13 +250,13 @@ def sweep_k(
         return np.asarray(fit(Z_, k_)[0])
 
     threads = threadpool_limits(1) if len(Z) <= SINGLE_THREAD_ROWS else contextlib.nullcontext()
-    rows_out, labels_by_k, centroids_by_k = [], {}, {}
+    rows_out, labels_by_k = [], {}
     with threads:
         for k in ks:
-            labels, centroids, inertia = fit(Z, k)
+            labels, _, inertia = fit(Z, k)
             labels = np.asarray(labels)
-            if centroids is None or inertia is None:
-                inertia, centroids = within_cluster_ss(Z, labels)
+            if inertia is None:
+                inertia = within_cluster_ss(Z, labels)[0]
             found = labels[labels >= 0]
             n_found = len(np.unique(found))
             sil = _silhouette(Z, labels, sample) if n_found >= 2 else np.nan
@@ -288,7 +285,6 @@ def sweep_k(
                 "gap_sd": float(null_log_w.std() * np.sqrt(1 + 1 / len(null_log_w))),
             })
             labels_by_k[k] = labels
-            centroids_by_k[k] = np.asarray(centroids)
     curves = pd.DataFrame(rows_out)
     gap1 = float(null_log_w1.mean() - log_w1)
     gap1_sd = float(null_log_w1.std() * np.sqrt(1 + 1 / len(null_log_w1)))
@@ -299,7 +295,7 @@ def sweep_k(
         subsample_fraction=float(subsample_fraction), gap_k1=gap1, gap_k1_sd=gap1_sd,
     )
     curves.attrs["gap_k"] = gap_k(curves)
-    return KSweep(curves, labels_by_k, centroids_by_k)
+    return KSweep(curves, labels_by_k)
 
 
 def gap_k(curves: pd.DataFrame) -> int | None:

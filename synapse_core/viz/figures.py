@@ -337,7 +337,9 @@ def save_figures(result, folder: str | os.PathLike, stem: str = "clusters") -> d
     if result.k_curves is not None:
         k, elbow = result.diagnostics.get("k"), result.diagnostics.get("elbow_k")
         paths["k_curves_html"] = p("k_curves.html")
-        k_curves_figure(result.k_curves, k, elbow).write_html(paths["k_curves_html"], include_plotlyjs="directory")
+        verdict = result.diagnostics.get("cluster_structure")
+        k_curves_figure(result.k_curves, k, elbow, verdict).write_html(paths["k_curves_html"],
+                                                                       include_plotlyjs="directory")
         paths["k_curves_png"] = save_k_curves_png(result.k_curves, p("k_curves.png"), k, elbow)
     paths["bbox_composition_html"] = p("bbox_composition.html")
     bbox_composition_figure(result.composition).write_html(paths["bbox_composition_html"], include_plotlyjs="directory")
