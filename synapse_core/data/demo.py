@@ -1,18 +1,28 @@
 """A deterministic, EM-like demo dataset with planted synapse types.
 
-``write_demo_dataset(out)`` writes the original tool's layout::
+``write_demo_dataset(out, seed=0, n_synapses=60)`` writes the original tool's layout::
 
     out/raw/<bbox>/slice_<z>.tif     uint8 EM-like intensities (slice numbers NOT zero-padded)
     out/seg/<bbox>/slice_<z>.tif     neuron instance ids (0 = background)
     out/mask/<bbox>/slice_<z>.tif    semantic labels: vesicle cloud, cleft, mitochondria
     out/excel/<bbox>.xlsx            synapse table (Var1, central/side coords as x, y, z)
     out/synapse_dataset.toml         voxel size, link template, per-bbox offsets
-    out/truth.csv                    planted synapse type and presynaptic side (never read by the analysis)
+    out/truth.csv                    planted synapse type, presynaptic side and cleft normal (never read by the analysis)
 
 Each synapse is a presynaptic bouton and a postsynaptic partner touching at a cleft, with a vesicle
 cloud on the presynaptic side; the planted types differ in morphology (vesicle cloud size, cleft
 size, bouton size, mitochondria). Neurons elsewhere fill the volume as a Voronoi tessellation.
 Mask label ids follow the original per-bbox table (:func:`synapse_core.data.labels.default_labels`).
+
+Every synapse has a random orientation — the cleft plane's normal is drawn uniformly on the sphere
+(a normalised 3D standard normal) — and a random presynaptic side (side 1 or side 2 of the synapse
+table is presynaptic with probability 1/2), so features that follow orientation or annotation
+order rather than the synapse type can be caught. Types are assigned in turn (balanced).
+
+Size: 60 synapses in 4 bboxes by default; ``n_synapses`` up to ``MAX_SYNAPSES_PER_BBOX`` × any
+number of bboxes (bbox5, bbox6, ... are added, ``SYNAPSES_PER_BBOX`` synapses each unless
+``n_bboxes`` is given). Everything is drawn from ``numpy.random.default_rng([seed, bbox_index])``:
+the same seed gives the same bytes, and a bbox does not change when more bboxes are added.
 """
 
 from __future__ import annotations
@@ -34,6 +44,10 @@ DEMO_SHAPE = (112, 176, 176)
 DEMO_BBOXES = ("bbox1", "bbox2", "bbox3", "bbox4")
 DEMO_VOXEL_NM = 8.0
 DEMO_VERSION = "1"
+#: Synapses per bbox when only ``n_synapses`` is given (the default 60 = 4 bboxes × 15).
+SYNAPSES_PER_BBOX = 15
+#: Synapse positions in one bbox (the jittered 2 × 3 × 3 grid of :func:`_grid_positions`).
+MAX_SYNAPSES_PER_BBOX = 18
 
 
 @dataclass(frozen=True)
@@ -89,22 +103,26 @@ def _membranes(seg: np.ndarray) -> np.ndarray:
     return edge
 
 
-def _render_bbox(bbox_index: int, bbox_name: str, seed: int):
-    """Build raw, seg, mask volumes (z, y, x) and the synapse rows of one demo bbox."""
+def _window_coords(win: tuple[slice, ...]) -> np.ndarray:
+    """Voxel coordinates (z, y, x) of a window as float32, shape (*window, 3)."""
+    return np.stack(np.meshgrid(*[np.arange(w.start, w.stop, dtype=np.float32) for w in win], indexing="ij"), axis=-1)
+
+
+def _render_bbox(bbox_index: int, bbox_name: str, seed: int, n_syn: int = SYNAPSES_PER_BBOX):
+    """Build raw, seg, mask volumes (z, y, x) and the synapse rows of one demo bbox with ``n_syn`` synapses."""
+    if not 1 <= n_syn <= MAX_SYNAPSES_PER_BBOX:
+        raise ValueError(f"a demo bbox holds 1 to {MAX_SYNAPSES_PER_BBOX} synapses, got {n_syn}")
     rng = np.random.default_rng([seed, bbox_index])
     shape = DEMO_SHAPE
     labels = default_labels(bbox_name)
     seg = _background_segmentation(shape, rng).astype(np.uint32)
     mask = np.zeros(shape, np.uint8)
-    zz, yy, xx = np.meshgrid(*[np.arange(s, dtype=np.float32) for s in shape], indexing="ij")
-    coords = np.stack([zz, yy, xx], axis=-1)
 
     raw = np.full(shape, 150.0, np.float32)
     dark_features = np.zeros(shape, np.float32)  # added darkness (0..1) per voxel
     next_id = 1000
     rows, truth = [], []
     positions = _grid_positions(shape, rng)
-    n_syn = 15
     for k in range(n_syn):
         stype = PLANTED_TYPES[(k + bbox_index) % len(PLANTED_TYPES)]
         jitter = lambda v: v * rng.uniform(0.88, 1.12)  # noqa: E731
@@ -116,7 +134,7 @@ def _render_bbox(bbox_index: int, bbox_name: str, seed: int):
         lo = np.maximum(np.floor(c - 2.2 * rb).astype(int), 0)
         hi = np.minimum(np.ceil(c + 2.2 * rb).astype(int) + 1, shape)
         win = tuple(slice(a, b) for a, b in zip(lo, hi))
-        d = coords[win] - c.astype(np.float32)
+        d = _window_coords(win) - c.astype(np.float32)
         along = d @ n.astype(np.float32)  # signed distance from the cleft plane (pre side > 0)
         dist_pre = np.linalg.norm(d - (rb * 0.85) * n, axis=-1)
         dist_post = np.linalg.norm(d + (rb * 0.85) * n, axis=-1)
@@ -171,15 +189,20 @@ def _render_bbox(bbox_index: int, bbox_name: str, seed: int):
                 "annotator": "demo",
             }
         )
-        truth.append({"bbox_name": bbox_name, "Var1": var1, "synapse_type": stype.name, "presynaptic_side": pre_side})
+        truth.append({"bbox_name": bbox_name, "Var1": var1, "synapse_type": stype.name, "presynaptic_side": pre_side,
+                      "cleft_normal_z": n[0], "cleft_normal_y": n[1], "cleft_normal_x": n[2]})
 
     # A few mitochondria away from synapses, so "closest component" has something to reject.
     for _ in range(6):
         mc = rng.uniform(0, 1, 3) * np.array(shape)
-        blob = np.linalg.norm(coords - mc.astype(np.float32), axis=-1) < rng.uniform(3, 6)
-        free = blob & (mask == 0)
-        mask[free] = labels.mito
-        dark_features[free] = np.maximum(dark_features[free], 0.4)
+        radius = rng.uniform(3, 6)
+        # only the blob's neighbourhood is measured (the same voxels as measuring the whole volume)
+        win = tuple(slice(max(int(np.floor(m - radius)) - 1, 0), min(int(np.ceil(m + radius)) + 2, s))
+                    for m, s in zip(mc, shape))
+        blob = np.linalg.norm(_window_coords(win) - mc.astype(np.float32), axis=-1) < radius
+        free = blob & (mask[win] == 0)
+        mask[win][free] = labels.mito
+        dark_features[win][free] = np.maximum(dark_features[win][free], 0.4)
 
     membranes = _membranes(seg)
     dark_features[membranes] = np.maximum(dark_features[membranes], 0.7)
@@ -201,27 +224,90 @@ def _write_stack(folder: Path, volume: np.ndarray) -> None:
         tifffile.imwrite(folder / f"slice_{z}.tif", volume[z])
 
 
-def write_demo_dataset(out: str | os.PathLike, seed: int = 0, n_bboxes: int = len(DEMO_BBOXES)) -> Path:
+def bbox_sizes(n_synapses: int | None = None, n_bboxes: int | None = None) -> list[int]:
+    """Synapses in each demo bbox.
+
+    Neither given: 4 bboxes of 15 (60 synapses). ``n_bboxes`` only: 15 each. ``n_synapses`` only:
+    ⌈n_synapses / 15⌉ bboxes. Both: ``n_synapses`` spread over ``n_bboxes``. Counts differ by at
+    most one between bboxes.
+
+    Raises
+    ------
+    ValueError
+        A count below 1, or more than ``MAX_SYNAPSES_PER_BBOX`` synapses per bbox.
+
+    Example
+    -------
+    >>> bbox_sizes(), bbox_sizes(n_bboxes=1), bbox_sizes(n_synapses=40)
+    ([15, 15, 15, 15], [15], [14, 13, 13])
+    """
+    if n_bboxes is not None and int(n_bboxes) < 1:
+        raise ValueError(f"n_bboxes={n_bboxes!r} must be at least 1")
+    if n_synapses is not None and int(n_synapses) < 1:
+        raise ValueError(f"n_synapses={n_synapses!r} must be at least 1")
+    if n_synapses is None:
+        return [SYNAPSES_PER_BBOX] * int(n_bboxes if n_bboxes is not None else len(DEMO_BBOXES))
+    n = int(n_synapses)
+    nb = int(n_bboxes) if n_bboxes is not None else -(-n // SYNAPSES_PER_BBOX)
+    if n < nb or n > nb * MAX_SYNAPSES_PER_BBOX:
+        raise ValueError(
+            f"n_synapses={n} does not fit n_bboxes={nb}: a demo bbox holds 1 to {MAX_SYNAPSES_PER_BBOX} "
+            f"synapses; use between {nb} and {nb * MAX_SYNAPSES_PER_BBOX} synapses or change the bbox count"
+        )
+    return [n // nb + (i < n % nb) for i in range(nb)]
+
+
+def bbox_name(i: int) -> str:
+    """Name of the i-th demo bbox (0-based): bbox1, bbox2, ..."""
+    return f"bbox{i + 1}"
+
+
+def _write_bbox(out: Path, i: int, seed: int, n_syn: int) -> list[dict]:
+    """Render bbox ``i`` and write its stacks and synapse table; returns its truth rows."""
+    name = bbox_name(i)
+    raw, seg, mask, rows, truth = _render_bbox(i, name, seed, n_syn)
+    _write_stack(out / "raw" / name, raw)
+    _write_stack(out / "seg" / name, _smallest_uint(seg))
+    _write_stack(out / "mask" / name, mask)
+    (out / "excel").mkdir(exist_ok=True)
+    pd.DataFrame(rows).to_excel(out / "excel" / f"{name}.xlsx", index=False)
+    return truth
+
+
+def write_demo_dataset(out: str | os.PathLike, seed: int = 0, n_bboxes: int | None = None,
+                       n_synapses: int | None = None, workers: int | None = None) -> Path:
     """Write the demo dataset to ``out`` and return its path.
 
-    Deterministic: the same ``seed`` gives byte-identical volumes and tables.
-    ``n_bboxes`` (1–4) bboxes of ``DEMO_SHAPE`` (z, y, x) voxels, 15 synapses each, 4 planted types.
+    Deterministic: the same ``seed`` (and sizes) gives byte-identical volumes and tables, whatever
+    ``workers``. Bboxes of ``DEMO_SHAPE`` (z, y, x) voxels at ``DEMO_VOXEL_NM`` nm, 4 planted types;
+    sizes from :func:`bbox_sizes` (default 4 bboxes × 15 synapses).
+
+    Parameters
+    ----------
+    out : path
+        Folder to write (created).
+    seed : int
+        Seed of every random draw.
+    n_bboxes, n_synapses : int, optional
+        See :func:`bbox_sizes`.
+    workers : int, optional
+        Processes rendering bboxes in parallel; default 1 up to 4 bboxes, else all CPU cores.
     """
-    if not 1 <= n_bboxes <= len(DEMO_BBOXES):
-        raise ValueError(f"n_bboxes must be between 1 and {len(DEMO_BBOXES)}, got {n_bboxes}")
+    sizes = bbox_sizes(n_synapses, n_bboxes)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    truth_rows = []
-    offsets = {}
-    for i, bbox in enumerate(DEMO_BBOXES[:n_bboxes]):
-        raw, seg, mask, rows, truth = _render_bbox(i, bbox, seed)
-        _write_stack(out / "raw" / bbox, raw)
-        _write_stack(out / "seg" / bbox, _smallest_uint(seg))
-        _write_stack(out / "mask" / bbox, mask)
-        (out / "excel").mkdir(exist_ok=True)
-        pd.DataFrame(rows).to_excel(out / "excel" / f"{bbox}.xlsx", index=False)
-        truth_rows.extend(truth)
-        offsets[bbox] = (1000 * (i + 1), 2000, 3000)
+    if workers is None:
+        workers = 1 if len(sizes) <= len(DEMO_BBOXES) else (os.cpu_count() or 1)
+    workers = max(1, min(int(workers), len(sizes)))
+    if workers == 1:
+        per_bbox = [_write_bbox(out, i, seed, n) for i, n in enumerate(sizes)]
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            per_bbox = list(pool.map(_write_bbox, [out] * len(sizes), range(len(sizes)), [seed] * len(sizes), sizes))
+    truth_rows = [row for rows in per_bbox for row in rows]
+    offsets = {bbox_name(i): (1000 * (i + 1), 2000, 3000) for i in range(len(sizes))}
     pd.DataFrame(truth_rows).to_csv(out / "truth.csv", index=False)
     lines = [
         "# Demo dataset configuration (see README: dataset config).",
