@@ -108,3 +108,15 @@ def test_k_curves_and_composition_figures(cli_run):
     comp = pd.read_csv(out / "clusters_bbox_composition.csv", index_col=0)
     fig = bbox_composition_figure(comp)
     assert [t.name for t in fig.data] == ["bbox1", "bbox2"] and fig.data[0].marker.color == "#FF0000"
+
+
+def test_cli_says_when_there_is_no_clear_cluster_structure(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(40, 8)), columns=[f"feat_{i + 1}" for i in range(8)])
+    df.insert(0, "Var1", np.arange(40) + 1)
+    df.insert(0, "bbox_name", "bbox1")
+    df.to_csv(tmp_path / "f.csv", index=False)
+    assert main(["cluster", "--features", str(tmp_path / "f.csv"), "--out", str(tmp_path / "c.csv"), "--k", "auto",
+                 "--k-range", "2-6", "--projection", "none", "--no-figures", "--n-stability", "0"]) == 0
+    assert "--k auto: no clear cluster structure (k = 1)" in capsys.readouterr().out
+    assert set(pd.read_csv(tmp_path / "c.csv")["cluster"]) == {0}

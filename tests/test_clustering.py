@@ -79,7 +79,7 @@ def test_effect_sizes_point_at_the_morphology_that_differs(blobs, auto_result):
 
 def test_k_curves_cover_the_range_and_the_rule_is_recorded(auto_result):
     assert auto_result.k_curves["k"].tolist() == list(range(2, 13))
-    assert "silhouette beats a Gaussian null" in auto_result.diagnostics["k_rule"]
+    assert "silhouette > Gaussian null" in auto_result.diagnostics["k_rule"]
     assert auto_result.diagnostics["cluster_structure"].startswith("cluster structure at k = 4")
 
 

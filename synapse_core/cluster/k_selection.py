@@ -368,11 +368,10 @@ def decide_k(curves: pd.DataFrame, tolerance: float = 0.0, min_cluster_size: int
     c["stable"] = (c["stability"] >= np.maximum(stability_min, c["stability_null"])).fillna(False)
     c["large_enough"] = c["smallest_cluster"] >= int(min_cluster_size)
     c["supported"] = c["silhouette_beats_null"] & c["stable"] & c["large_enough"]
-    rule = (f"k ≥ 2 supported when silhouette beats a Gaussian null by > max({silhouette_margin:g}, 2 sd), "
-            f"subsample stability ≥ max({stability_min:g}, null's) and every cluster has "
-            f"≥ {int(min_cluster_size)} synapses; the supported k with the largest silhouette excess"
+    rule = (f"supported k: silhouette > Gaussian null + max({silhouette_margin:g}, 2 sd), stability ≥ "
+            f"max({stability_min:g}, null), clusters ≥ {int(min_cluster_size)} synapses; largest silhouette excess"
             + (f" (ties within {tolerance:g} → smallest k)" if tolerance else "")
-            + f"; none supported → k = 1 ({NO_STRUCTURE}); swept k = {int(c['k'].min())}..{int(c['k'].max())}")
+            + f"; none → k = 1; k = {int(c['k'].min())}..{int(c['k'].max())}")
     sup = c[c["supported"]]
     if sup.empty:
         best_sil = c.loc[c["silhouette_excess"].idxmax()] if c["silhouette_excess"].notna().any() else None
