@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from app_helpers import (
-    configure,
     errors,
     metrics,
     open_page,
@@ -13,10 +12,7 @@ from app_helpers import (
 
 CLUSTERING = "app_pages/clustering.py"
 
-
-@pytest.fixture(autouse=True)
-def _demo(monkeypatch, demo_root, demo_cache):
-    configure(monkeypatch, demo_root, demo_cache)
+pytestmark = pytest.mark.usefixtures("demo_app")
 
 
 def clustering_page(features, **state):
@@ -35,6 +31,7 @@ def test_without_features_the_page_points_to_extraction():
     assert any("run an extraction first" in i.value for i in at.info)
 
 
+@pytest.mark.slow  # runs the real pipeline behind the page
 def test_map_is_the_core_figure_with_the_core_cluster_colours(morph_features):
     from synapse_core.viz.colours import cluster_colour
 
@@ -93,6 +90,7 @@ def test_run_draws_a_map_whose_points_carry_synapse_ids(morph_features):
     assert "Download clusters CSV" in labels and "Export map (interactive HTML)" in labels
 
 
+@pytest.mark.slow  # runs the real pipeline behind the page
 def test_colour_by_bbox_draws_one_trace_per_bbox(morph_features):
     at = clustering_page(morph_features)
     set_fixed_k(at, 3, "tsne")
@@ -104,6 +102,7 @@ def test_colour_by_bbox_draws_one_trace_per_bbox(morph_features):
     assert traces[0]["marker"]["color"] == "#FF0000"  # the original tool's bbox1 colour
 
 
+@pytest.mark.slow  # runs the real pipeline behind the page
 def test_automatic_k_draws_k_curves_and_picks_a_swept_k(morph_features):
     at = clustering_page(morph_features)
     at.selectbox(key="w_c_projection").set_value("none").run()
@@ -124,6 +123,7 @@ def test_k_larger_than_the_number_of_synapses_is_an_error(morph_features):
     assert "clusters" not in at.session_state
 
 
+@pytest.mark.slow  # runs the real pipeline behind the page
 def test_selection_kept_in_the_session_is_listed_with_a_download(morph_features):
     at = clustering_page(morph_features)
     set_fixed_k(at, 3, "none")
@@ -136,6 +136,7 @@ def test_selection_kept_in_the_session_is_listed_with_a_download(morph_features)
     assert "Download selection CSV" in [b.label for b in at.get("download_button")]
 
 
+@pytest.mark.slow  # runs the real pipeline behind the page
 def test_three_dimensional_map_draws_rotatable_3d_points(morph_features):
     at = clustering_page(morph_features)
     set_fixed_k(at, 3, "tsne")

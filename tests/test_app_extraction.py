@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from app_helpers import (
-    configure,
     errors,
     image_captions,
     markdown_texts,
@@ -14,10 +13,7 @@ from app_helpers import (
 
 EXTRACTION = "app_pages/extraction.py"
 
-
-@pytest.fixture(autouse=True)
-def _demo(monkeypatch, demo_root, demo_cache):
-    configure(monkeypatch, demo_root, demo_cache)
+pytestmark = pytest.mark.usefixtures("demo_app")
 
 
 def morphology_on_bbox3(gray: float):
@@ -42,6 +38,7 @@ def test_live_preview_shows_raw_blended_and_mask_of_the_chosen_synapse():
     assert "blended (network input)" in captions and "kept mask" in captions
 
 
+@pytest.mark.slow  # runs the real pipeline behind the page
 def test_morphology_run_shows_features_of_every_synapse_and_a_download():
     at = morphology_on_bbox3(gray=0.55)
     at.button(key="x_run").click().run()
@@ -54,6 +51,7 @@ def test_morphology_run_shows_features_of_every_synapse_and_a_download():
     assert any(b.label == "Download features CSV" for b in at.get("download_button"))
 
 
+@pytest.mark.slow  # runs the real pipeline behind the page
 def test_cache_status_counts_what_a_run_left_in_the_cache():
     at = morphology_on_bbox3(gray=0.45)
     at.button(key="x_check_cache").click().run()
@@ -63,6 +61,7 @@ def test_cache_status_counts_what_a_run_left_in_the_cache():
     assert "**Cache:** 15 cached, 0 to compute" in markdown_texts(at)
 
 
+@pytest.mark.slow  # runs the real pipeline behind the page
 def test_second_run_takes_every_synapse_from_the_cache():
     at = morphology_on_bbox3(gray=0.35)
     at.button(key="x_run").click().run()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from app_helpers import (
-    configure,
     image_captions,
     markdown_texts,
     open_page,
@@ -12,10 +11,7 @@ from app_helpers import (
 
 GALLERIES = "app_pages/galleries.py"
 
-
-@pytest.fixture(autouse=True)
-def _demo(monkeypatch, demo_root, demo_cache):
-    configure(monkeypatch, demo_root, demo_cache)
+pytestmark = pytest.mark.usefixtures("demo_app")
 
 
 def galleries_page(morph_features, clusters, **state):
@@ -31,6 +27,7 @@ def test_without_clusters_the_page_points_to_clustering():
     assert any("run an extraction and a clustering first" in i.value for i in at.info)
 
 
+@pytest.mark.slow  # runs the real pipeline behind the page
 def test_cluster_gallery_shows_the_representatives_closest_to_the_centre(morph_features, clusters_k3):
     at = galleries_page(morph_features, clusters_k3)
     at.selectbox(key="w_g_cluster").set_value(1).run()

@@ -3,23 +3,25 @@
 import pytest
 import torch
 
-from synapse_core.features.checkpoints import CheckpointError, file_sha256, load_checkpoint, load_model, save_checkpoint
+from synapse_core.features.checkpoints import (
+    METADATA_FORMAT,
+    METADATA_KEY,
+    CheckpointError,
+    crop_mismatch,
+    file_sha256,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+)
 from synapse_core.features.vgg3d import Vgg3D, Vgg3DConfig
 
-TINY = Vgg3DConfig(input_size=(16, 16, 16), fmaps=2, n_convolutions=(2, 1, 1, 1), classifier_width=32)
+from conftest import tiny_vgg3d_config, trained_like_vgg3d
 
-
-def trained_like(classes=6, seed=5):
-    torch.manual_seed(seed)
-    model = Vgg3D(TINY, output_classes=classes)
-    for m in model.features:
-        if isinstance(m, torch.nn.BatchNorm3d):
-            m.running_mean.uniform_(-1, 1)
-    return model
+TINY = tiny_vgg3d_config()
 
 
 def test_synister_format_loads_weights_and_class_count(tmp_path):
-    src = trained_like(classes=6)
+    src = trained_like_vgg3d(output_classes=6)
     path = tmp_path / "tiny.checkpoint"
     sha = save_checkpoint(src, path)
     loaded = load_checkpoint(path, TINY)
@@ -30,7 +32,7 @@ def test_synister_format_loads_weights_and_class_count(tmp_path):
 
 
 def test_bare_state_dict_loads_with_seven_classes(tmp_path):
-    src = trained_like(classes=7)
+    src = trained_like_vgg3d(output_classes=7)
     torch.save(src.state_dict(), tmp_path / "bare.pt")
     loaded = load_checkpoint(tmp_path / "bare.pt", TINY)
     assert loaded.n_classes == 7
@@ -38,20 +40,20 @@ def test_bare_state_dict_loads_with_seven_classes(tmp_path):
 
 
 def test_extra_training_entries_are_ignored(tmp_path):
-    src = trained_like()
+    src = trained_like_vgg3d()
     torch.save({"model_state_dict": src.state_dict(), "optimizer_state_dict": {"lr": 1e-4}, "epoch": 12},
                tmp_path / "c.pt")
     assert load_checkpoint(tmp_path / "c.pt", TINY).n_classes == 6
 
 
 def test_architecture_mismatch_names_the_file_and_feature_maps(tmp_path):
-    save_checkpoint(trained_like(), tmp_path / "tiny.pt")
+    save_checkpoint(trained_like_vgg3d(), tmp_path / "tiny.pt")
     with pytest.raises(CheckpointError, match=r"tiny.pt does not match the VGG3D architecture.*fmaps 24.*has 2 feature maps"):
         load_checkpoint(tmp_path / "tiny.pt", Vgg3DConfig(input_size=(16, 16, 16)))
 
 
 def test_missing_key_is_reported(tmp_path):
-    state = trained_like().state_dict()
+    state = trained_like_vgg3d().state_dict()
     del state["features.3.bias"]
     torch.save({"model_state_dict": state}, tmp_path / "cut.pt")
     with pytest.raises(CheckpointError, match=r"missing keys \['features.3.bias'\]"):
@@ -59,7 +61,7 @@ def test_missing_key_is_reported(tmp_path):
 
 
 def test_corrupt_file_gives_clear_error(tmp_path):
-    save_checkpoint(trained_like(), tmp_path / "ok.pt")
+    save_checkpoint(trained_like_vgg3d(), tmp_path / "ok.pt")
     data = (tmp_path / "ok.pt").read_bytes()
     (tmp_path / "trunc.pt").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match=r"trunc.pt is corrupt or not a PyTorch file"):
@@ -79,7 +81,7 @@ def test_wrong_format_object_is_refused(tmp_path):
 
 
 def test_pickled_module_is_refused_under_weights_only(tmp_path):
-    torch.save(trained_like(), tmp_path / "module.pt")  # whole nn.Module, needs arbitrary unpickling
+    torch.save(trained_like_vgg3d(), tmp_path / "module.pt")  # whole nn.Module, needs arbitrary unpickling
     with pytest.raises(CheckpointError, match=r"module.pt cannot be read safely: it contains the Python object synapse_core.features.vgg3d.Vgg3D.*weights_only=True"):
         load_checkpoint(tmp_path / "module.pt", TINY)
 
@@ -90,7 +92,7 @@ def test_missing_file_is_named(tmp_path):
 
 
 def test_nan_weights_are_refused(tmp_path):
-    model = trained_like()
+    model = trained_like_vgg3d()
     with torch.no_grad():
         model.features[0].weight[0, 0, 0, 0, 0] = float("nan")
     save_checkpoint(model, tmp_path / "nan.pt")
@@ -104,7 +106,7 @@ def test_no_checkpoint_means_explicitly_untrained_with_seed():
 
 
 def test_dataparallel_prefix_is_accepted(tmp_path):
-    src = trained_like()
+    src = trained_like_vgg3d()
     torch.save({"model_state_dict": {f"module.{k}": v for k, v in src.state_dict().items()}}, tmp_path / "dp.pt")
     loaded = load_checkpoint(tmp_path / "dp.pt", TINY)
     assert torch.equal(loaded.model.features[0].weight, src.features[0].weight)
@@ -134,3 +136,58 @@ def test_plain_pickle_is_refused_without_advising_unsafe_loading(tmp_path):
         load_checkpoint(path, Vgg3DConfig())
     assert "cannot be read safely: it holds pickled Python objects, not only tensors" in str(err.value)
     assert "weights_only` set to `False`" not in str(err.value)
+
+
+def _with_metadata(tmp_path, config, **overrides):
+    """A checkpoint of ``config`` carrying ``synapse_cluster_em`` metadata that describes it (plus ``overrides``)."""
+    torch.manual_seed(0)
+    model = Vgg3D(config, output_classes=1)
+    network = {"input_size": list(config.input_size), "fmaps": config.fmaps,
+               "n_convolutions": list(config.n_convolutions),
+               "downsample_factors": [list(f) for f in config.downsample_factors], "fmap_inc": list(config.fmap_inc),
+               "input_fmaps": config.input_fmaps, "classifier_width": config.classifier_width}
+    meta = {"format": METADATA_FORMAT, "network": network, "crop": {"size": 64, "alpha": 1.0}, **overrides}
+    path = tmp_path / "trained.pt"
+    torch.save({"model_state_dict": model.state_dict(), METADATA_KEY: meta}, path)
+    return model, path
+
+
+def test_trained_metadata_sets_the_network_width_and_input_size(tmp_path):
+    config = Vgg3DConfig(input_size=(32, 32, 32), fmaps=3, classifier_width=1)
+    model, path = _with_metadata(tmp_path, config)
+    loaded = load_checkpoint(path, Vgg3DConfig())  # the caller's fmaps 24 / 80³ give way to the file's
+    assert loaded.model.config == config and loaded.self_supervised
+    assert torch.equal(loaded.model.features[0].weight, model.features[0].weight)
+    assert loaded.metadata["crop"]["size"] == 64
+
+
+def test_malformed_metadata_is_refused_naming_the_entry(tmp_path):
+    _, path = _with_metadata(tmp_path, TINY, network={"fmaps": "eight"})
+    with pytest.raises(CheckpointError, match=r"trained.pt has unusable synapse_cluster_em metadata: "
+                                              r"network.input_size = None is not a list of positive integers"):
+        load_checkpoint(path, TINY)
+
+
+def test_newer_metadata_format_is_refused(tmp_path):
+    _, path = _with_metadata(tmp_path, TINY, format=METADATA_FORMAT + 1)
+    with pytest.raises(CheckpointError, match=rf"format {METADATA_FORMAT + 1} \(this version reads format "
+                                              rf"{METADATA_FORMAT}\)"):
+        load_checkpoint(path, TINY)
+
+
+def test_metadata_that_contradicts_the_weights_is_a_mismatch(tmp_path):
+    _, path = _with_metadata(tmp_path, TINY)
+    state = torch.load(path, weights_only=True)
+    state[METADATA_KEY]["network"]["fmaps"] = 5
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match=r"does not match the VGG3D architecture .*fmaps 5.*has 2 feature maps"):
+        load_checkpoint(path, TINY)
+
+
+def test_crop_mismatch_names_each_differing_field():
+    from synapse_core.crops.settings import CropSettings
+
+    problems = crop_mismatch({"crop": {"size": 64, "alpha": 1.0}}, CropSettings(size=80, alpha=1.0))
+    assert problems == ["trained on crops with size=64, extracting with size=80; features of other crops are less "
+                        "meaningful"]
+    assert crop_mismatch(None, CropSettings()) == []

@@ -10,6 +10,7 @@ import pytest
 from synapse_core.cli.parser import COMMANDS, build_parser
 
 
+@pytest.mark.slow  # a fresh interpreter imports the CLI
 def test_module_help_lists_every_command():
     out = subprocess.run([sys.executable, "-m", "synapse_core", "--help"], capture_output=True, text=True, check=True)
     for name in COMMANDS:

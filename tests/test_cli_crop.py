@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import tifffile
 from PIL import Image
 
@@ -76,6 +77,7 @@ def test_gif_reports_discarded_synapses_with_their_reason(demo_root, demo_cache,
     assert "15 discarded" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # a fresh interpreter opens the demo
 def test_python_dash_m_entry_point_writes_a_crop(demo_root, demo_cache, tmp_path):
     out = tmp_path / "c.npy"
     proc = subprocess.run(

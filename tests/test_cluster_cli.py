@@ -24,6 +24,7 @@ def write_features(path, n=90, centers=3, seed=0):
 
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory):
+    """One CLI run with k chosen automatically, stability, a t-SNE map and every figure (~5 s: tests are slow)."""
     folder = tmp_path_factory.mktemp("cli")
     df, y = write_features(folder / "features.csv")
     code = main(["cluster", "--features", str(folder / "features.csv"), "--out", str(folder / "out" / "clusters.csv"),
@@ -32,6 +33,7 @@ def cli_run(tmp_path_factory):
     return folder, code, df, y
 
 
+@pytest.mark.slow
 def test_cli_writes_clusters_with_map_and_distance(cli_run):
     folder, code, df, y = cli_run
     assert code == 0
@@ -41,13 +43,35 @@ def test_cli_writes_clusters_with_map_and_distance(cli_run):
     assert out["cluster"].nunique() == 3
 
 
-def test_cli_writes_curves_diagnostics_and_figures(cli_run):
+@pytest.mark.slow
+def test_cli_writes_curves_diagnostics_and_side_tables_of_the_clustering(cli_run):
     out = cli_run[0] / "out"
     d = json.loads((out / "clusters_diagnostics.json").read_text())
     assert d["k"] == 3 and d["cluster_space"] == "standard-scaled feat_* (16 d)" and d["settings"]["seed"] == 1
-    for name in ("k_curves.csv", "summary.csv", "effect_sizes.csv", "bbox_composition.csv", "map_cluster.html",
-                 "map_cluster.png", "map_bbox.html", "map_bbox.png", "k_curves.png", "bbox_composition.png"):
-        assert (out / f"clusters_{name}").stat().st_size > 0, name
+    clusters = pd.read_csv(out / "clusters.csv")
+    sizes = clusters["cluster"].value_counts().sort_index()
+    assert pd.read_csv(out / "clusters_k_curves.csv")["k"].tolist() == list(range(2, 13))
+    summary = pd.read_csv(out / "clusters_summary.csv")
+    assert summary["cluster"].tolist() == sizes.index.tolist() and summary["size"].tolist() == sizes.tolist()
+    effects = pd.read_csv(out / "clusters_effect_sizes.csv")
+    assert effects["cluster"].tolist() == sizes.index.tolist()
+    assert set(effects["column"]) == {"morph_cleft_area_vox2"}  # the table's one morphology column
+    composition = pd.read_csv(out / "clusters_bbox_composition.csv", index_col="cluster")
+    pd.testing.assert_frame_equal(composition, pd.crosstab(clusters["cluster"], clusters["bbox_name"]),
+                                  check_names=False)
+
+
+@pytest.mark.slow
+def test_cli_writes_readable_figures_of_the_map_curves_and_composition(cli_run):
+    from PIL import Image
+
+    out = cli_run[0] / "out"
+    for name in ("map_cluster", "map_bbox", "k_curves", "bbox_composition"):
+        with Image.open(out / f"clusters_{name}.png") as im:
+            assert im.format == "PNG" and min(im.size) >= 300, name
+    html = (out / "clusters_map_cluster.html").read_text()
+    assert all(f'"name":"cluster {c}"' in html for c in pd.read_csv(out / "clusters.csv")["cluster"].unique())
+    assert '"name":"bbox1 (45)"' in (out / "clusters_map_bbox.html").read_text()
 
 
 def test_cli_accepts_the_original_flag_spellings(tmp_path):
@@ -79,6 +103,7 @@ def test_cli_missing_features_file_exits_2(tmp_path, capsys):
     assert "nope.csv" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_map_figure_carries_synapse_keys_in_customdata(cli_run):
     table = pd.read_csv(cli_run[0] / "out" / "clusters.csv")
     fig = map_figure(table, "cluster")
@@ -98,6 +123,7 @@ def test_map_figure_uses_webgl_for_many_points():
     assert fig.data[0].name == "noise (−1)" and fig.data[0].marker.symbol == "x"
 
 
+@pytest.mark.slow
 def test_k_curves_and_composition_figures(cli_run):
     out = cli_run[0] / "out"
     curves = pd.read_csv(out / "clusters_k_curves.csv")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 
 import numpy as np
@@ -20,24 +21,9 @@ from synapse_core.crops.build import (
 from synapse_core.data.labels import LabelIds
 from synapse_core.data.synapse_keys import UnknownSynapseError
 
+from conftest import synapse_row, two_neuron_volumes
+
 LABELS = LabelIds(mito=5, vesicle=6, cleft=7, cleft2=7)
-
-
-def row_at(z, y, x, side1=None, side2=None, var1="s"):
-    s1 = side1 or (z, y, x - 5)
-    s2 = side2 or (z, y, x + 5)
-    return {"bbox_name": "b", "Var1": var1,
-            "central_coord_1": x, "central_coord_2": y, "central_coord_3": z,
-            "side_1_coord_1": s1[2], "side_1_coord_2": s1[1], "side_1_coord_3": s1[0],
-            "side_2_coord_1": s2[2], "side_2_coord_2": s2[1], "side_2_coord_3": s2[0]}
-
-
-def volumes(shape=(60, 60, 60), split_x=30, seed=0):
-    raw = np.random.default_rng(seed).integers(50, 200, shape, dtype=np.uint8)
-    seg = np.zeros(shape, np.uint32)
-    seg[:, :, :split_x] = 1
-    seg[:, :, split_x:] = 2
-    return raw, seg, np.zeros(shape, np.uint8)
 
 
 def make(raw, seg, mask, row, **kw):
@@ -46,16 +32,16 @@ def make(raw, seg, mask, row, **kw):
 
 
 def test_crop_is_float32_of_the_configured_size_centred_on_the_synapse():
-    raw, seg, mask = volumes()
-    out = make(raw, seg, mask, row_at(30, 31, 32), smart_crop=False)
+    raw, seg, mask = two_neuron_volumes()
+    out = make(raw, seg, mask, synapse_row((30, 31, 32)), smart_crop=False)
     assert out.raw.shape == out.blended.shape == out.mask.shape == (20, 20, 20)
     assert out.raw.dtype == out.blended.dtype == np.float32
     assert out.origin_zyx == (20, 21, 22) and out.crop_center_zyx == (30, 31, 32)
 
 
 def test_raw_is_min_max_normalised_per_crop():
-    raw, seg, mask = volumes()
-    out = make(raw, seg, mask, row_at(30, 30, 30), smart_crop=False)
+    raw, seg, mask = two_neuron_volumes()
+    out = make(raw, seg, mask, synapse_row((30, 30, 30)), smart_crop=False)
     window = raw[20:40, 20:40, 20:40].astype(np.float32)
     expected = (window - window.min()) / (window.max() - window.min())
     np.testing.assert_allclose(out.raw, expected, rtol=1e-6)
@@ -63,9 +49,9 @@ def test_raw_is_min_max_normalised_per_crop():
 
 
 def test_smart_crop_moves_70_percent_towards_the_presynaptic_centre_of_mass():
-    raw, seg, mask = volumes(split_x=30)
+    raw, seg, mask = two_neuron_volumes(split_x=30)
     mask[28:33, 28:33, 26:30] = LABELS.vesicle  # vesicle cloud in neuron 1 → presynaptic side 1
-    out = make(raw, seg, mask, row_at(30, 30, 30, side1=(30, 30, 25), side2=(30, 30, 35)))
+    out = make(raw, seg, mask, synapse_row((30, 30, 30), (30, 30, 25), (30, 30, 35)))
     # Evidence window [20, 40)³: neuron 1 occupies x in [20, 30), centre of mass (29.5, 29.5, 24.5).
     # new = floor(0.3 * 30 + 0.7 * com) = (29, 29, 26).
     assert out.presynaptic.side == 1
@@ -74,15 +60,15 @@ def test_smart_crop_moves_70_percent_towards_the_presynaptic_centre_of_mass():
 
 
 def test_smart_crop_weight_zero_keeps_the_annotated_centre():
-    raw, seg, mask = volumes()
+    raw, seg, mask = two_neuron_volumes()
     mask[28:33, 28:33, 26:30] = LABELS.vesicle
-    out = make(raw, seg, mask, row_at(30, 30, 30), presynapse_weight=0.0)
+    out = make(raw, seg, mask, synapse_row((30, 30, 30)), presynapse_weight=0.0)
     assert out.crop_center_zyx == (30, 30, 30)
 
 
 def test_border_crop_is_padded_on_both_sides_so_the_synapse_stays_centred():
-    raw, seg, mask = volumes()
-    out = make(raw, seg, mask, row_at(3, 30, 57), smart_crop=False)
+    raw, seg, mask = two_neuron_volumes()
+    out = make(raw, seg, mask, synapse_row((3, 30, 57)), smart_crop=False)
     assert out.origin_zyx == (-7, 20, 47)
     assert out.valid_box_zyx == ((7, 20), (0, 20), (0, 13))
     # The synapse voxel is at the crop centre (10, 10, 10).
@@ -92,11 +78,11 @@ def test_border_crop_is_padded_on_both_sides_so_the_synapse_stays_centred():
 
 
 def test_padding_voxels_are_zero_and_take_no_part_in_the_min_max():
-    raw, seg, mask = volumes()
+    raw, seg, mask = two_neuron_volumes()
     raw[:] = 150
     raw[0:13, 20:40, 47:60] = np.random.default_rng(3).integers(100, 201, (13, 20, 13))
     raw[0, 20, 47], raw[1, 21, 48] = 100, 200
-    out = make(raw, seg, mask, row_at(3, 30, 57), smart_crop=False)
+    out = make(raw, seg, mask, synapse_row((3, 30, 57)), smart_crop=False)
     inside = out.raw[7:20, :, :13]
     assert inside.min() == 0 and inside.max() == 1  # min 100 and max 200 come from real voxels only
     np.testing.assert_allclose(inside, (raw[0:13, 20:40, 47:60].astype(np.float32) - 100) / 100, rtol=1e-6)
@@ -104,16 +90,16 @@ def test_padding_voxels_are_zero_and_take_no_part_in_the_min_max():
 
 
 def test_padding_is_outside_every_mask_so_it_gets_the_gray_curtain():
-    raw, seg, mask = volumes()
-    out = make(raw, seg, mask, row_at(3, 30, 57), smart_crop=False, segmentation_type=0, alpha=1.0)
+    raw, seg, mask = two_neuron_volumes()
+    out = make(raw, seg, mask, synapse_row((3, 30, 57)), smart_crop=False, segmentation_type=0, alpha=1.0)
     assert out.mask[7:, :, :13].all() and not out.mask[:7].any() and not out.mask[:, :, 13:].any()
     assert np.all(out.blended[:7] == np.float32(0.6))
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
 def test_alpha_keeps_raw_inside_the_mask_and_veils_gray_outside(alpha):
-    raw, seg, mask = volumes()
-    out = make(raw, seg, mask, row_at(30, 30, 30), segmentation_type=1, alpha=alpha, gray=0.6, smart_crop=False)
+    raw, seg, mask = two_neuron_volumes()
+    out = make(raw, seg, mask, synapse_row((30, 30, 30)), segmentation_type=1, alpha=alpha, gray=0.6, smart_crop=False)
     m = out.mask
     assert 0 < m.mean() < 1
     np.testing.assert_array_equal(out.blended[m], out.raw[m])
@@ -130,37 +116,37 @@ def test_alpha_one_is_flat_gray_and_alpha_zero_is_raw():
 
 
 def test_mask_less_bbox_crops_with_empty_label_structures():
-    raw, seg, _ = volumes()
+    raw, seg, _ = two_neuron_volumes()
     s = CropSettings(size=20, segmentation_type=6, smart_crop=False)
-    out = build_crop(read_context_arrays(raw, seg, None, LABELS, row_at(30, 30, 30), s), s)
+    out = build_crop(read_context_arrays(raw, seg, None, LABELS, synapse_row((30, 30, 30)), s), s)
     assert not out.mask.any() and not out.structures["vesicle_cloud"].any()
     assert out.presynaptic.fallback
 
 
 def test_centre_outside_the_volume_is_discarded_with_its_reason():
-    raw, seg, mask = volumes()
-    out = make(raw, seg, mask, row_at(70, 30, 30))
+    raw, seg, mask = two_neuron_volumes()
+    out = make(raw, seg, mask, synapse_row((70, 30, 30)))
     assert isinstance(out, Discarded) and "outside the volume" in out.reason and out.var1 == "s"
 
 
 def test_missing_coordinate_column_names_the_column():
-    raw, seg, mask = volumes()
-    row = row_at(30, 30, 30)
+    raw, seg, mask = two_neuron_volumes()
+    row = synapse_row((30, 30, 30))
     del row["side_2_coord_3"]
     with pytest.raises(ValueError, match="side_2_coord_3"):
         read_context_arrays(raw, seg, mask, LABELS, row, CropSettings())
 
 
 def test_context_read_with_other_location_settings_is_refused():
-    raw, seg, mask = volumes()
-    ctx = read_context_arrays(raw, seg, mask, LABELS, row_at(30, 30, 30), CropSettings(size=20))
+    raw, seg, mask = two_neuron_volumes()
+    ctx = read_context_arrays(raw, seg, mask, LABELS, synapse_row((30, 30, 30)), CropSettings(size=20))
     with pytest.raises(ValueError, match="crop-location settings"):
         build_crop(ctx, CropSettings(size=24))
 
 
 def test_a_context_built_for_one_type_serves_every_type_and_alpha():
-    raw, seg, mask = volumes()
-    ctx = read_context_arrays(raw, seg, mask, LABELS, row_at(30, 30, 30), CropSettings(size=20))
+    raw, seg, mask = two_neuron_volumes()
+    ctx = read_context_arrays(raw, seg, mask, LABELS, synapse_row((30, 30, 30)), CropSettings(size=20))
     a = build_crop(ctx, CropSettings(size=20, segmentation_type=2, alpha=0.5))
     b = build_crop(pickle.loads(pickle.dumps(ctx)), CropSettings(size=20, segmentation_type=2, alpha=0.5))
     np.testing.assert_array_equal(a.blended, b.blended)
@@ -171,7 +157,7 @@ def test_settings_are_frozen_hashable_and_have_a_stable_cache_token():
     assert a == b and hash(a) == hash(b) and a.cache_token() == b.cache_token()
     assert a.cache_token() != CropSettings(segmentation_type=11, alpha=0.4).cache_token()
     assert '"alpha": 0.3' in a.cache_token()
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'alpha'"):
         a.alpha = 0.5
 
 

@@ -8,11 +8,11 @@ import pytest
 import zarr
 
 from conftest import (
-    MEDULLA_H5,
     MEDULLA_SITES_CSV,
     MEDULLA_SITES_XLSX,
     small_volumes,
     synapse_rows,
+    write_medulla_config,
     write_small_dataset,
     write_stack,
 )
@@ -110,24 +110,14 @@ def test_tiff_conversion_is_reused_on_the_second_open(tmp_path):
     before = marker.stat().st_mtime_ns
     second = open_dataset(root, cache_dir=tmp_path / "cache").bboxes["bbox1"].raw
     assert second == first
-    assert marker.stat().st_mtime_ns == before and stamp > 0
+    assert marker.stat().st_mtime_ns == before
+    assert (tmp_path / "cache" / "volumes").stat().st_mtime_ns == stamp  # nothing new was written
 
 
-def _medulla_config(tmp_path, table) -> str:
-    cfg = tmp_path / "synapse_dataset.toml"
-    cfg.write_text(
-        "voxel_size_nm = [10, 10, 10]\n"
-        "[bboxes.medulla]\n"
-        f'raw = {{ path = "{MEDULLA_H5}", key = "raw" }}\n'
-        f'seg = {{ path = "{MEDULLA_H5}", key = "gt_bodies" }}\n'
-        f'table = "{table}"\n'
-    )
-    return cfg
-
-
+@pytest.mark.shared_data
 @pytest.mark.parametrize("table", [MEDULLA_SITES_CSV, MEDULLA_SITES_XLSX], ids=["csv", "xlsx"])
 def test_medulla_hdf5_with_contact_site_table_loads_without_conversion(tmp_path, table):
-    _medulla_config(tmp_path, table)
+    write_medulla_config(tmp_path, table)
     ds = open_dataset(tmp_path, cache_dir=tmp_path / "cache")
     b = ds.bboxes["medulla"]
     assert b.raw.kind == "hdf5" and b.shape_zyx == (250, 250, 250)
@@ -135,8 +125,9 @@ def test_medulla_hdf5_with_contact_site_table_loads_without_conversion(tmp_path,
     assert not (tmp_path / "cache" / "volumes").exists()
 
 
+@pytest.mark.shared_data
 def test_medulla_side_points_index_the_body_columns_as_xyz(tmp_path):
-    _medulla_config(tmp_path, MEDULLA_SITES_CSV)
+    write_medulla_config(tmp_path)
     ds = open_dataset(tmp_path, cache_dir=tmp_path / "cache")
     seg = ds.bboxes["medulla"].seg.open()
     r = ds.synapses.iloc[0]
@@ -144,8 +135,9 @@ def test_medulla_side_points_index_the_body_columns_as_xyz(tmp_path):
     assert int(seg[r.side_2_coord_3, r.side_2_coord_2, r.side_2_coord_1]) == r.body_2
 
 
+@pytest.mark.shared_data
 def test_config_file_path_can_be_given_instead_of_a_folder(tmp_path):
-    cfg = _medulla_config(tmp_path, MEDULLA_SITES_CSV)
+    cfg = write_medulla_config(tmp_path)
     ds = open_dataset(cfg, cache_dir=tmp_path / "cache")
     assert list(ds.bboxes) == ["medulla"]
 
@@ -180,3 +172,38 @@ def test_volume_source_is_picklable_and_reopens_in_the_same_place(demo_dataset):
     src = demo_dataset.bboxes["bbox1"].raw
     clone = pickle.loads(pickle.dumps(src))
     np.testing.assert_array_equal(clone.open()[5, 10:20, 10:20], src.open()[5, 10:20, 10:20])
+
+
+def test_demo_masks_agree_with_the_original_label_table_so_no_label_warnings(demo_dataset):
+    assert demo_dataset.bboxes["bbox3"].mask_ids == (6, 7, 8, 9)
+    assert demo_dataset.bboxes["bbox3"].labels_source == "the original tool's label table (bbox3)"
+    assert not [w for w in demo_dataset.report.warnings if "mask" in w]
+
+
+def test_voxel_size_can_differ_per_bbox_and_the_dataset_says_it_has_none_shared(tmp_path):
+    raw, seg, mask = small_volumes()
+    store = zarr.open_group(str(tmp_path / "vols.zarr"), mode="w")
+    for name, vol in (("raw", raw), ("seg", seg)):
+        store.create_array(name, data=vol, chunks=(4, 12, 12))
+    synapse_rows().to_csv(tmp_path / "syn.csv", index=False)
+    text = "voxel_size_nm = [8, 8, 8]\n"
+    for b, extra in (("iso", ""), ("sstem", "voxel_size_nm = [40, 4, 4]\n")):
+        text += f'[bboxes.{b}]\nraw = "vols.zarr:raw"\nseg = "vols.zarr:seg"\ntable = "syn.csv"\n{extra}'
+    (tmp_path / "synapse_dataset.toml").write_text(text)
+    ds = open_dataset(tmp_path, cache_dir=tmp_path / "cache")
+    assert ds.bboxes["iso"].voxel_size_nm == (8.0, 8.0, 8.0) and ds.bboxes["sstem"].voxel_size_nm == (40.0, 4.0, 4.0)
+    assert ds.voxel_size_nm is None and len(ds.synapses) == 6
+    assert ("bboxes have different voxel sizes (iso 8×8×8 nm (z, y, x); sstem 40×4×4 nm (z, y, x)): dataset-wide "
+            "measurements use voxel units; use each bbox's own voxel_size_nm") in ds.report.warnings
+
+
+@pytest.mark.shared_data
+def test_medulla_without_a_configured_voxel_size_takes_it_from_the_hdf5_attribute(tmp_path):
+    from conftest import MEDULLA_H5
+
+    (tmp_path / "synapse_dataset.toml").write_text(
+        f'[bboxes.medulla]\nraw = {{ path = "{MEDULLA_H5}", key = "raw" }}\n'
+        f'seg = {{ path = "{MEDULLA_H5}", key = "gt_bodies" }}\ntable = "{MEDULLA_SITES_CSV}"\n')
+    ds = open_dataset(tmp_path, cache_dir=tmp_path / "cache")
+    assert ds.bboxes["medulla"].voxel_size_nm == (10.0, 10.0, 10.0)
+    assert ds.bboxes["medulla"].voxel_size_source == "training_sample2.h5:raw attribute resolution_nm_zyx"

@@ -15,18 +15,20 @@ import torch
 
 from synapse_core.features.checkpoints import save_checkpoint
 from synapse_core.cli.parser import main
-from synapse_core.crops.build import CropSettings, crop_synapse
+from synapse_core.crops.build import CropSettings, SynapseCrop, crop_synapse, iter_crops
 from synapse_core.features.extract import ExtractSettings, extract_features
 from synapse_core.features.morphology import morphology_features
-from synapse_core.features.vgg3d import Vgg3D, Vgg3DConfig, resolve_layer
+from synapse_core.features.vgg3d import Vgg3DConfig, resolve_layer
 
-from conftest import synapse_rows, write_small_dataset
+from conftest import synapse_rows, trained_like_vgg3d, write_medulla_config, write_small_dataset
 from vgg3d_reference import reference_trunk
 
 ROOT = Path(__file__).resolve().parents[1]
 CROP = CropSettings(size=32)
 TINY = ExtractSettings(crop=CROP, fmaps=4, batch_size=4, workers=0, device="cpu")
 TINY_NET = Vgg3DConfig(input_size=(32, 32, 32), fmaps=4, classifier_width=32)
+#: Synapses of the seed-0 demo's bbox1 whose vesicle cloud fills an 8³ box (type 12); the rest are discarded.
+KEPT_BY_TYPE_12_BOX_8 = 4
 
 
 def feats(df):
@@ -35,13 +37,7 @@ def feats(df):
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
-    torch.manual_seed(7)
-    model = Vgg3D(TINY_NET, output_classes=6)
-    for m in model.features:  # BN statistics away from identity, as in a trained network
-        if isinstance(m, torch.nn.BatchNorm3d):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
+    model = trained_like_vgg3d(TINY_NET, output_classes=6, seed=7)  # BN statistics away from identity
     path = tmp_path_factory.mktemp("ckpt") / "tiny.checkpoint"
     return path, save_checkpoint(model, path), model.state_dict()
 
@@ -97,6 +93,7 @@ def test_batch_size_device_and_workers_are_not_part_of_the_key(demo_dataset, tmp
     assert again.n_forward_passes == 0 and again.n_cached == 15
 
 
+@pytest.mark.slow
 def test_changing_alpha_recomputes_every_synapse(demo_dataset, tmp_path):
     extract_features(demo_dataset, TINY, cache_dir=tmp_path, bboxes=["bbox1"])
     other = replace(TINY, crop=CropSettings(size=32, alpha=0.5))
@@ -105,6 +102,7 @@ def test_changing_alpha_recomputes_every_synapse(demo_dataset, tmp_path):
     assert not np.allclose(feats(again.features), feats(extract_features(demo_dataset, TINY, cache_dir=tmp_path, bboxes=["bbox1"]).features))
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_where_it_stopped(demo_dataset, tmp_path):
     calls = []
 
@@ -138,6 +136,7 @@ print(json.dumps({"computed": r.n_computed, "cached": r.n_cached, "passes": r.n_
 """
 
 
+@pytest.mark.slow
 def test_two_processes_compute_each_synapse_once(demo_root, demo_cache, demo_dataset, tmp_path):
     go = tmp_path / "go"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -183,7 +182,11 @@ def test_discarded_synapses_are_listed_and_never_shift_rows(demo_dataset, tmp_pa
     settings = replace(TINY, crop=crop, features="morphology")
     result = extract_features(demo_dataset, settings, cache_dir=tmp_path, bboxes=["bbox1"])
     kept, skipped = result.features, result.skipped
-    assert len(kept) > 0 and len(skipped) > 0 and len(kept) + len(skipped) == 15
+    rows = demo_dataset.synapses[demo_dataset.synapses["bbox_name"] == "bbox1"]
+    by_crop_stage = {v: isinstance(r, SynapseCrop) for _, v, r in iter_crops(demo_dataset, crop, rows)}
+    assert kept["Var1"].tolist() == [v for v, ok in by_crop_stage.items() if ok]
+    assert skipped["Var1"].tolist() == [v for v, ok in by_crop_stage.items() if not ok]
+    assert (len(kept), len(skipped)) == (KEPT_BY_TYPE_12_BOX_8, 15 - KEPT_BY_TYPE_12_BOX_8)
     assert skipped["reason"].str.contains("vesicle").all()
     var1 = kept["Var1"].iloc[-1]
     c = crop_synapse(demo_dataset, "bbox1", var1, crop)
@@ -201,6 +204,7 @@ def test_bf16_features_are_close_to_fp32_and_cached_separately(demo_dataset, tmp
     assert cos.min() > 0.99 and not np.array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_original_network_gives_192_features_with_crops_built_in_a_worker(demo_dataset, tmp_path):
     settings = ExtractSettings(batch_size=2, workers=1, device="cpu")  # the defaults: 80³, fmaps 24, stage4, avg
     result = extract_features(demo_dataset, settings, cache_dir=tmp_path, synapses=[("bbox1", "syn_001"), ("bbox2", "syn_003")])
@@ -244,15 +248,11 @@ def test_cli_refuses_a_download_error_page_as_checkpoint(small_root, tmp_path, c
     assert not (tmp_path / "f.csv").exists()
 
 
+@pytest.mark.shared_data
 def test_real_fib_sem_hdf5_extracts_the_same_in_a_worker_as_in_process(tmp_path):
-    from conftest import MEDULLA_H5, MEDULLA_SITES_CSV
-
     from synapse_core.data.dataset import open_dataset
 
-    (tmp_path / "synapse_dataset.toml").write_text(
-        "voxel_size_nm = [10, 10, 10]\n[bboxes.medulla]\n"
-        f'raw = {{ path = "{MEDULLA_H5}", key = "raw" }}\nseg = {{ path = "{MEDULLA_H5}", key = "gt_bodies" }}\n'
-        f'table = "{MEDULLA_SITES_CSV}"\n')
+    write_medulla_config(tmp_path)
     ds = open_dataset(tmp_path, cache_dir=tmp_path / "cache")
     keys = [("medulla", v) for v in ds.synapses["Var1"].iloc[:4]]
     settings = replace(TINY, crop=CropSettings(size=32, segmentation_type=0))

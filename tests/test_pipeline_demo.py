@@ -20,6 +20,8 @@ from sklearn.metrics import adjusted_rand_score
 
 from synapse_core.cli.parser import main
 
+pytestmark = pytest.mark.slow  # a full-size VGG3D extraction of all 60 demo synapses (~40 s on 2 cores)
+
 
 @pytest.fixture(scope="module")
 def demo_features(demo_root, demo_cache, tmp_path_factory):

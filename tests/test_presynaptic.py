@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import MEDULLA_H5, MEDULLA_SITES_CSV
+from conftest import MEDULLA_H5, MEDULLA_SITES_CSV, synapse_row, two_neuron_volumes
 from synapse_core.crops.build import CropSettings, build_crop, iter_crops, read_context_arrays
 from synapse_core.data.labels import LabelIds
 from synapse_core.crops.presynaptic import PresynapticRecord, infer_presynaptic_side
@@ -18,11 +18,9 @@ VES = 6
 
 def two_neurons(shape=(30, 30, 30)):
     """Neuron 1 at x < 15, neuron 2 at x >= 15, neuron 9 at y < 5; no labels."""
-    seg = np.zeros(shape, np.uint32)
-    seg[:, :, :15] = 1
-    seg[:, :, 15:] = 2
+    _, seg, labels = two_neuron_volumes(shape, split_x=15)
     seg[:, :5, :] = 9
-    return seg, np.zeros(shape, np.uint8)
+    return seg, labels
 
 
 def test_side_is_the_neuron_holding_more_of_the_vesicle_cloud():
@@ -76,9 +74,7 @@ def test_record_as_columns_are_prefixed_and_carry_the_evidence():
 def test_every_segmentation_type_and_alpha_gets_the_same_record():
     seg, lab = two_neurons((60, 60, 60))
     lab[28:33, 28:33, 12:16] = VES
-    row = {"bbox_name": "b", "Var1": "s", "central_coord_1": 15, "central_coord_2": 30, "central_coord_3": 30,
-           "side_1_coord_1": 8, "side_1_coord_2": 30, "side_1_coord_3": 30,
-           "side_2_coord_1": 25, "side_2_coord_2": 30, "side_2_coord_3": 30}
+    row = synapse_row((30, 30, 15), (30, 30, 8), (30, 30, 25))
     raw = np.zeros(seg.shape, np.uint8)
     records = set()
     for t, alpha in ((0, 1.0), (1, 0.3), (10, 0.0), (11, 1.0)):
@@ -99,7 +95,7 @@ def test_presynaptic_side_matches_the_planted_truth_on_the_demo_dataset(demo_dat
     assert not merged["fallback"].any()
 
 
-@pytest.mark.skipif(not MEDULLA_H5.exists(), reason="shared medulla volume not present")
+@pytest.mark.shared_data
 def test_medulla_contact_sites_report_the_fallback_and_the_body_ids():
     sites = pd.read_csv(MEDULLA_SITES_CSV).head(12)
     s = CropSettings(segmentation_type=3)

@@ -3,15 +3,22 @@
 import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
+from sklearn.metrics import silhouette_score
 
 from synapse_core.cluster.diagnostics import knn_overlap
 from synapse_core.cluster.projection import ProjectionSettings, cache_key, project, projection_cache
 
 
 @pytest.fixture(scope="module")
-def blobs():
-    X, _ = make_blobs(n_samples=80, n_features=10, centers=3, random_state=0)
-    return X.astype(np.float32)
+def labelled_blobs():
+    """80 points in 10 d from 3 separated blobs, and the blob (0, 1, 2) of each point."""
+    X, y = make_blobs(n_samples=80, n_features=10, centers=3, random_state=0)
+    return X.astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def blobs(labelled_blobs):
+    return labelled_blobs[0]
 
 
 @pytest.fixture(scope="module")
@@ -19,34 +26,49 @@ def umap_2d(blobs):
     return project(blobs, ProjectionSettings("umap", 2, seed=3))
 
 
-def test_umap_gives_one_2d_point_per_synapse(blobs, umap_2d):
+@pytest.mark.slow  # the first UMAP of a session compiles numba code (15-60 s)
+def test_umap_keeps_the_separated_groups_apart_in_2d(labelled_blobs, umap_2d):
     assert umap_2d.shape == (80, 2) and umap_2d.dtype == np.float32
-    assert np.isfinite(umap_2d).all()
+    assert silhouette_score(umap_2d, labelled_blobs[1]) > 0.8  # measured 0.97
 
 
-def test_seeded_umap_is_reproducible(blobs, umap_2d):
+@pytest.mark.slow
+def test_seeded_umap_is_reproducible_and_the_seed_matters(blobs, umap_2d):
     np.testing.assert_array_equal(project(blobs, ProjectionSettings("umap", 2, seed=3)), umap_2d)
+    assert not np.allclose(project(blobs, ProjectionSettings("umap", 2, seed=4)), umap_2d)
 
 
+@pytest.mark.slow
 def test_umap_keeps_feature_space_neighbourhoods(blobs, umap_2d):
     assert knn_overlap(blobs, umap_2d, k=5) > 0.3  # chance is 5/79 ≈ 0.06
 
 
-def test_umap_3d(blobs):
-    assert project(blobs, ProjectionSettings("umap", 3, seed=0)).shape == (80, 3)
+@pytest.mark.slow
+def test_umap_3d_keeps_groups_and_neighbourhoods(labelled_blobs):
+    X, groups = labelled_blobs
+    umap_3d = project(X, ProjectionSettings("umap", 3, seed=0))
+    assert umap_3d.shape == (80, 3)
+    assert silhouette_score(umap_3d, groups) > 0.8  # measured 0.93
+    assert knn_overlap(X, umap_3d, k=5) > 0.3
 
 
 @pytest.mark.parametrize("dims", [2, 3])
-def test_opentsne_is_seeded_and_reproducible(blobs, dims):
+def test_opentsne_is_seeded_reproducible_and_keeps_the_groups_apart(labelled_blobs, dims):
+    X, groups = labelled_blobs
     s = ProjectionSettings("tsne", dims, seed=1, perplexity=10)
-    a = project(blobs, s)
+    a = project(X, s)
     assert a.shape == (80, dims)
-    np.testing.assert_allclose(project(blobs, s), a)
+    np.testing.assert_allclose(project(X, s), a)
+    assert not np.allclose(project(X, ProjectionSettings("tsne", dims, seed=2, perplexity=10)), a)
+    assert silhouette_score(a, groups) > 0.7  # measured 0.87 (2 d), 0.88 (3 d)
 
 
 def test_tsne_perplexity_is_capped_for_few_synapses():
     X = np.random.default_rng(0).normal(size=(12, 4))
-    assert project(X, ProjectionSettings("tsne", 2, perplexity=30)).shape == (12, 2)
+    asked = project(X, ProjectionSettings("tsne", 2, perplexity=30))
+    capped = (12 - 1) / 3 - 1  # 3 · perplexity must stay below the 11 other synapses
+    np.testing.assert_array_equal(asked, project(X, ProjectionSettings("tsne", 2, perplexity=capped)))
+    assert not np.array_equal(asked, project(X, ProjectionSettings("tsne", 2, perplexity=1.0)))
 
 
 def test_projection_is_cached_by_features_and_settings(tmp_path, blobs):

@@ -90,7 +90,8 @@ def test_loads_refuses_pickle_bytes():
 
 
 def test_loads_refuses_oversized_input():
-    with pytest.raises(ValueError, match="larger than"):
+    with pytest.raises(ValueError, match=f"{run_config.MAX_CONFIG_BYTES + 1} bytes is larger than the "
+                                         f"{run_config.MAX_CONFIG_BYTES} allowed"):
         run_config.loads(b" " * (run_config.MAX_CONFIG_BYTES + 1))
 
 

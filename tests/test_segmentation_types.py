@@ -15,6 +15,8 @@ from synapse_core.crops.build import CropSettings, Discarded, SynapseCrop, build
 from synapse_core.data.labels import default_labels
 from synapse_core.crops.segmentation_types import SEGMENTATION_TYPES, check_segmentation_type
 
+from conftest import synapse_row, two_neuron_volumes
+
 LABELS = default_labels("bbox2")
 SHAPE = (40, 40, 40)
 CROP = (slice(10, 30),) * 3
@@ -56,10 +58,7 @@ def make_volumes():
     return raw, seg, mask
 
 
-ROW = {"bbox_name": "bbox2", "Var1": "syn_a",
-       "central_coord_1": 20, "central_coord_2": 20, "central_coord_3": 20,
-       "side_1_coord_1": 15, "side_1_coord_2": 20, "side_1_coord_3": 20,
-       "side_2_coord_1": 25, "side_2_coord_2": 20, "side_2_coord_3": 20}
+ROW = synapse_row((20, 20, 20), (20, 20, 15), (20, 20, 25), bbox_name="bbox2", var1="syn_a")
 
 def crop_for(t, **kw):
     raw, seg, mask = make_volumes()
@@ -139,18 +138,10 @@ def test_structures_hold_closest_cleft_vesicle_and_all_mitochondria():
 
 def cube_volumes(cloud_edge=10, pre_gap=False):
     """30³ volume: neuron 1 (x < 15) holds a vesicle cloud cube of ``cloud_edge`` starting at (10, 10, 4)."""
-    shape = (30, 30, 30)
-    raw = np.random.default_rng(2).integers(0, 255, shape, dtype=np.uint8)
-    seg = np.zeros(shape, np.uint32)
-    seg[:, :, :15] = 1
-    seg[:, :, 15:] = 2
-    mask = np.zeros(shape, np.uint8)
+    raw, seg, mask = two_neuron_volumes((30, 30, 30), split_x=15, seed=2)
     mask[10:10 + cloud_edge, 10:10 + cloud_edge, 4:4 + cloud_edge] = LABELS.vesicle
     mask[12:18, 12:18, 14:16] = LABELS.cleft
-    row = {"bbox_name": "bbox2", "Var1": "syn_box",
-           "central_coord_1": 15, "central_coord_2": 15, "central_coord_3": 15,
-           "side_1_coord_1": 8, "side_1_coord_2": 15, "side_1_coord_3": 15,
-           "side_2_coord_1": 22, "side_2_coord_2": 15, "side_2_coord_3": 15}
+    row = synapse_row((15, 15, 15), (15, 15, 8), (15, 15, 22), bbox_name="bbox2", var1="syn_box")
     return raw, seg, mask, row
 
 
@@ -220,7 +211,7 @@ def test_every_type_has_a_name_and_description():
 
 
 def test_unknown_segmentation_type_is_rejected_with_the_accepted_values():
-    with pytest.raises(ValueError, match="0–13"):
+    with pytest.raises(ValueError, match="segmentation_type must be an integer 0–13, got 14; 0: Raw data"):
         check_segmentation_type(14)
     with pytest.raises(ValueError, match="segmentation_type"):
         CropSettings(segmentation_type=-1)

@@ -8,9 +8,10 @@ from synapse_core.features.pooling import pool
 from synapse_core.features.vgg3d import (Vgg3D, Vgg3DConfig, layer_table, parse_layers, resolve_layer,
                                 untrained_vgg3d)
 
+from conftest import randomise_batchnorm, tiny_vgg3d_config
 from vgg3d_reference import reference_trunk
 
-TINY = Vgg3DConfig(input_size=(16, 16, 16), fmaps=2, n_convolutions=(2, 1, 1, 1), classifier_width=32)
+TINY = tiny_vgg3d_config()
 
 
 def test_original_architecture_has_34_feature_modules_and_24000_input_classifier():
@@ -58,13 +59,9 @@ def test_untrained_trunk_does_not_depend_on_the_head_width():
 
 @pytest.mark.parametrize("fast", [True, False], ids=["folded-channels-last", "plain"])
 def test_feature_net_matches_functional_reference_for_every_kind_of_layer(fast):
-    torch.manual_seed(0)
-    model = untrained_vgg3d(TINY, seed=1)
-    for m in model.features:  # non-trivial BN statistics
-        if isinstance(m, torch.nn.BatchNorm3d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
+    model = randomise_batchnorm(untrained_vgg3d(TINY, seed=1), seed=0)  # non-trivial BN statistics
     state = model.state_dict()
+    torch.manual_seed(0)
     x = torch.rand(2, 1, 16, 16, 16)
     names = ["stage1.conv2", "stage1.conv2.bn", "stage2.conv1.relu", "stage4"]
     layers = parse_layers(",".join(names), TINY)
@@ -92,19 +89,11 @@ def test_full_size_network_gives_192_standard_and_96_layer20_features_in_one_pas
     assert (out[:, :96] < 0).any()  # layer 20 is a raw conv output (before BN/ReLU)
 
 
-def _with_bn_statistics(model):
-    for m in model.features:
-        if isinstance(m, torch.nn.BatchNorm3d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-    return model
-
-
 def test_feature_net_folding_and_channels_last_keep_the_features():
     from synapse_core.features.net import FeatureNet
 
+    model = randomise_batchnorm(untrained_vgg3d(TINY, seed=5), seed=0)
     torch.manual_seed(0)
-    model = _with_bn_statistics(untrained_vgg3d(TINY, seed=5))
     layers = parse_layers("stage2.conv1.relu,stage4", TINY)
     crops = torch.rand(3, 16, 16, 16).numpy()
     fast = FeatureNet(model, layers, "concat_avg_max", "cpu", "fp32")(crops)

@@ -7,11 +7,15 @@ selection gallery and downloads the clusters CSV. A second browser session repea
 measure the cached visit. Screenshots go to ``test-artifacts/``.
 
 Needs Debian's Chromium at /usr/bin/chromium (``.ci/install_browser.sh``); skipped without it.
+
+No fixed sleeps: every step waits for a condition in the page (an element, a text, Streamlit's
+script-run state on the app root) or polls a condition with a deadline.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -36,6 +40,8 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing: run .ci/install_browser.sh"),
     pytest.mark.timeout(900),
 ]
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is missing: pip install -r requirements-dev.txt")
+expect = sync_api.expect
 
 
 def free_port() -> int:
@@ -68,9 +74,13 @@ def server(tmp_path_factory):
                         break
             except OSError:
                 pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start:\n{log_path.read_text()}")
-            time.sleep(0.5)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start within 60 s:\n{log_path.read_text()}")
+            try:
+                proc.wait(timeout=0.5)  # returns before the timeout only if the server exited
+            except subprocess.TimeoutExpired:
+                continue
+            raise RuntimeError(f"server exited with code {proc.returncode}:\n{log_path.read_text()}")
         yield url, log_path
     finally:
         proc.terminate()
@@ -82,11 +92,59 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+#: The app root carries Streamlit's script-run state: "running", "rerunRequested", "notRunning", ...
+APP_ROOT = '[data-testid="stApp"]'
+
+#: Records on ``window`` whether a script run started since it was installed (see :func:`rerun`).
+WATCH_RUNS = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    window.__runSeen = false;
+    if (window.__runWatch) window.__runWatch.disconnect();
+    window.__runWatch = new MutationObserver(() => {
+        if (app.getAttribute('data-test-script-state') !== 'notRunning') window.__runSeen = true;
+    });
+    window.__runWatch.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+}"""
+RUN_SEEN_AND_OVER = """() => window.__runSeen &&
+    document.querySelector('[data-testid="stApp"]').getAttribute('data-test-script-state') === 'notRunning'"""
+
+#: Resolves once the element's box is the same in two consecutive animation frames (layout settled).
+BOX_SETTLED = """el => new Promise(resolve => {
+    let last = '';
+    const tick = () => {
+        const r = el.getBoundingClientRect();
+        const now = [r.x, r.y, r.width, r.height].join();
+        if (now === last) resolve(true); else { last = now; requestAnimationFrame(tick); }
+    };
+    tick();
+})"""
+
+
+def script_finished(page, timeout_ms: int = 60_000) -> None:
+    """Wait until the script run that drew what we waited for is over (call it after such a wait)."""
+    expect(page.locator(APP_ROOT)).to_have_attribute("data-test-script-state", "notRunning", timeout=timeout_ms)
+
+
+def rerun(page, action, timeout_ms: int = 60_000) -> None:
+    """Do ``action`` (an interaction that reruns the script) and wait until that run is over.
+
+    The run's start is recorded by a MutationObserver installed before the action, so a run that
+    ends before we look is still seen, and the idle state from before the action never counts.
+    """
+    page.evaluate(WATCH_RUNS)
+    action()
+    page.wait_for_function(RUN_SEEN_AND_OVER, timeout=timeout_ms)
+
+
+def settled(locator) -> None:
+    """Wait until ``locator``'s element stops moving (after a scroll or a viewport change)."""
+    locator.evaluate(BOX_SETTLED)
 
 
 def shot(page, name: str) -> None:
@@ -98,30 +156,51 @@ def shot(page, name: str) -> None:
         ".map(e => e.scrollHeight), document.body.scrollHeight)"
     )
     page.set_viewport_size({"width": size["width"], "height": min(max(int(height), size["height"]), 6000)})
-    page.wait_for_timeout(500)
+    settled(page.locator(APP_ROOT))
+    page.wait_for_function(  # images drawn in the viewport have loaded
+        "() => [...document.images].filter(img => { const r = img.getBoundingClientRect();"
+        " return r.width > 0 && r.bottom > 0 && r.top < innerHeight; }).every(img => img.complete)")
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
     page.set_viewport_size(size)
 
 
 def go_to(page, title: str) -> None:
-    """Navigate inside the app (keeps the session) with the sidebar's page list."""
+    """Navigate inside the app (keeps the session) with the sidebar's page list; wait for the page's run."""
     page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
-    page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
-
-
-def wait_idle(page, timeout_ms: int = 60_000) -> None:
-    """Wait until the script run finishes (the 'running' status widget is gone)."""
-    page.wait_for_timeout(300)
-    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=timeout_ms)
+    expect(page.get_by_role("heading", name=title).first).to_be_visible(timeout=60_000)
+    script_finished(page)
 
 
 def choose(page, label: str, option: str) -> None:
-    """Pick ``option`` in the selectbox labelled ``label`` (a searchable combobox)."""
+    """Pick ``option`` in the selectbox labelled ``label`` (a searchable combobox) and wait for the rerun."""
     box = page.get_by_role("combobox", name=label)
     box.click()
     box.press("ArrowDown")  # opens the list (a click only focuses it)
-    page.get_by_role("option", name=option, exact=True).click(timeout=15_000)
-    wait_idle(page)
+    rerun(page, lambda: page.get_by_role("option", name=option, exact=True).click(timeout=15_000))
+
+
+def metric_value(page, label: str) -> str:
+    """The value shown by the ``st.metric`` labelled exactly ``label``."""
+    metric = page.locator('[data-testid="stMetric"]').filter(has=page.get_by_text(label, exact=True))
+    return metric.locator('[data-testid="stMetricValue"]').text_content().strip()
+
+
+def map_box_in_data_units(page, drag_box: dict, corners_px) -> tuple[float, float, float, float]:
+    """(x_min, x_max, y_min, y_max) in map coordinates of a rectangle given in page pixels.
+
+    ``drag_box`` is the bounding box of the plot area (Plotly's drag layer); Plotly's own axis
+    conversion (``p2d``) maps pixels inside it to data units.
+    """
+    (x0, y0), (x1, y1) = corners_px
+    xs, ys = page.evaluate(
+        """([xs, ys]) => {
+            const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+            const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+            return [xs.map(p => xa.p2d(p)), ys.map(p => ya.p2d(p))];
+        }""",
+        [[x0 - drag_box["x"], x1 - drag_box["x"]], [y0 - drag_box["y"], y1 - drag_box["y"]]],
+    )
+    return min(xs), max(xs), min(ys), max(ys)
 
 
 def assert_no_exception(page, log_path) -> None:
@@ -130,26 +209,27 @@ def assert_no_exception(page, log_path) -> None:
 
 
 def run_pipeline(page, url: str, log_path, name: str, while_extracting=None, cancel_after: int = 0) -> dict:
-    """Open the app, extract (defaults) and cluster (defaults); return seconds per step.
+    """Open the app, extract (defaults) and cluster (defaults); return seconds per step and counts.
 
-    ``while_extracting()`` is called right after the extraction starts. With ``cancel_after``,
-    the extraction is cancelled once that many synapses are done, then resumed with Run.
+    ``while_extracting()`` is called once the extraction's progress bar is shown. With
+    ``cancel_after``, the extraction is cancelled once that many synapses are done, the cache is
+    checked, and the extraction resumed with Run.
     """
     times = {}
     t0 = time.perf_counter()
     page.goto(url)
-    page.get_by_text("Valid synapses").wait_for(timeout=PIPELINE_TIMEOUT_MS)
-    wait_idle(page)
+    expect(page.get_by_text("Valid synapses")).to_be_visible(timeout=PIPELINE_TIMEOUT_MS)
+    script_finished(page)
     times["open"] = time.perf_counter() - t0
     assert_no_exception(page, log_path)
     shot(page, f"{name}_1_data")
 
     go_to(page, "Extraction")
-    wait_idle(page)
     shot(page, f"{name}_2_extraction_settings")
     t = time.perf_counter()
     page.get_by_role("button", name="Run extraction").click()
     if while_extracting is not None:
+        expect(page.locator('[data-testid="stProgress"]').first).to_be_visible(timeout=60_000)
         while_extracting()
     if cancel_after:
         page.wait_for_function(
@@ -158,25 +238,27 @@ def run_pipeline(page, url: str, log_path, name: str, while_extracting=None, can
             arg=cancel_after, timeout=PIPELINE_TIMEOUT_MS,
         )
         page.get_by_role("button", name="Cancel").click()
-        page.get_by_text("Extraction cancelled").wait_for(timeout=60_000)
-        wait_idle(page)
-        assert page.get_by_text("Synapses with features").count() == 0
+        expect(page.get_by_text("Extraction cancelled")).to_be_visible(timeout=60_000)
+        script_finished(page)
+        expect(page.get_by_text("Synapses with features")).to_have_count(0)
         shot(page, f"{name}_3_extraction_cancelled")
+        rerun(page, lambda: page.get_by_role("button", name="Check cache").click(), timeout_ms=120_000)
+        cache_line = page.get_by_text(re.compile(r"Cache: \d+ cached, \d+ to compute")).first.text_content()
+        times["cached_after_cancel"] = int(re.search(r"(\d+) cached", cache_line).group(1))
         page.get_by_role("button", name="Run extraction").click()
-    page.get_by_text("Synapses with features").wait_for(timeout=PIPELINE_TIMEOUT_MS)
-    wait_idle(page, PIPELINE_TIMEOUT_MS)
+    expect(page.get_by_text("Synapses with features")).to_be_visible(timeout=PIPELINE_TIMEOUT_MS)
+    script_finished(page, PIPELINE_TIMEOUT_MS)
     times["extraction"] = time.perf_counter() - t
     assert_no_exception(page, log_path)
-    counts = page.locator('[data-testid="stMetric"]').filter(has_text="From cache / computed")
-    times["cache_counts"] = counts.locator('[data-testid="stMetricValue"]').text_content()
+    times["cache_counts"] = metric_value(page, "From cache / computed")
     shot(page, f"{name}_3_extraction_done")
 
     go_to(page, "Clustering")
     t = time.perf_counter()
     page.get_by_role("button", name="Run clustering").click()
-    page.get_by_role("heading", name="Map").wait_for(timeout=PIPELINE_TIMEOUT_MS)
-    page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first.wait_for(timeout=60_000)
-    wait_idle(page, PIPELINE_TIMEOUT_MS)
+    expect(page.get_by_role("heading", name="Map")).to_be_visible(timeout=PIPELINE_TIMEOUT_MS)
+    expect(page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot').first).to_be_visible(timeout=60_000)
+    script_finished(page, PIPELINE_TIMEOUT_MS)
     times["clustering"] = time.perf_counter() - t
     assert_no_exception(page, log_path)
     times["total"] = time.perf_counter() - t0
@@ -190,39 +272,46 @@ def test_demo_pipeline_in_the_browser(server, browser, tmp_path):
     other_user = {}
 
     def another_user_opens_the_app():
-        """While this session extracts, a second user's page loads and works."""
-        page.locator('[data-testid="stProgress"]').first.wait_for(timeout=60_000)
+        """While this session extracts, a second user's page loads and works.
+
+        The extraction is cancelled only after this returns, so seeing it cancelled (below) shows it
+        was still running when the second user's page had loaded.
+        """
         other = browser.new_context(viewport={"width": 1500, "height": 1000})
         other_page = other.new_page()
         t = time.perf_counter()
         other_page.goto(url)
-        other_page.get_by_text("Valid synapses").wait_for(timeout=120_000)
+        expect(other_page.get_by_text("Valid synapses")).to_be_visible(timeout=120_000)
         other_user["seconds"] = time.perf_counter() - t
-        other_user["first_still_running"] = page.get_by_text("Synapses with features").count() == 0
+        assert_no_exception(other_page, log_path)
         other.close()
 
     first = run_pipeline(page, url, log_path, "e2e", while_extracting=another_user_opens_the_app, cancel_after=12)
-    assert other_user["first_still_running"], "the extraction finished before the second user's page loaded"
     shot(page, "e2e_4_clustering")
+    k_shown = int(metric_value(page, "Clusters"))
 
-    # Box selection over the upper half of the plot area.
+    # Box selection from the top-left corner of the plot area to the middle of its right edge.
     drag = page.locator('[data-testid="stPlotlyChart"] .nsewdrag').first
     drag.scroll_into_view_if_needed()
-    page.wait_for_timeout(500)
+    settled(drag)
     box = drag.bounding_box()
-    page.mouse.move(box["x"] + 3, box["y"] + 3)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 4, steps=8)
-    page.mouse.move(box["x"] + box["width"] - 3, box["y"] + box["height"] / 2, steps=8)
-    page.mouse.up()
-    heading = page.get_by_role("heading", name="Selection (")
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('h3')].some(h => /Selection \\(([1-9]\\d*) synapses\\)/.test(h.textContent))",
-        timeout=60_000,
-    )
-    wait_idle(page)
-    n_selected = int(heading.first.text_content().split("(")[1].split()[0])
-    assert n_selected >= 1
+    start = (box["x"] + 3, box["y"] + 3)
+    end = (box["x"] + box["width"] - 3, box["y"] + box["height"] / 2)
+
+    def drag_a_box():
+        page.mouse.move(*start)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 4, steps=8)
+        page.mouse.move(*end, steps=8)
+        page.mouse.up()
+
+    rerun(page, drag_a_box)
+    heading = page.get_by_role("heading", name=re.compile(r"Selection \([1-9]\d* synapses\)"))
+    expect(heading).to_be_visible(timeout=60_000)
+    n_selected = int(re.search(r"\((\d+) synapses\)", heading.first.text_content()).group(1))
+    # The points inside the dragged box, in map units (a 2-pixel margin either way for rounding).
+    inner = map_box_in_data_units(page, box, ((start[0] + 2, start[1] + 2), (end[0] - 2, end[1] - 2)))
+    outer = map_box_in_data_units(page, box, ((start[0] - 2, start[1] - 2), (end[0] + 2, end[1] + 2)))
     shot(page, "e2e_5_selection")
 
     with page.expect_download() as download:
@@ -233,13 +322,16 @@ def test_demo_pipeline_in_the_browser(server, browser, tmp_path):
     assert len(clusters) == 60  # every demo synapse is clustered
     assert {"bbox_name", "Var1", "cluster", "proj_1", "proj_2"} <= set(clusters.columns)
     assert set(clusters["bbox_name"]) == {"bbox1", "bbox2", "bbox3", "bbox4"}
-    assert clusters["cluster"].nunique() >= 2
+    assert clusters["cluster"].nunique() == k_shown and k_shown >= 2
+
+    def n_inside(x_min, x_max, y_min, y_max):
+        return int((clusters["proj_1"].between(x_min, x_max) & clusters["proj_2"].between(y_min, y_max)).sum())
+
+    assert n_inside(*inner) <= n_selected <= n_inside(*outer)
 
     go_to(page, "Galleries")
-    wait_idle(page)
     page.get_by_role("tab", name="Selection").click()
-    page.get_by_text(f"{n_selected} selected synapses").wait_for(timeout=60_000)
-    wait_idle(page)
+    expect(page.get_by_text(f"{n_selected} selected synapses")).to_be_visible(timeout=60_000)
     # One GIF per selected synapse (at most 60 shown), each captioned "bbox / Var1 — cluster k".
     expected = min(n_selected, 60)
     page.wait_for_function(
@@ -250,7 +342,7 @@ def test_demo_pipeline_in_the_browser(server, browser, tmp_path):
     assert_no_exception(page, log_path)
     shot(page, "e2e_6_gallery_selection")
     page.get_by_role("tab", name="Clusters").click()
-    wait_idle(page)
+    expect(page.get_by_role("combobox", name="Cluster", exact=True)).to_be_visible(timeout=60_000)
     shot(page, "e2e_7_gallery_clusters")
     context.close()
 
@@ -269,9 +361,9 @@ def test_demo_pipeline_in_the_browser(server, browser, tmp_path):
         lines.append(f"  {step:<20} {first[step]:>11.1f}   {second[step]:>12.1f}")
     print("\n".join(lines))
     (ARTIFACTS / "e2e_timings.txt").write_text("\n".join(lines) + "\n")
-    # Cancelled after ≥ 12 synapses, then resumed: what was finished came from the cache.
-    n_cached, n_computed = (int(v) for v in first["cache_counts"].split(" / "))
-    assert n_cached >= 8 and n_cached + n_computed == 60
+    # Cancelled after ≥ 12 synapses were done, then resumed: what the cache held came from it.
+    n = first["cached_after_cancel"]
+    assert n >= 12 and first["cache_counts"] == f"{n} / {60 - n}"
     assert second["cache_counts"] == "60 / 0"
 
 
@@ -294,9 +386,9 @@ def check_run_configuration_round_trip(page, log_path, tmp_path) -> None:
     changed.write_text(text)
     uploader = page.locator('[data-testid="stSidebar"] [data-testid="stFileUploaderDropzoneInput"]')
     uploader.set_input_files(str(changed))
-    page.get_by_text("Loaded changed.json").wait_for(timeout=30_000)
+    expect(page.get_by_text("Loaded changed.json")).to_be_visible(timeout=30_000)
     go_to(page, "Extraction")
-    page.get_by_text("Type 5 — Sides + vesicles + cleft").wait_for(timeout=30_000)
+    expect(page.get_by_text("Type 5 — Sides + vesicles + cleft")).to_be_visible(timeout=30_000)
     assert_no_exception(page, log_path)
 
     import pickle
@@ -304,7 +396,7 @@ def check_run_configuration_round_trip(page, log_path, tmp_path) -> None:
     evil = tmp_path / "evil.json"
     evil.write_bytes(pickle.dumps({"format": run_config.FORMAT}))
     page.locator('[data-testid="stSidebar"] [data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(evil))
-    page.get_by_text("evil.json: not UTF-8 text").wait_for(timeout=30_000)
+    expect(page.get_by_text("evil.json: not UTF-8 text")).to_be_visible(timeout=30_000)
     shot(page, "e2e_cached_5_run_config")
 
     # An uploaded "checkpoint" holding a Python object is refused, never unpickled into code.
@@ -313,7 +405,7 @@ def check_run_configuration_round_trip(page, log_path, tmp_path) -> None:
     evil_checkpoint.write_bytes(pickle.dumps(os.getcwd))
     page.locator('[data-testid="stMain"] [data-testid="stFileUploaderDropzoneInput"]').set_input_files(
         str(evil_checkpoint))
-    page.get_by_text("Checkpoint cannot be used: checkpoint evil.pth cannot be read safely").wait_for(timeout=30_000)
-    wait_idle(page)
-    assert page.get_by_role("button", name="Run extraction").is_disabled()
+    expect(page.get_by_text("Checkpoint cannot be used: checkpoint evil.pth cannot be read safely")).to_be_visible(
+        timeout=30_000)
+    expect(page.get_by_role("button", name="Run extraction")).to_be_disabled()
     shot(page, "e2e_cached_6_bad_checkpoint")
