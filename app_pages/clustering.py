@@ -3,27 +3,20 @@ interactive map whose box/lasso selection selects synapses (kept across pages)."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import streamlit as st
 
 from app_pages import common
-from app_pages.run_config_panel import CLUSTERING_LOADED
+from app_pages.run_config_panel import loaded_settings, settings_widget
 from synapse_core.app import state as app_state
-from synapse_core.app.run_config import settings_from_dict
+from synapse_core.cluster.run import run_clustering
 from synapse_core.data.synapse_keys import synapse_rows
 from synapse_core.viz.figures import bbox_composition_figure, k_curves_figure, map_figure
 
 st.title("Clustering")
-
-try:
-    from synapse_core.cluster.run import run_clustering
-    from synapse_core.cluster.settings import METHODS, PROJECTIONS, ClusterSettings
-    from synapse_core.cluster.preprocess import FEATURE_SETS, SCALERS
-except ImportError as exc:
-    st.warning(f"Clustering is not available in this installation: {exc}")
-    common.stop()
 
 features = st.session_state.get("features")
 if features is None:
@@ -31,11 +24,12 @@ if features is None:
     st.page_link("app_pages/extraction.py", label="Go to Extraction", icon=":material/memory:")
     common.stop()
 
-try:
-    defaults = settings_from_dict(ClusterSettings, st.session_state.get(CLUSTERING_LOADED, {}), "clustering")
-except ValueError as exc:
-    st.error(f"The loaded run configuration cannot be used: {exc}")
-    defaults = ClusterSettings()
+#: The dashboard leaves synapses with missing features out (and says so) where the CLI stops with an error.
+PAGE_DEFAULTS = {"nan_policy": "drop"}
+NAN_POLICY_LABELS = {"error": "stop with an error", "drop": "leave them out (reported)",
+                     "impute": "replace by the column median (reported)"}
+# Widgets start from the declared defaults, or from a loaded run configuration.
+defaults = loaded_settings("clustering", page_defaults=PAGE_DEFAULTS)
 
 n_rows = len(features)
 st.caption(f"{n_rows} synapses with features from the Extraction page.")
@@ -43,50 +37,45 @@ st.caption(f"{n_rows} synapses with features from the Extraction page.")
 # --- settings ----------------------------------------------------------------------------
 with st.container(border=True):
     s1, s2, s3, s4 = st.columns(4)
+
+    def widget(kind, label, key, name, **kwargs):
+        return settings_widget(kind, label, key, defaults, name, "clustering", **kwargs)
+
     with s1:
-        common.persisted(st.selectbox, "Method", "c_method", defaults.method, options=list(METHODS), share=True)
+        widget(st.selectbox, "Method", "c_method", "method", share=True)
         common.persisted(st.checkbox, "Choose k automatically (silhouette)", "c_k_auto", defaults.k == "auto")
-        common.persisted(st.number_input, "k (when not automatic)", "c_k",
-                         int(defaults.k) if defaults.k != "auto" else 4, min_value=2, max_value=100, share=True)
-        common.persisted(st.slider, "k range swept", "c_k_range", tuple(defaults.k_range), min_value=2, max_value=30)
+        widget(st.number_input, "k (when not automatic)", "c_k", "k", share=True,
+               value=defaults.k if defaults.k != "auto" else 4)
+        widget(st.slider, "k range swept", "c_k_range", "k_range", to_widget=tuple,
+               max_value=max(30, defaults.k_range[1]))
     with s2:
-        common.persisted(st.selectbox, "Features", "c_feature_set", defaults.feature_set, options=list(FEATURE_SETS),
-                         help="auto: deep features when present; morph: morphology only; both")
-        common.persisted(st.selectbox, "Scaling", "c_scaler", defaults.scaler, options=list(SCALERS))
-        common.persisted(st.number_input, "PCA components (0 = none)", "c_pca",
-                         int(defaults.pca_components or 0), min_value=0, max_value=512)
-        common.persisted(st.selectbox, "Synapses with missing features", "c_nan_policy",
-                         defaults.nan_policy if CLUSTERING_LOADED in st.session_state else "drop",
-                         options=["drop", "error"], format_func=lambda p: {"drop": "leave them out (reported)",
-                                                                           "error": "stop with an error"}[p])
-        common.persisted(st.number_input, "Seed", "c_seed", int(defaults.seed), min_value=0, max_value=2**31 - 1)
+        widget(st.selectbox, "Features", "c_feature_set", "feature_set")
+        widget(st.selectbox, "Scaling", "c_scaler", "scaler")
+        widget(st.number_input, "PCA components (0 = none)", "c_pca", "pca_components", to_widget=lambda n: n or 0,
+               min_value=0)
+        widget(st.selectbox, "Synapses with missing features", "c_nan_policy", "nan_policy",
+               format_func=NAN_POLICY_LABELS.get)
+        widget(st.number_input, "Seed", "c_seed", "seed")
     with s3:
-        common.persisted(st.selectbox, "Projection", "c_projection", defaults.projection, options=list(PROJECTIONS),
-                         share=True)
-        common.persisted(st.radio, "Map dimensions", "c_dims", int(defaults.dims), options=[2, 3], horizontal=True,
-                         share=True)
-        common.persisted(st.number_input, "UMAP neighbours", "c_umap_n_neighbors", int(defaults.umap_n_neighbors),
-                         min_value=2, max_value=200)
-        common.persisted(st.number_input, "UMAP min distance", "c_umap_min_dist", float(defaults.umap_min_dist),
-                         min_value=0.0, max_value=1.0, step=0.05)
-        common.persisted(st.number_input, "t-SNE perplexity", "c_tsne_perplexity", float(defaults.tsne_perplexity),
-                         min_value=1.0, max_value=200.0)
+        widget(st.selectbox, "Projection", "c_projection", "projection", share=True)
+        widget(st.radio, "Map dimensions", "c_dims", "dims", horizontal=True, share=True)
+        widget(st.number_input, "UMAP neighbours", "c_umap_n_neighbors", "umap_n_neighbors")
+        widget(st.number_input, "UMAP min distance", "c_umap_min_dist", "umap_min_dist", step=0.05)
+        widget(st.number_input, "t-SNE perplexity", "c_tsne_perplexity", "tsne_perplexity")
     with s4:
-        common.persisted(st.number_input, "HDBSCAN/DBSCAN min cluster size", "c_min_cluster_size",
-                         int(defaults.min_cluster_size), min_value=2, max_value=1000)
-        common.persisted(st.number_input, "HDBSCAN/DBSCAN min samples", "c_min_samples", int(defaults.min_samples),
-                         min_value=1, max_value=1000)
-        common.persisted(st.number_input, "DBSCAN eps (0 = automatic)", "c_dbscan_eps",
-                         float(defaults.dbscan_eps or 0.0), min_value=0.0, step=0.1)
-        common.persisted(st.number_input, "Stability subsamples (0 = skip)", "c_n_stability", int(defaults.n_stability),
-                         min_value=0, max_value=100)
+        widget(st.number_input, "HDBSCAN/DBSCAN min cluster size", "c_min_cluster_size", "min_cluster_size")
+        widget(st.number_input, "HDBSCAN/DBSCAN min samples", "c_min_samples", "min_samples")
+        widget(st.number_input, "DBSCAN eps (0 = automatic)", "c_dbscan_eps", "dbscan_eps", to_widget=lambda e: e or 0.0,
+               step=0.1)
+        widget(st.number_input, "Stability subsamples (0 = skip)", "c_n_stability", "n_stability")
     run_clicked = st.button("Run clustering", type="primary", key="c_run")
 
 state = st.session_state
 if run_clicked:
     try:
-        settings = ClusterSettings(
-            method=state["c_method"], k="auto" if state["c_k_auto"] else int(state["c_k"]),
+        # Fields without a widget (metric, linkage, kmeans_algorithm ...) keep their loaded (or default) values.
+        settings = dataclasses.replace(
+            defaults, method=state["c_method"], k="auto" if state["c_k_auto"] else int(state["c_k"]),
             k_range=tuple(int(v) for v in state["c_k_range"]), projection=state["c_projection"], dims=int(state["c_dims"]),
             seed=int(state["c_seed"]), scaler=state["c_scaler"], pca_components=int(state["c_pca"]) or None,
             feature_set=state["c_feature_set"], nan_policy=state["c_nan_policy"], umap_n_neighbors=int(state["c_umap_n_neighbors"]),

@@ -3,6 +3,7 @@ cache status, cancel/resume, and the features CSV."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from pathlib import Path
@@ -11,34 +12,23 @@ import numpy as np
 import streamlit as st
 
 from app_pages import common
-from app_pages.run_config_panel import EXTRACTION_LOADED
+from app_pages.run_config_panel import loaded_settings, settings_widget
+from synapse_core.crops.build import Discarded, crop_synapse
+from synapse_core.crops.segmentation_types import SEGMENTATION_TYPES
+from synapse_core.features import extract
+from synapse_core.features.checkpoints import CheckpointError
+from synapse_core.features.settings import DEVICES
+from synapse_core.features.vgg3d import layer_table
 
 st.title("Extraction")
-
-try:
-    from synapse_core.features import extract
-    from synapse_core.crops.build import CropSettings, Discarded, crop_synapse
-    from synapse_core.crops.segmentation_types import SEGMENTATION_TYPES
-except ImportError as exc:  # a pipeline module not there yet
-    st.warning(f"Feature extraction is not available in this installation: {exc}")
-    common.stop()
-
-from synapse_core.features.checkpoints import CheckpointError
-from synapse_core.features.pooling import POOLING_METHODS
-from synapse_core.app.run_config import settings_from_dict
-from synapse_core.features.vgg3d import layer_table
 
 ds = common.require_dataset()
 bboxes = common.chosen_bboxes(ds)
 rows = ds.synapses[ds.synapses["bbox_name"].isin(bboxes)]
 st.caption(f"{len(rows)} synapses in {len(bboxes)} bboxes ({', '.join(bboxes)}), chosen on the Data page.")
 
-# Defaults: the stage's own defaults, or a loaded run configuration.
-try:
-    defaults = settings_from_dict(extract.ExtractSettings, st.session_state.get(EXTRACTION_LOADED, {}), "extraction")
-except ValueError as exc:
-    st.error(f"The loaded run configuration cannot be used: {exc}")
-    defaults = extract.ExtractSettings()
+# Widgets start from the declared defaults, or from a loaded run configuration.
+defaults = loaded_settings("extraction")
 crop_defaults = defaults.crop
 
 CHECKPOINT_DIR = os.environ.get("SYNAPSE_CHECKPOINT_DIR", "")
@@ -77,31 +67,28 @@ def save_upload(upload) -> str:
 
 # --- crop settings and preview -----------------------------------------------------------
 st.subheader("Crop")
-seg_types = sorted(SEGMENTATION_TYPES)
 c1, c2, c3, c4 = st.columns(4)
 with c1:
-    common.persisted(
-        st.selectbox, "Segmentation type", "x_segmentation_type", crop_defaults.segmentation_type, options=seg_types,
-        share=True, format_func=lambda t: f"{t}: {SEGMENTATION_TYPES[t].name}",
-    )
+    settings_widget(st.selectbox, "Segmentation type", "x_segmentation_type", crop_defaults, "segmentation_type",
+                    "extraction.crop", share=True, format_func=lambda t: f"{t}: {SEGMENTATION_TYPES[t].name}")
 with c2:
-    common.persisted(st.slider, "Alpha (gray curtain opacity)", "x_alpha", float(crop_defaults.alpha),
-                     min_value=0.0, max_value=1.0, step=0.05, share=True)
+    settings_widget(st.slider, "Alpha (gray curtain opacity)", "x_alpha", crop_defaults, "alpha", "extraction.crop",
+                    share=True, step=0.05)
 with c3:
-    common.persisted(st.slider, "Gray level", "x_gray", float(crop_defaults.gray),
-                     min_value=0.0, max_value=1.0, step=0.05, share=True)
+    settings_widget(st.slider, "Gray level", "x_gray", crop_defaults, "gray", "extraction.crop", share=True, step=0.05)
 with c4:
-    common.persisted(st.number_input, "Crop size (voxels)", "x_size", int(crop_defaults.size),
-                     min_value=8, max_value=256, step=8)
-    common.persisted(st.checkbox, "Smart crop (towards presynapse)", "x_smart_crop", bool(crop_defaults.smart_crop))
+    settings_widget(st.number_input, "Crop size (voxels)", "x_size", crop_defaults, "size", "extraction.crop", step=8)
+    settings_widget(st.checkbox, "Smart crop (towards presynapse)", "x_smart_crop", crop_defaults, "smart_crop",
+                    "extraction.crop")
 seg_type = st.session_state["x_segmentation_type"]
 st.info(f"**Type {seg_type} — {SEGMENTATION_TYPES[seg_type].name}.** {SEGMENTATION_TYPES[seg_type].description}")
 
 try:
-    crop_settings = CropSettings(
-        size=int(st.session_state["x_size"]), segmentation_type=int(seg_type), alpha=float(st.session_state["x_alpha"]),
-        gray=float(st.session_state["x_gray"]), smart_crop=bool(st.session_state["x_smart_crop"]),
-        presynapse_weight=crop_defaults.presynapse_weight,
+    # Fields without a widget keep their loaded (or default) values.
+    crop_settings = dataclasses.replace(
+        crop_defaults, size=int(st.session_state["x_size"]), segmentation_type=int(seg_type),
+        alpha=float(st.session_state["x_alpha"]), gray=float(st.session_state["x_gray"]),
+        smart_crop=bool(st.session_state["x_smart_crop"]),
     )
 except ValueError as exc:
     st.error(f"Crop settings are not valid: {exc}")
@@ -129,16 +116,22 @@ with st.expander("Live preview of the blended crop", expanded=True):
 
 # --- feature settings --------------------------------------------------------------------
 st.subheader("Features")
-FEATURE_SETS = ("vgg3d", "morphology", "both")
 f1, f2, f3 = st.columns(3)
 with f1:
-    common.persisted(st.radio, "Feature set", "x_features", defaults.features, options=list(FEATURE_SETS), share=True,
-                     horizontal=True, help="VGG3D deep features, interpretable morphology measurements, or both.")
+    settings_widget(st.radio, "Feature set", "x_features", defaults, "features", "extraction", share=True,
+                    horizontal=True)
 uses_network = st.session_state["x_features"] != "morphology"
 with f2:
     checkpoints = checkpoint_choices()
     options = [UNTRAINED] + checkpoints + [UPLOADED]
-    default_ckpt = Path(defaults.checkpoint).name if defaults.checkpoint else (checkpoints[0] if checkpoints else UNTRAINED)
+    default_ckpt = checkpoints[0] if checkpoints else UNTRAINED
+    if defaults.checkpoint:
+        default_ckpt = Path(defaults.checkpoint).name
+        if default_ckpt not in checkpoints:
+            st.error(f"The loaded run configuration sets extraction.checkpoint={defaults.checkpoint!r}, which is not "
+                     f"among the checkpoints of this server ({', '.join(checkpoints) or 'none'}); choose one or "
+                     f"upload it.")
+            default_ckpt = UNTRAINED
     common.persisted(st.selectbox, "Checkpoint", "x_checkpoint", default_ckpt, options=options, disabled=not uses_network,
                      help="Files in the operator's SYNAPSE_CHECKPOINT_DIR, an upload, or an untrained network.")
     checkpoint_path: str | None = None
@@ -154,37 +147,37 @@ with f2:
     elif st.session_state["x_checkpoint"] not in (UNTRAINED, UPLOADED):
         checkpoint_path = str(Path(CHECKPOINT_DIR) / st.session_state["x_checkpoint"])
 with f3:
+    # Several layers are concatenated in the order chosen (ExtractSettings.layer is comma-separated).
     layer_names = [f"stage{s}" for s in (1, 2, 3, 4)] + [info.name for info in layer_table()]
-    common.persisted(st.selectbox, "Layer", "x_layer", defaults.layer if defaults.layer in layer_names else "stage4",
-                     options=layer_names, disabled=not uses_network, share=True,
-                     help="stageN = output after stage N's max-pool; stage3.conv1 is the original's layer 20.")
+    settings_widget(st.multiselect, "Layer(s)", "x_layer", defaults, "layer", "extraction", share=True,
+                    to_widget=lambda layer: [part.strip() for part in layer.split(",") if part.strip()],
+                    options=layer_names, disabled=not uses_network)
 g1, g2, g3, g4 = st.columns(4)
 with g1:
-    common.persisted(st.selectbox, "Pooling", "x_pooling", defaults.pooling, options=list(POOLING_METHODS),
-                     disabled=not uses_network, share=True)
+    settings_widget(st.selectbox, "Pooling", "x_pooling", defaults, "pooling", "extraction", share=True,
+                    disabled=not uses_network)
 with g2:
-    precisions = ["fp32", "bf16"]
-    common.persisted(st.selectbox, "Precision", "x_precision", defaults.precision, options=precisions,
-                     disabled=not uses_network, help="bf16: bfloat16 autocast (faster on recent CPUs/GPUs)")
+    settings_widget(st.selectbox, "Precision", "x_precision", defaults, "precision", "extraction",
+                    disabled=not uses_network)
 with g3:
     import torch
 
-    devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    common.persisted(st.selectbox, "Device", "x_device", defaults.device if defaults.device in devices else "auto",
-                     options=devices, disabled=not uses_network)
+    devices = [d for d in DEVICES if d != "cuda" or torch.cuda.is_available()]
+    settings_widget(st.selectbox, "Device", "x_device", defaults, "device", "extraction", options=devices,
+                    disabled=not uses_network)
 with g4:
-    common.persisted(st.number_input, "Batch size", "x_batch_size", int(defaults.batch_size), min_value=1, max_value=256)
+    settings_widget(st.number_input, "Batch size", "x_batch_size", defaults, "batch_size", "extraction")
 
 settings_error = None
 try:
-    settings = extract.ExtractSettings(
-        crop=crop_settings, features=st.session_state["x_features"], checkpoint=checkpoint_path,
-        layer=st.session_state["x_layer"], pooling=st.session_state["x_pooling"],
+    # Fields without a widget (seed, fmaps, workers) keep their loaded (or default) values.
+    settings = dataclasses.replace(
+        defaults, crop=crop_settings, features=st.session_state["x_features"], checkpoint=checkpoint_path,
+        layer=",".join(st.session_state["x_layer"]), pooling=st.session_state["x_pooling"],
         batch_size=int(st.session_state["x_batch_size"]), device=st.session_state["x_device"],
-        precision=st.session_state["x_precision"], seed=defaults.seed, fmaps=defaults.fmaps,
-        workers=defaults.workers,
+        precision=st.session_state["x_precision"],
     )
-except (ValueError, TypeError) as exc:
+except ValueError as exc:
     settings, settings_error = None, str(exc)
     st.error(f"Extraction settings are not valid: {exc}")
 

@@ -1,4 +1,10 @@
-"""Sidebar panel: save the current run's configuration as JSON, or load one (never pickle)."""
+"""Sidebar panel: save the current run's configuration as JSON, or load one (never pickle);
+and the settings widgets of the pages, whose values a loaded configuration sets.
+
+A settings widget takes its choices, range and help from the settings declaration
+(:mod:`synapse_core.app.widgets`); a loaded value it cannot show is an error on the page naming
+the field, never silently replaced.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,56 @@ import streamlit as st
 
 from app_pages import common
 from synapse_core.app import run_config
-from synapse_core.app.run_config import DataChoice, RunConfig, settings_to_dict
+from synapse_core.app.run_config import DataChoice, RunConfig, settings_from_dict, settings_to_dict
+from synapse_core.app.widgets import declared_default, unshowable, widget_options
 
 #: Session-state names a loaded configuration writes; the pages read them as widget values.
 EXTRACTION_LOADED = "loaded_extraction"
 CLUSTERING_LOADED = "loaded_clustering"
+#: Session-state name of each run-config section.
+LOADED = {"extraction": EXTRACTION_LOADED, "clustering": CLUSTERING_LOADED}
+
+
+def loaded_settings(section: str, page_defaults: dict | None = None):
+    """The settings of ``section`` ("extraction" or "clustering") that the page's widgets start from.
+
+    Those of a loaded run configuration, else the declared defaults updated with
+    ``page_defaults``. A loaded section that is not valid is an error on the page naming the
+    field; the widgets then start from the defaults.
+    """
+    cls = run_config.SECTIONS[section]
+    loaded = st.session_state.get(LOADED[section])
+    if loaded is None:
+        return cls(**(page_defaults or {}))
+    try:
+        return settings_from_dict(cls, loaded, section)
+    except ValueError as exc:
+        st.error(f"The loaded run configuration cannot be used: {exc}")
+        return cls(**(page_defaults or {}))
+
+
+def settings_widget(widget, label: str, key: str, settings, name: str, where: str, *, value=None, to_widget=None,
+                    share: bool = False, **overrides):
+    """Draw ``widget`` for field ``name`` of ``settings``, with options, range and help from its declaration.
+
+    ``where`` names the settings in messages (``"clustering"``, ``"extraction.crop"``).
+    ``to_widget`` maps the field's value to the widget's (e.g. None → 0); ``value`` gives the
+    widget's value directly. ``overrides`` (``step``, ``format_func``, a page's ``min_value`` ...)
+    replace the declared ones. A value the widget cannot show is an error naming the field, and
+    the widget shows the declared default instead.
+    """
+    kwargs = widget_options(type(settings), name, **overrides)
+    to_widget = to_widget or (lambda v: v)
+    if value is None:
+        value = to_widget(getattr(settings, name))
+    problem = unshowable(f"{where}.{name}", value, kwargs.get("options"), kwargs.get("min_value"),
+                         kwargs.get("max_value"))
+    if problem:
+        st.error(f"The loaded run configuration sets a value this page cannot show: {problem}. "
+                 f"The widget shows the default instead; choose a value or load another configuration.")
+        value = to_widget(declared_default(type(settings), name))
+    options = kwargs.pop("options", None)
+    return common.persisted(widget, label, key, value, options=options, share=share, **kwargs)
 
 
 def current_run_config() -> RunConfig:

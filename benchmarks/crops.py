@@ -45,8 +45,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import synapse_core.crops.build as crops_build  # noqa: E402
-from synapse_core.crops.build import CropSettings, Discarded, build_crop, read_context_arrays  # noqa: E402
+from synapse_core.crops.build import Discarded, build_crop, read_context_arrays  # noqa: E402
 from synapse_core.data.windows import clear_chunk_cache, read_box, reuse_freed_memory  # noqa: E402
+from synapse_core.crops.settings import CropSettings  # noqa: E402
 from synapse_core.data.labels import LabelIds  # noqa: E402
 
 LABELS = LabelIds(mito=5, vesicle=6, cleft=7, cleft2=7)

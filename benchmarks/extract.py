@@ -39,10 +39,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from synapse_core.crops.build import CropSettings, build_crop, read_context  # noqa: E402
+from synapse_core.crops.build import build_crop, read_context  # noqa: E402
+from synapse_core.crops.settings import CropSettings  # noqa: E402
 from synapse_core.data.dataset import open_dataset  # noqa: E402
 from synapse_core.data.demo import demo_data_root  # noqa: E402
-from synapse_core.features.extract import ExtractSettings, extract_features  # noqa: E402
+from synapse_core.features.extract import extract_features  # noqa: E402
+from synapse_core.features.settings import ExtractSettings  # noqa: E402
 from synapse_core.features.net import FeatureNet  # noqa: E402
 from synapse_core.features.pooling import pool  # noqa: E402
 from synapse_core.features.vgg3d import Vgg3DConfig, parse_layers, untrained_vgg3d  # noqa: E402

@@ -170,7 +170,8 @@ def write_small_dataset(root: Path, bboxes=("bbox1",), rows=None, shape=(8, 24, 
 @pytest.fixture(scope="session")
 def morph_features(demo_dataset, demo_cache):
     """Morphology features of bbox1 and bbox2 (30 synapses) from the real extraction stage."""
-    from synapse_core.features.extract import ExtractSettings, extract_features
+    from synapse_core.features.extract import extract_features
+    from synapse_core.features.settings import ExtractSettings
 
     settings = ExtractSettings(features="morphology", workers=0)
     return extract_features(demo_dataset, settings, demo_cache, bboxes=["bbox1", "bbox2"]).features

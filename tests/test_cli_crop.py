@@ -13,7 +13,8 @@ import tifffile
 from PIL import Image
 
 from synapse_core.cli.parser import main
-from synapse_core.crops.build import CropSettings, crop_synapse
+from synapse_core.crops.build import crop_synapse
+from synapse_core.crops.settings import CropSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 

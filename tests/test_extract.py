@@ -15,9 +15,11 @@ import torch
 
 from synapse_core.features.checkpoints import save_checkpoint
 from synapse_core.cli.parser import main
-from synapse_core.crops.build import CropSettings, SynapseCrop, crop_synapse, iter_crops
-from synapse_core.features.extract import ExtractSettings, extract_features
-from synapse_core.features.morphology import morphology_features
+from synapse_core.crops.build import SynapseCrop, crop_synapse, iter_crops
+from synapse_core.crops.settings import CropSettings
+from synapse_core.features.extract import extract_features
+from synapse_core.features.settings import ExtractSettings
+from synapse_core.features.morphology import absence_indicators, morphology_features
 from synapse_core.features.vgg3d import Vgg3DConfig, resolve_layer
 
 from conftest import synapse_rows, trained_like_vgg3d, write_medulla_config, write_small_dataset
@@ -121,9 +123,10 @@ def test_interrupted_run_resumes_where_it_stopped(demo_dataset, tmp_path):
 
 CONCURRENT = """
 import json, pathlib, sys, time
-from synapse_core.crops.build import CropSettings
+from synapse_core.crops.settings import CropSettings
 from synapse_core.data.dataset import open_dataset
-from synapse_core.features.extract import ExtractSettings, extract_features
+from synapse_core.features.extract import extract_features
+from synapse_core.features.settings import ExtractSettings
 data, volumes, cache, go = sys.argv[1:5]
 ds = open_dataset(data, cache_dir=volumes)
 pathlib.Path(go + f".ready{pathlib.os.getpid()}").touch()

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synapse_core.crops.build import CropSettings
+from synapse_core.crops.settings import CropSettings
 from synapse_core.features.cache import RESULT_MODULES, FeatureCache, code_fingerprint, hash_key, source_fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ def test_a_changed_setting_or_dtype_changes_the_key():
 
 
 def test_key_is_the_same_in_another_process():
-    code = ("import numpy as np; from synapse_core.crops.build import CropSettings; from synapse_core.features.cache import hash_key;"
+    code = ("import numpy as np; from synapse_core.crops.settings import CropSettings; from synapse_core.features.cache import hash_key;"
             "print(hash_key('crop', window=np.arange(8, dtype=np.uint8), crop=CropSettings(size=32)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=ENV).stdout.strip()
     assert out == hash_key("crop", window=np.arange(8, dtype=np.uint8), crop=CropSettings(size=32))

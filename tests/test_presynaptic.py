@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from conftest import MEDULLA_H5, MEDULLA_SITES_CSV, synapse_row, two_neuron_volumes
-from synapse_core.crops.build import CropSettings, build_crop, iter_crops, read_context_arrays
+from synapse_core.crops.build import build_crop, iter_crops, read_context_arrays
+from synapse_core.crops.settings import CropSettings
 from synapse_core.data.labels import LabelIds
 from synapse_core.crops.presynaptic import PresynapticRecord, infer_presynaptic_side
 from synapse_core.data.windows import read_box

@@ -92,7 +92,7 @@ def test_projection_of_three_synapses_is_refused():
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("method", "pca", "projection method='pca'"),
+    ("method", "pca", "ProjectionSettings.method='pca' must be 'umap' or 'tsne'"),
     ("dims", 4, "dims=4 must be 2 or 3"),
     ("n_neighbors", 1, "n_neighbors=1"),
 ])

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from synapse_core.crops.build import CropSettings, build_crop, read_context_arrays
+from synapse_core.crops.build import build_crop, read_context_arrays
+from synapse_core.crops.settings import CropSettings
 from synapse_core.data.labels import LabelIds
 from synapse_core.viz.colours import STRUCTURE_COLOURS
 from synapse_core.viz.render import OVERLAY_OPACITY, crop_gif_bytes, orthogonal_png_bytes

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from synapse_core.crops.build import CropSettings, Discarded, SynapseCrop, build_crop, read_context_arrays
+from synapse_core.crops.build import Discarded, SynapseCrop, build_crop, read_context_arrays
+from synapse_core.crops.settings import CropSettings
 from synapse_core.data.labels import default_labels
 from synapse_core.crops.segmentation_types import SEGMENTATION_TYPES, check_segmentation_type
 

@@ -19,6 +19,15 @@ import sys
 COMMANDS = ("demo", "validate", "crop", "gif", "extract", "cluster")
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Lists a flag's spellings once, then its value: ``--size, --crop-size, --subvol_size N``."""
+
+    def _format_action_invocation(self, action):
+        if not action.option_strings or action.nargs == 0:
+            return super()._format_action_invocation(action)
+        return ", ".join(action.option_strings) + " " + self._format_args(action, self._get_default_metavar_for_optional(action))
+
+
 def _requested(argv: list[str]) -> str | None:
     """The command named in ``argv`` (the first word that is a command), or None."""
     return next((a for a in argv if a in COMMANDS), None)
@@ -38,7 +47,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sub.required = True
     for name in COMMANDS:
         module = importlib.import_module(f"synapse_core.cli.{name}")
-        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP, formatter_class=_HelpFormatter)
         if command is None or command == name:
             module.add_arguments(p)
         p.set_defaults(_run=module.run)

@@ -17,12 +17,8 @@ from dataclasses import dataclass, asdict
 import numpy as np
 import pandas as pd
 
-#: Accepted values of ``feature_set``.
-FEATURE_SETS = ("auto", "feat", "morph", "both")
-#: Accepted values of ``scaler``.
-SCALERS = ("standard", "robust", "none")
-#: Accepted values of ``nan_policy``.
-NAN_POLICIES = ("error", "drop", "impute")
+from synapse_core.cluster.settings import FEATURE_SETS, NAN_POLICIES, SCALERS
+
 
 _FEAT = re.compile(r"^feat_\d+$")
 

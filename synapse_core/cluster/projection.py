@@ -14,13 +14,12 @@ so a map computed by one is a cache hit for the other.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from dataclasses import dataclass, asdict
 
 import numpy as np
 
+from synapse_core.cluster.settings import ProjectionSettings
 from synapse_core.data.hashing import content_hash
 
 log = logging.getLogger(__name__)
@@ -31,52 +30,6 @@ TSNE_FFT_ROWS = 5000
 CACHE_FOLDER = "projections"
 #: Bytes of cached projections kept before the least recently used are evicted.
 CACHE_BYTES = 2**30
-#: Accepted values of ``method``.
-METHODS = ("umap", "tsne")
-
-
-@dataclass(frozen=True)
-class ProjectionSettings:
-    """How to draw the map. Frozen: also the cache key.
-
-    Attributes
-    ----------
-    method : {"umap", "tsne"}
-    dims : {2, 3}
-    seed : int
-    n_neighbors : int
-        UMAP neighbourhood size (capped at n_synapses − 1).
-    min_dist : float
-        UMAP minimum distance between embedded points.
-    metric : str
-        Distance in feature space (UMAP and t-SNE neighbour search).
-    perplexity : float
-        t-SNE perplexity (capped so that 3·perplexity < n_synapses − 1).
-    reproducible : bool
-        True: seeded and single-threaded, same output every run. False: all cores, not repeatable.
-    """
-
-    method: str = "umap"
-    dims: int = 2
-    seed: int = 0
-    n_neighbors: int = 15
-    min_dist: float = 0.1
-    metric: str = "euclidean"
-    perplexity: float = 30.0
-    reproducible: bool = True
-
-    def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(f"projection method={self.method!r} is not one of {', '.join(METHODS)}")
-        if self.dims not in (2, 3):
-            raise ValueError(f"projection dims={self.dims!r} must be 2 or 3")
-        if int(self.n_neighbors) < 2:
-            raise ValueError(f"n_neighbors={self.n_neighbors!r} must be at least 2")
-        if not self.perplexity > 0:
-            raise ValueError(f"perplexity={self.perplexity!r} must be positive")
-
-    def key(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
 
 
 def _n_jobs(reproducible: bool) -> int:

@@ -1,18 +1,38 @@
-"""Clustering settings: every choice that decides a clustering run, declared once."""
+"""Clustering and projection settings: every choice that decides a clustering run, declared once.
+
+Imports no pandas, scikit-learn or torch: the CLI builds ``cluster --help`` from this module.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import typing
+from dataclasses import asdict
+from typing import Annotated, Literal
 
-import numpy as np
+from pydantic import Field, ValidationError, field_validator
 
-from synapse_core.cluster.preprocess import FEATURE_SETS, NAN_POLICIES, SCALERS
-from synapse_core.cluster.projection import ProjectionSettings
+from synapse_core.settings_base import settings
 
-METHODS = ("kmeans", "hdbscan", "dbscan", "agglomerative")
-PROJECTIONS = ("umap", "tsne", "none")
-KMEANS_ALGORITHMS = ("auto", "full", "minibatch")
+Method = Literal["kmeans", "hdbscan", "dbscan", "agglomerative"]
+ProjectionMethod = Literal["umap", "tsne"]
+FeatureSet = Literal["auto", "feat", "morph", "both"]
+Scaler = Literal["standard", "robust", "none"]
+NanPolicy = Literal["error", "drop", "impute"]
+KMeansAlgorithm = Literal["auto", "full", "minibatch"]
+Linkage = Literal["ward", "average", "complete", "single"]
+Dims = Literal[2, 3]
+
+METHODS: tuple[str, ...] = typing.get_args(Method)
+#: Map methods; ``ClusterSettings.projection`` also accepts ``"none"`` (no map).
+PROJECTION_METHODS: tuple[str, ...] = typing.get_args(ProjectionMethod)
+PROJECTIONS: tuple[str, ...] = PROJECTION_METHODS + ("none",)
+#: Accepted values of ``feature_set``: deep ``feat_*``, morphology ``morph_*``, both, or auto.
+FEATURE_SETS: tuple[str, ...] = typing.get_args(FeatureSet)
+SCALERS: tuple[str, ...] = typing.get_args(Scaler)
+NAN_POLICIES: tuple[str, ...] = typing.get_args(NanPolicy)
+KMEANS_ALGORITHMS: tuple[str, ...] = typing.get_args(KMeansAlgorithm)
+LINKAGES: tuple[str, ...] = typing.get_args(Linkage)
 #: Above this many synapses ``kmeans_algorithm="auto"`` uses MiniBatchKMeans.
 MINIBATCH_ROWS = 20000
 #: Agglomerative clustering needs O(N²) memory; refuse beyond this many synapses.
@@ -21,119 +41,114 @@ NOISE = -1
 #: Up to this many synapses KMeans uses 10 restarts by default, above it 3.
 FEW_ROWS = 5000
 
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+ClusterCount = Annotated[int, Field(ge=2)]
 
-@dataclass(frozen=True)
+
+@settings
+class ProjectionSettings:
+    """How to draw the map. Frozen: also the cache key.
+
+    Example
+    -------
+    >>> ProjectionSettings("tsne", 3, perplexity=10).key()[:40]
+    '{"dims": 3, "method": "tsne", "metric": "'
+    """
+
+    method: ProjectionMethod = Field("umap", description="map method: UMAP or t-SNE (openTSNE)")
+    dims: Dims = Field(2, description="map dimensions")
+    seed: Seed = Field(0, description="seed of the projection")
+    n_neighbors: int = Field(15, ge=2, description="UMAP neighbourhood size (capped at n_synapses − 1)")
+    min_dist: float = Field(0.1, ge=0, description="UMAP minimum distance between embedded points (map units)")
+    metric: str = Field("euclidean", min_length=1, description="distance in feature space (UMAP and t-SNE "
+                                                               "neighbour search)")
+    perplexity: float = Field(30.0, gt=0, description="t-SNE perplexity (capped so that 3·perplexity < "
+                                                      "n_synapses − 1)")
+    reproducible: bool = Field(True, description="seeded and single-threaded, same output every run; off: all "
+                                                 "cores, not repeatable")
+
+    def key(self) -> str:
+        """Stable string of all fields (part of the projection cache key)."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+@settings
 class ClusterSettings:
     """Everything that decides a clustering run. Frozen: ``key()`` is the run's cache key.
 
-    Attributes
-    ----------
-    method : {"kmeans", "hdbscan", "dbscan", "agglomerative"}
-    k : "auto" or int
-        Number of clusters (kmeans, agglomerative); ``"auto"``: chosen from ``k_range`` by silhouette.
-    k_range : (int, int)
-        Inclusive range swept by ``k="auto"`` (top capped at n_synapses − 1).
-    projection : {"umap", "tsne", "none"}
-    dims : {2, 3}
-        Map dimensions.
-    seed : int
-        Seed of every random step (PCA, KMeans, projection, silhouette sample, stability).
-    scaler : {"standard", "robust", "none"}
-    pca_components : int or None
-        PCA after scaling (None: keep all scaled features).
-    feature_set : {"auto", "feat", "morph", "both"}
-        ``feat_*`` deep features, ``morph_*`` morphology, or both; auto: feat_* when present.
-    nan_policy : {"error", "drop", "impute"}
-        Rows with NaN/inf features: stop with an error naming them, leave them out, or replace
-        missing values by the column median (recorded either way).
-    umap_n_neighbors, umap_min_dist, tsne_perplexity, metric
-        Projection parameters.
-    reproducible : bool
-        True: seeded single-threaded projection (identical reruns); False: parallel UMAP.
-    kmeans_algorithm : {"auto", "full", "minibatch"}
-    kmeans_n_init : int or None
-        KMeans restarts; None: 10 up to 5 000 synapses, 3 above.
-    min_cluster_size, min_samples : int
-        HDBSCAN / DBSCAN density parameters.
-    dbscan_eps : float or None
-        DBSCAN radius in the clustering space; None: median distance to the ``min_samples``-th neighbour.
-    linkage : str
-        Agglomerative linkage ("ward", "average", "complete", "single").
-    silhouette_sample : int
-        Silhouette on at most this many synapses (seeded sample).
-    k_tolerance : float
-        Silhouette difference treated as a tie when choosing k (smallest k wins).
-    n_stability : int
-        Subsamples for the stability diagnostic (0: skip).
-    stability_fraction : float
-    knn_k : int
-        Neighbours for the map-faithfulness and bbox-mixing diagnostics.
-    n_representatives : int
-        Synapses closest to each centre listed per cluster.
+    ``k="auto"`` chooses k from ``k_range`` by silhouette (top capped at n_synapses − 1; a
+    difference of at most ``k_tolerance`` is a tie and the smallest k wins). ``nan_policy`` decides
+    what happens to rows with NaN/inf features: stop with an error naming them, leave them out, or
+    replace missing values by the column median (recorded either way). ``reproducible=False``
+    (``--parallel``) lets the projection use every core; the map then changes between runs.
+
+    Example
+    -------
+    >>> ClusterSettings(k=1)
+    Traceback (most recent call last):
+    ...
+    synapse_core.settings_base.SettingsError: ClusterSettings.k=1 must be "auto" or an integer ≥ 2
     """
 
-    method: str = "kmeans"
-    k: int | str = "auto"
-    k_range: tuple[int, int] = (2, 12)
-    projection: str = "umap"
-    dims: int = 2
-    seed: int = 0
-    scaler: str = "standard"
-    pca_components: int | None = None
-    feature_set: str = "auto"
-    nan_policy: str = "error"
-    umap_n_neighbors: int = 15
-    umap_min_dist: float = 0.1
-    tsne_perplexity: float = 30.0
-    metric: str = "euclidean"
-    reproducible: bool = True
-    kmeans_algorithm: str = "auto"
-    kmeans_n_init: int | None = None
-    min_cluster_size: int = 5
-    min_samples: int = 5
-    dbscan_eps: float | None = None
-    linkage: str = "ward"
-    silhouette_sample: int = 5000
-    k_tolerance: float = 0.0
-    n_stability: int = 10
-    stability_fraction: float = 0.8
-    knn_k: int = 10
-    n_representatives: int = 5
+    method: Method = Field("kmeans", description="clustering method (noise label −1 for hdbscan/dbscan)")
+    k: ClusterCount | Literal["auto"] = Field("auto", description="number of clusters (kmeans, agglomerative), or "
+                                                                  "auto to choose it by silhouette over k_range")
+    k_range: tuple[ClusterCount, ClusterCount] = Field((2, 12), description="smallest and largest k swept by k=auto "
+                                                                            "(e.g. 2-12)")
+    projection: Literal["umap", "tsne", "none"] = Field("umap", description="map method (none: no map)")
+    dims: Dims = Field(2, description="map dimensions")
+    seed: Seed = Field(0, description="seed of every random step (PCA, KMeans, projection, silhouette sample, "
+                                      "stability)")
+    scaler: Scaler = Field("standard", description="column scaling before everything")
+    pca_components: int | None = Field(None, ge=1, description="principal components kept after scaling "
+                                                               "(None: keep all scaled features)")
+    feature_set: FeatureSet = Field("auto", description="feat (deep), morph (morphology), both, or auto (feat_* "
+                                                        "when present)")
+    nan_policy: NanPolicy = Field("error", description="rows with NaN features: stop with an error naming them, "
+                                                       "drop them, or impute the column median (reported)")
+    umap_n_neighbors: int = Field(15, ge=2, description="UMAP neighbourhood size (capped at n_synapses − 1)")
+    umap_min_dist: float = Field(0.1, ge=0, description="UMAP minimum distance between embedded points")
+    tsne_perplexity: float = Field(30.0, gt=0, description="t-SNE perplexity")
+    metric: str = Field("euclidean", min_length=1, description="distance of the projection's neighbour search")
+    reproducible: bool = Field(True, description="seeded single-threaded projection (identical reruns); off: "
+                                                 "parallel, not repeatable")
+    kmeans_algorithm: KMeansAlgorithm = Field("auto", description=f"auto: MiniBatchKMeans above {MINIBATCH_ROWS} "
+                                                                  "synapses, else full KMeans")
+    kmeans_n_init: int | None = Field(None, ge=1, description=f"KMeans restarts (None: 10 up to {FEW_ROWS} "
+                                                              "synapses, 3 above)")
+    min_cluster_size: int = Field(5, ge=2, description="HDBSCAN smallest cluster (synapses)")
+    min_samples: int = Field(5, ge=1, description="HDBSCAN/DBSCAN neighbours that make a core point")
+    dbscan_eps: float | None = Field(None, gt=0, description="DBSCAN radius in the clustering space (None: median "
+                                                             "distance to the min_samples-th neighbour)")
+    linkage: Linkage = Field("ward", description="agglomerative linkage")
+    silhouette_sample: int = Field(5000, ge=0, description="silhouette on at most this many synapses (seeded sample; "
+                                                          "0: all synapses)")
+    k_tolerance: float = Field(0.0, ge=0, description="silhouette difference treated as a tie when choosing k "
+                                                      "(smallest k wins)")
+    n_stability: int = Field(10, ge=0, description="subsamples for the stability diagnostic (0: skip)")
+    stability_fraction: float = Field(0.8, gt=0, le=1, description="fraction of synapses in each stability subsample")
+    knn_k: int = Field(10, ge=1, description="neighbours for the map-faithfulness and bbox-mixing diagnostics")
+    n_representatives: int = Field(5, ge=0, description="synapses closest to each centre listed per cluster")
 
-    def __post_init__(self):
-        def bad(name, value, accepted):
-            raise ValueError(f"{name}={value!r} is not valid; accepted: {accepted}")
+    @field_validator("k", mode="wrap")
+    @classmethod
+    def _k(cls, value, handler):
+        try:
+            return handler(value)
+        except ValidationError:
+            raise ValueError('must be "auto" or an integer ≥ 2') from None
 
-        if self.method not in METHODS:
-            bad("method", self.method, ", ".join(METHODS))
-        if self.projection not in PROJECTIONS:
-            bad("projection", self.projection, ", ".join(PROJECTIONS))
-        if self.dims not in (2, 3):
-            bad("dims", self.dims, "2 or 3")
-        if self.scaler not in SCALERS:
-            bad("scaler", self.scaler, ", ".join(SCALERS))
-        if self.feature_set not in FEATURE_SETS:
-            bad("feature_set", self.feature_set, ", ".join(FEATURE_SETS))
-        if self.nan_policy not in NAN_POLICIES:
-            bad("nan_policy", self.nan_policy, ", ".join(NAN_POLICIES))
-        if self.kmeans_algorithm not in KMEANS_ALGORITHMS:
-            bad("kmeans_algorithm", self.kmeans_algorithm, ", ".join(KMEANS_ALGORITHMS))
-        if self.k != "auto" and not (isinstance(self.k, (int, np.integer)) and not isinstance(self.k, bool)
-                                     and self.k >= 2):
-            bad("k", self.k, '"auto" or an integer ≥ 2')
-        if len(self.k_range) != 2:
-            bad("k_range", self.k_range, "(low, high)")
-        object.__setattr__(self, "k_range", (int(self.k_range[0]), int(self.k_range[1])))
-        if self.k_range[0] < 2 or self.k_range[1] < self.k_range[0]:
-            bad("k_range", self.k_range, "(low, high) with 2 ≤ low ≤ high")
-        if self.pca_components is not None and int(self.pca_components) < 1:
-            bad("pca_components", self.pca_components, "a positive integer or None")
-        if self.min_cluster_size < 2:
-            bad("min_cluster_size", self.min_cluster_size, "an integer ≥ 2")
-        if self.min_samples < 1:
-            bad("min_samples", self.min_samples, "an integer ≥ 1")
-        if self.dbscan_eps is not None and not self.dbscan_eps > 0:
-            bad("dbscan_eps", self.dbscan_eps, "a positive number or None")
+    @field_validator("k_range", mode="wrap")
+    @classmethod
+    def _k_range(cls, value, handler):
+        try:
+            # A JSON array reaches a wrap validator as a list; the tuple field takes it as one.
+            low, high = handler(tuple(value) if isinstance(value, list) else value)
+        except ValidationError:
+            raise ValueError("must be (low, high) with 2 ≤ low ≤ high") from None
+        if high < low:
+            raise ValueError("must be (low, high) with 2 ≤ low ≤ high")
+        return low, high
 
     def key(self) -> str:
         """Stable string of all fields (hash it for a cache key)."""

@@ -28,10 +28,9 @@ Example
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
@@ -41,125 +40,16 @@ from synapse_core.data.labels import LabelIds
 from synapse_core.crops.presynaptic import PresynapticRecord, infer_presynaptic_side
 from synapse_core.crops.segmentation_types import (
     SEGMENTATION_TYPES,
-    check_segmentation_type,
     compose_mask,
     vesicle_box_type12,
     vesicle_box_type13,
 )
 from synapse_core.data.windows import read_box
+from synapse_core.crops.settings import CropSettings
 
 CENTER_COLUMNS = ("central_coord_1", "central_coord_2", "central_coord_3")
 SIDE1_COLUMNS = ("side_1_coord_1", "side_1_coord_2", "side_1_coord_3")
 SIDE2_COLUMNS = ("side_2_coord_1", "side_2_coord_2", "side_2_coord_3")
-
-
-@dataclass(frozen=True)
-class CropSettings:
-    """How a synapse crop is built (frozen: also the cache key of everything computed from crops).
-
-    Defaults: an 80³ crop (the VGG3D input), seg type 10 "cleft + presynapse" with ``alpha=1.0``
-    (everything else flat gray 0.6), smart crop on with weight 0.7. Type 10 with alpha 1 is what the
-    original's published experiments fed the network (notes §3, "typical experiments"); unlike the
-    config default 11 it does not depend on mitochondria labels being present and complete, and
-    unlike 12/13 it never discards a synapse. Alpha 1 (not the dataset default 0.3) because the
-    original's configs always passed 1.0, so features match that tool's.
-
-    Attributes
-    ----------
-    size : int
-        Edge of the cubic crop in voxels (default 80).
-    segmentation_type : int
-        0–13, see :data:`synapse_core.crops.segmentation_types.SEGMENTATION_TYPES`.
-    alpha : float
-        Opacity of the gray curtain outside the mask, in [0, 1]: 1 = flat gray, 0 = raw everywhere.
-    gray : float
-        Gray level of the curtain, in [0, 1] (default 0.6, as the original).
-    smart_crop : bool
-        Move the crop centre ``presynapse_weight`` of the way towards the presynaptic neuron's
-        centre of mass near the synapse (the original's "intelligent cropping", on by default).
-    presynapse_weight : float
-        Smart-crop weight in [0, 1] (0.7 as the original).
-    presynapse_radius : int or None
-        Half-edge (voxels) of the window around the annotated centre in which the vesicle cloud
-        that decides the presynaptic side and the presynaptic centre of mass are measured.
-        None means ``size // 2`` (a window the size of the crop). The original used ``size``
-        (a 160³ window); ``size // 2`` bounds the smart-crop shift to ``weight * size / 2`` so the
-        synapse always stays inside the crop, and keeps the cost of a crop small.
-    mito_dilation : int
-        Dilation iterations (6-neighbour cross) of mitochondria removed by types 11 and 13.
-    vesicle_box, vesicle_box_fill, vesicle_box_max_shift : int, float, int
-        Types 12/13: box edge (voxels), required fill fraction, largest type-13 shift (voxels).
-    fallback_side : int
-        Presynaptic side (1 or 2) used when there is no vesicle evidence; the record says so
-        (``fallback=True``, ``method="none"``). The original silently chose side 2 on ties; no
-        side is better founded, so the default follows the table's order (side 1).
-    """
-
-    size: int = 80
-    segmentation_type: int = 10
-    alpha: float = 1.0
-    gray: float = 0.6
-    smart_crop: bool = True
-    presynapse_weight: float = 0.7
-    presynapse_radius: int | None = None
-    mito_dilation: int = 2
-    vesicle_box: int = 25
-    vesicle_box_fill: float = 1.0
-    vesicle_box_max_shift: int = 10
-    fallback_side: int = 1
-
-    def __post_init__(self):
-        def bad(name, accepted):
-            raise ValueError(f"CropSettings.{name} must be {accepted}, got {getattr(self, name)!r}")
-
-        if not isinstance(self.size, (int, np.integer)) or isinstance(self.size, bool) or self.size < 2:
-            bad("size", "an integer ≥ 2 (voxels)")
-        check_segmentation_type(self.segmentation_type)
-        for name in ("alpha", "gray", "presynapse_weight"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float, np.floating, np.integer)) or isinstance(v, bool) or not 0 <= v <= 1:
-                bad(name, "a number in [0, 1]")
-        r = self.presynapse_radius
-        if r is not None and (not isinstance(r, (int, np.integer)) or r < 1):
-            bad("presynapse_radius", "None or an integer ≥ 1 (voxels)")
-        if not isinstance(self.mito_dilation, (int, np.integer)) or self.mito_dilation < 0:
-            bad("mito_dilation", "an integer ≥ 0")
-        if not isinstance(self.vesicle_box, (int, np.integer)) or self.vesicle_box < 1 or (
-            SEGMENTATION_TYPES[self.segmentation_type].vesicle_box and self.vesicle_box > self.size
-        ):
-            bad("vesicle_box", f"an integer in 1..size ({self.size}) for segmentation types 12 and 13")
-        if not 0 < self.vesicle_box_fill <= 1:
-            bad("vesicle_box_fill", "a fraction in (0, 1]")
-        if not isinstance(self.vesicle_box_max_shift, (int, np.integer)) or self.vesicle_box_max_shift < 0:
-            bad("vesicle_box_max_shift", "an integer ≥ 0")
-        if self.fallback_side not in (1, 2):
-            bad("fallback_side", "1 or 2")
-        # Plain Python numbers, so equal settings hash, compare and serialise alike (numpy scalars too).
-        for name in ("size", "segmentation_type", "mito_dilation", "vesicle_box", "vesicle_box_max_shift",
-                     "fallback_side"):
-            object.__setattr__(self, name, int(getattr(self, name)))
-        for name in ("alpha", "gray", "presynapse_weight", "vesicle_box_fill"):
-            object.__setattr__(self, name, float(getattr(self, name)))
-        object.__setattr__(self, "smart_crop", bool(self.smart_crop))
-        if r is not None:
-            object.__setattr__(self, "presynapse_radius", int(r))
-
-    @property
-    def radius(self) -> int:
-        """Half-edge (voxels) of the presynaptic evidence window."""
-        return self.presynapse_radius if self.presynapse_radius is not None else self.size // 2
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    def cache_token(self) -> str:
-        """Stable text key (JSON of all fields, sorted); equal settings give equal tokens in any process."""
-        return json.dumps({"crop_settings": asdict(self)}, sort_keys=True)
-
-    def locate_token(self) -> str:
-        """Key of the fields that decide the presynaptic side, crop centre and context window."""
-        keep = ("size", "smart_crop", "presynapse_weight", "presynapse_radius", "mito_dilation", "fallback_side")
-        return json.dumps({k: getattr(self, k) for k in keep}, sort_keys=True)
 
 
 @dataclass(frozen=True, eq=False)

@@ -31,7 +31,8 @@ FEATURE_CODE_VERSION = "features-1"
 #: Modules whose code decides a cached result; their source is part of every key, so an edit to any
 #: of them can never serve a stale result (at the price of recomputing after cosmetic edits).
 RESULT_MODULES = (
-    "synapse_core.data.volumes", "synapse_core.data.windows", "synapse_core.data.labels", "synapse_core.crops.build", "synapse_core.crops.components",
+    "synapse_core.data.volumes", "synapse_core.data.windows", "synapse_core.data.labels", "synapse_core.crops.build", "synapse_core.crops.settings",
+    "synapse_core.crops.components",
     "synapse_core.crops.presynaptic", "synapse_core.crops.segmentation_types", "synapse_core.features.morphology",
     "synapse_core.features.jobs", "synapse_core.features.vgg3d", "synapse_core.features.net", "synapse_core.features.pooling",
 )

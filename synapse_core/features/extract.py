@@ -29,7 +29,7 @@ import multiprocessing
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -37,7 +37,7 @@ import pandas as pd
 
 from synapse_core.data.cache_dir import resolve_cache_dir
 from synapse_core.data.synapse_keys import synapse_rows
-from synapse_core.crops.build import CropSettings, read_context
+from synapse_core.crops.build import read_context
 from synapse_core.features.jobs import (
     DeepSpec,
     PrepareJob,
@@ -49,84 +49,12 @@ from synapse_core.features.jobs import (
 )
 from synapse_core.features.cache import FEATURE_CODE_VERSION, code_fingerprint
 from synapse_core.features.morphology import morphology_columns
-from synapse_core.features.pooling import check_pooling
+from synapse_core.features.settings import ExtractSettings
 
 log = logging.getLogger(__name__)
 
-FEATURE_SETS = ("vgg3d", "morphology", "both")
 SETTINGS_COLUMNS = ("segmentation_type", "alpha", "feature_set", "layer", "pooling", "precision", "checkpoint",
                     "feature_code_version")
-
-
-@dataclass(frozen=True)
-class ExtractSettings:
-    """How features are extracted (frozen; the result-relevant fields are part of every cache key).
-
-    Attributes
-    ----------
-    crop : CropSettings
-        Crop size, segmentation type, alpha, ... (the network input is the blended crop).
-    features : "vgg3d" | "morphology" | "both"
-        The feature set to cluster on (``feature_set`` column). Morphology columns are always
-        written; deep features are computed unless ``"morphology"``.
-    checkpoint : str or None
-        Path of a VGG3D checkpoint (synister format). None: untrained network from ``seed``.
-    layer : str
-        Layer name(s), comma-separated (see :func:`synapse_core.features.vgg3d.resolve_layer`); default
-        ``stage4``. The original's "layer 20" is ``stage3.conv1`` (or ``layer20``).
-    pooling : "avg" | "max" | "concat_avg_max" | "spp"
-    batch_size : crops per forward pass.
-    device : "auto" | "cpu" | "cuda".
-    precision : "fp32" | "bf16" (bfloat16 autocast). bf16 is ~1.7× faster on CPUs with AVX512-BF16,
-        but its rounding (~0.2 % of a feature) exceeds the between-synapse spread of an untrained
-        network's features (~0.02 %); check it with ``benchmarks/extract.py`` for a checkpoint.
-    seed : initialisation seed of the untrained network (ignored with a checkpoint).
-    fmaps : first-stage feature maps of the VGG3D (24 = the original; small values for tests).
-    workers : processes building crops while the network runs (0: in the main process).
-    """
-
-    crop: CropSettings = field(default_factory=CropSettings)
-    features: str = "vgg3d"
-    checkpoint: str | None = None
-    layer: str = "stage4"
-    pooling: str = "avg"
-    batch_size: int = 4
-    device: str = "auto"
-    precision: str = "fp32"
-    seed: int = 0
-    fmaps: int = 24
-    workers: int = 1
-
-    def __post_init__(self):
-        if self.features not in FEATURE_SETS:
-            raise ValueError(f"features {self.features!r}: use one of {', '.join(FEATURE_SETS)}")
-        check_pooling(self.pooling)
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision {self.precision!r}: use fp32 or bf16")
-        for name, low in (("batch_size", 1), ("fmaps", 1), ("workers", 0)):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < low:
-                raise ValueError(f"ExtractSettings.{name} must be an integer ≥ {low}, got {v!r}")
-        if self.device != "auto" and self.device not in ("cpu", "cuda") and not str(self.device).startswith("cuda:"):
-            raise ValueError(f"device {self.device!r}: use auto, cpu or cuda")
-        if self.features != "morphology":
-            self.network_config()  # checks the crop size fits the network
-            from synapse_core.features.vgg3d import parse_layers
-
-            parse_layers(self.layer, self.network_config())
-
-    @property
-    def deep(self) -> bool:
-        return self.features != "morphology"
-
-    def network_config(self):
-        from synapse_core.features.vgg3d import Vgg3DConfig
-
-        size = self.crop.size
-        if size < 16:
-            raise ValueError(f"crop size {size} is too small for VGG3D (4 max-pools of 2): use at least 16 voxels "
-                             f"(80 for the original network)")
-        return Vgg3DConfig(input_size=(size, size, size), fmaps=self.fmaps)
 
 
 @dataclass

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synapse_core.crops.build import CropSettings, Discarded, build_crop, read_context
+from synapse_core.crops.build import Discarded, build_crop, read_context
+from synapse_core.crops.settings import CropSettings
 from synapse_core.features.cache import FeatureCache, hash_key
 from synapse_core.features.morphology import morphology_features
 

@@ -23,9 +23,8 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from synapse_core.features.pooling import pool, pooled_size
+from synapse_core.features.settings import PRECISIONS
 from synapse_core.features.vgg3d import LayerInfo, Vgg3D
-
-PRECISIONS = ("fp32", "bf16")
 
 
 def resolve_device(device: str) -> torch.device:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-POOLING_METHODS = ("avg", "max", "concat_avg_max", "spp")
+from synapse_core.features.settings import POOLING_METHODS
 
 
 def check_pooling(method: str) -> str:

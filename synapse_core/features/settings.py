@@ -1,0 +1,103 @@
+"""How features are extracted: :class:`ExtractSettings` and the choices it accepts, declared once.
+
+Imports no torch at import time (the CLI builds ``extract --help`` from this module); checking a
+layer name against the network builds the layer table of :mod:`synapse_core.features.vgg3d` on
+first validation.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from synapse_core.crops.settings import CropSettings
+from synapse_core.settings_base import settings
+
+FeatureSet = Literal["vgg3d", "morphology", "both"]
+Pooling = Literal["avg", "max", "concat_avg_max", "spp"]
+Precision = Literal["fp32", "bf16"]
+
+#: ``vgg3d`` → ``feat_*`` columns, ``morphology`` → ``morph_*``, ``both`` → both.
+FEATURE_SETS: tuple[str, ...] = typing.get_args(FeatureSet)
+#: Pooling of a layer's output over (z, y, x) (see :func:`synapse_core.features.pooling.pool`).
+POOLING_METHODS: tuple[str, ...] = typing.get_args(Pooling)
+#: fp32, or bfloat16 autocast.
+PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
+#: Devices by name; ``cuda:N`` names one GPU.
+DEVICES = ("auto", "cpu", "cuda")
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+@settings
+class ExtractSettings:
+    """How features are extracted (frozen; the result-relevant fields are part of every cache key).
+
+    ``features`` is the feature set to cluster on (``feature_set`` column); morphology columns are
+    always written, deep features are computed unless ``"morphology"``. ``layer`` names one or
+    more layers, comma-separated (see :func:`synapse_core.features.vgg3d.resolve_layer`); the
+    original's "layer 20" is ``stage3.conv1`` (or ``layer20``). bf16 is ~1.7× faster on CPUs with
+    AVX512-BF16, but its rounding (~0.2 % of a feature) exceeds the between-synapse spread of an
+    untrained network's features (~0.02 %); check it with ``benchmarks/extract.py`` for a checkpoint.
+
+    Example
+    -------
+    >>> ExtractSettings(features="morphology", pooling="mean")
+    Traceback (most recent call last):
+    ...
+    synapse_core.settings_base.SettingsError: ExtractSettings.pooling='mean' must be 'avg', 'max', 'concat_avg_max' or 'spp'
+    """
+
+    crop: CropSettings = Field(default_factory=CropSettings,
+                               description="crop size, segmentation type, alpha ... (the network input is the "
+                                           "blended crop)")
+    features: FeatureSet = Field("vgg3d", description="feature set to cluster on: vgg3d (deep features), "
+                                                      "morphology, or both; morphology columns are always written")
+    checkpoint: str | None = Field(None, description="VGG3D checkpoint file (synister format, e.g. "
+                                                     "hemibrain_production.checkpoint); None: an untrained network "
+                                                     "(random weights from seed), and outputs say so")
+    layer: str = Field("stage4",
+                       description="layer(s), comma-separated: stage1..stage4 (after the stage's max-pool; stage4 = "
+                                   "the original's 'standard'), stage3.conv1 or layer20 (the original's layer 20, "
+                                   "conv output before BatchNorm), stage<S>.conv<C>.relu ...")
+    pooling: Pooling = Field("avg", description="pooling of the layer output over (z, y, x)")
+    batch_size: int = Field(4, ge=1, description="crops per forward pass")
+    device: str = Field("auto", description="auto (CUDA when available), cpu, cuda or cuda:N")
+    precision: Precision = Field("fp32", description="bf16 autocast: faster on CPUs with AVX512-BF16/AMX and on "
+                                                     "GPUs, but its rounding can exceed the differences between "
+                                                     "synapses (untrained network)")
+    seed: int = Field(0, ge=0, description="initialisation seed of the untrained network (ignored with a checkpoint)")
+    fmaps: int = Field(24, ge=1, description="first-stage feature maps of VGG3D (24 = the original network)")
+    workers: int = Field(1, ge=0, description="processes building crops while the network runs (0: the main process)")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not _DEVICE.fullmatch(value):
+            raise ValueError("must be auto, cpu, cuda or cuda:N")
+        return value
+
+    @model_validator(mode="after")
+    def _network_fits(self):
+        if self.deep:
+            from synapse_core.features.vgg3d import parse_layers
+
+            parse_layers(self.layer, self.network_config())  # the crop fits the network; the layers exist
+        return self
+
+    @property
+    def deep(self) -> bool:
+        """True when deep (VGG3D) features are computed."""
+        return self.features != "morphology"
+
+    def network_config(self):
+        """The :class:`~synapse_core.features.vgg3d.Vgg3DConfig` of these settings (ValueError: crop too small)."""
+        from synapse_core.features.vgg3d import Vgg3DConfig
+
+        size = self.crop.size
+        if size < 16:
+            raise ValueError(f"crop size {size} is too small for VGG3D (4 max-pools of 2): use at least 16 voxels "
+                             f"(80 for the original network)")
+        return Vgg3DConfig(input_size=(size, size, size), fmaps=self.fmaps)
