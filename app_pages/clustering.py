@@ -169,7 +169,7 @@ st.download_button("Download clusters CSV", result.table.to_csv(index=False).enc
 # --- k curves and diagnostics ------------------------------------------------------------
 if result.k_curves is not None and len(result.k_curves):
     st.subheader("k curves")
-    kfig = k_curves_figure(result.k_curves, diag.get("k"), diag.get("elbow_k"))
+    kfig = k_curves_figure(result.k_curves, diag.get("k"), diag.get("elbow_k"), diag.get("cluster_structure"))
     st.plotly_chart(kfig, key="k_curves")
     st.download_button("Export k curves (HTML)", kfig.to_html(include_plotlyjs="cdn").encode(),
                        file_name="k_curves.html", mime="text/html", key="c_export_k")
