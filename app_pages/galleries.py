@@ -19,6 +19,7 @@ from synapse_core.data.synapse_keys import (
 )
 from synapse_core.viz import gallery
 from synapse_core.viz.colours import STRUCTURE_COLOURS
+from synapse_core.viz.render import IMAGES
 
 st.title("Galleries")
 
@@ -40,7 +41,7 @@ with st.sidebar:
     st.markdown("**Gallery options**")
     overlays = st.multiselect("Overlays", list(STRUCTURE_COLOURS), default=[], key="g_overlays",
                               help="Colour these structures on the GIFs.")
-    image = st.radio("Image", ["blended", "raw"], horizontal=True, key="g_image",
+    image = st.radio("Image", list(IMAGES), horizontal=True, key="g_image",
                      help="blended: the network input; raw: unmasked EM")
     columns_per_row = st.slider("GIFs per row", 3, 8, 5, key="g_cols")
 

@@ -22,6 +22,7 @@ OUTPUT_SUFFIXES = (".npy", ".tif", ".tiff", ".gif", ".png")
 def add_crop_arguments(p: argparse.ArgumentParser) -> None:
     """Flags shared by ``crop`` and ``gif``: data root, crop settings and picture options."""
     from synapse_core.viz.colours import STRUCTURE_COLOURS
+    from synapse_core.viz.render import IMAGES
 
     add_data_arguments(p)
     add_crop_settings_arguments(p)
@@ -29,7 +30,7 @@ def add_crop_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"structures coloured in .gif/.png output: {', '.join(STRUCTURE_COLOURS)} (default: none)")
     p.add_argument("--fps", type=float, default=10.0, help="GIF frames per second (default 10)")
     p.add_argument("--scale", type=int, default=2, help="GIF/PNG pixels per voxel (default 2)")
-    p.add_argument("--image", choices=("blended", "raw"), default="blended",
+    p.add_argument("--image", choices=IMAGES, default="blended",
                    help="gray image of .gif/.png: the network input (blended, default) or unmasked EM (raw)")
 
 

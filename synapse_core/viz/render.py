@@ -16,6 +16,8 @@ from PIL import Image
 
 from synapse_core.viz.colours import STRUCTURE_COLOURS
 
+#: Gray images a picture can show: the network input (``crop.blended``) or the unmasked EM (``crop.raw``).
+IMAGES = ("blended", "raw")
 #: Opacity of an overlay colour over the gray EM.
 OVERLAY_OPACITY = 0.45
 _GRAY_LEVELS = 128
@@ -143,8 +145,8 @@ def crop_gif_bytes(crop, overlays: Sequence[str] = (), fps: float = 10.0, scale:
 
 
 def _gray_volume(crop, image: str) -> np.ndarray:
-    if image not in ("blended", "raw"):
-        raise ValueError(f"image must be 'blended' or 'raw', got {image!r}")
+    if image not in IMAGES:
+        raise ValueError(f"image must be one of {', '.join(IMAGES)}, got {image!r}")
     return crop.blended if image == "blended" else crop.raw
 
 
