@@ -2,7 +2,8 @@
 
 The dashboard's settings widgets take their choices, range and help from the stage's settings
 class (:mod:`synapse_core.settings_base`), so a page never retypes them; a value loaded from a
-run configuration that a widget cannot show is reported (:func:`unshowable`), never replaced.
+run configuration that a widget cannot show is reported by name (:func:`unshowable`), never
+silently replaced.
 
 Example
 -------

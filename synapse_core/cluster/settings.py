@@ -51,8 +51,9 @@ class ProjectionSettings:
 
     Example
     -------
-    >>> ProjectionSettings("tsne", 3, perplexity=10).key()[:40]
-    '{"dims": 3, "method": "tsne", "metric": "'
+    >>> s = ProjectionSettings("tsne", 3, perplexity=10)
+    >>> s.perplexity, s == ProjectionSettings(method="tsne", dims=3, perplexity=10.0)
+    (10.0, True)
     """
 
     method: ProjectionMethod = Field("umap", description="map method: UMAP or t-SNE (openTSNE)")
