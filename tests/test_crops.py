@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -69,7 +70,7 @@ def test_smart_crop_weight_zero_keeps_the_annotated_centre():
 
 def test_border_crop_is_padded_on_both_sides_so_the_synapse_stays_centred():
     raw, seg, mask = two_neuron_volumes()
-    out = make(raw, seg, mask, synapse_row((3, 30, 57)), smart_crop=False)
+    out = make(raw, seg, mask, synapse_row((3, 30, 57)), smart_crop=False, min_coverage=0.0)
     assert out.origin_zyx == (-7, 20, 47)
     assert out.valid_box_zyx == ((7, 20), (0, 20), (0, 13))
     # The synapse voxel is at the crop centre (10, 10, 10).
@@ -83,7 +84,7 @@ def test_padding_voxels_are_zero_and_take_no_part_in_the_min_max():
     raw[:] = 150
     raw[0:13, 20:40, 47:60] = np.random.default_rng(3).integers(100, 201, (13, 20, 13))
     raw[0, 20, 47], raw[1, 21, 48] = 100, 200
-    out = make(raw, seg, mask, synapse_row((3, 30, 57)), smart_crop=False)
+    out = make(raw, seg, mask, synapse_row((3, 30, 57)), smart_crop=False, min_coverage=0.0)
     inside = out.raw[7:20, :, :13]
     assert inside.min() == 0 and inside.max() == 1  # min 100 and max 200 come from real voxels only
     np.testing.assert_allclose(inside, (raw[0:13, 20:40, 47:60].astype(np.float32) - 100) / 100, rtol=1e-6)
@@ -92,7 +93,7 @@ def test_padding_voxels_are_zero_and_take_no_part_in_the_min_max():
 
 def test_padding_is_outside_every_mask_so_it_gets_the_gray_curtain():
     raw, seg, mask = two_neuron_volumes()
-    out = make(raw, seg, mask, synapse_row((3, 30, 57)), smart_crop=False, segmentation_type=0, alpha=1.0)
+    out = make(raw, seg, mask, synapse_row((3, 30, 57)), smart_crop=False, min_coverage=0.0, segmentation_type=0, alpha=1.0)
     assert out.mask[7:, :, :13].all() and not out.mask[:7].any() and not out.mask[:, :, 13:].any()
     assert np.all(out.blended[:7] == np.float32(0.6))
 
@@ -171,7 +172,7 @@ def test_settings_from_numpy_scalars_equal_plain_settings():
 
 @pytest.mark.parametrize("field, value", [("alpha", 1.5), ("gray", -0.1), ("size", 0), ("fallback_side", 3)])
 def test_bad_settings_name_the_parameter(field, value):
-    with pytest.raises(ValueError, match=field):
+    with pytest.raises(ValueError, match=re.escape(f"{field}={value!r} must be")):
         CropSettings(**{field: value})
 
 
@@ -198,3 +199,55 @@ def test_crop_synapse_by_key_equals_the_iterated_crop(demo_dataset):
     np.testing.assert_array_equal(one.blended, many[(row["bbox_name"], row["Var1"])].blended)
     with pytest.raises(UnknownSynapseError, match="synapse bbox1/no_such_synapse is not in the valid rows of the synapse table"):
         crop_synapse(demo_dataset, "bbox1", "no_such_synapse", s)
+
+
+def test_a_crop_below_min_coverage_is_discarded_with_the_numbers():
+    raw, seg, mask = two_neuron_volumes()
+    out = make(raw, seg, mask, synapse_row((3, 30, 57)), smart_crop=False, min_coverage=0.5)
+    assert isinstance(out, Discarded)
+    assert "42% of the 20-voxel crop lies inside the data (min_coverage 50%)" in out.reason
+
+
+def test_coverage_is_the_fraction_of_the_crop_inside_the_data():
+    raw, seg, mask = two_neuron_volumes()
+    out = make(raw, seg, mask, synapse_row((3, 30, 57)), smart_crop=False, min_coverage=0.0)
+    assert out.coverage == pytest.approx((13 / 20) * 1.0 * (13 / 20))
+    assert make(raw, seg, mask, synapse_row((30, 30, 30)), smart_crop=False).coverage == 1.0
+
+
+def test_data_at_the_crop_voxel_size_gives_the_crop_of_a_plain_read():
+    raw, seg, mask = two_neuron_volumes()
+    row = synapse_row((30, 30, 30))
+    s = CropSettings(size=20, segmentation_type=1, voxel_size_nm=8.0)
+    plain = build_crop(read_context_arrays(raw, seg, mask, LABELS, row, s), s)
+    physical = build_crop(read_context_arrays(raw, seg, mask, LABELS, row, s, voxel_size_nm=(8, 8, 8)), s)
+    np.testing.assert_array_equal(plain.blended, physical.blended)
+    assert physical.voxel_size_nm == (8.0, 8.0, 8.0) and physical.crop_nm == (160.0, 160.0, 160.0)
+    assert plain.voxel_size_nm is None
+
+
+def test_anisotropic_sections_are_resampled_to_the_crop_grid():
+    from scipy import ndimage
+
+    _, seg, mask = two_neuron_volumes()
+    smooth = ndimage.gaussian_filter(np.random.default_rng(5).random(seg.shape), 3)
+    raw = np.round(255 * (smooth - smooth.min()) / np.ptp(smooth)).astype(np.uint8)
+    # Keep every 5th slice: the same tissue as 40 nm sections of 8 nm pixels; slice 30 is section 6.
+    s = CropSettings(size=20, segmentation_type=0, smart_crop=False, voxel_size_nm=8.0)
+    iso = build_crop(read_context_arrays(raw, seg, mask, LABELS, synapse_row((30, 30, 30)), s,
+                                         voxel_size_nm=(8, 8, 8)), s)
+    ani = build_crop(read_context_arrays(raw[::5], seg[::5], mask[::5], LABELS, synapse_row((6, 30, 30)), s,
+                                         voxel_size_nm=(40, 8, 8)), s)
+    assert ani.raw.shape == (20, 20, 20) and ani.coverage == 1.0
+    assert ani.presynaptic.pre_seg_id == iso.presynaptic.pre_seg_id
+    np.testing.assert_array_equal(ani.structures["pre"], iso.structures["pre"])  # seg is constant along z
+    assert np.corrcoef(ani.raw.ravel(), iso.raw.ravel())[0, 1] >= 0.9
+
+
+def test_side_point_ids_are_read_at_their_native_voxels():
+    raw, seg, mask = two_neuron_volumes()
+    s = CropSettings(size=20, segmentation_type=0, smart_crop=False)
+    ctx = read_context_arrays(raw[::5], seg[::5], mask[::5], LABELS,
+                              synapse_row((6, 30, 30), (6, 30, 25), (6, 30, 35)), s, voxel_size_nm=(40, 8, 8))
+    assert (ctx.side1_seg_id, ctx.side2_seg_id) == (1, 2)
+    assert ctx.center_zyx == (30, 30, 30)  # section 6 at 240 nm is grid voxel 30 at 8 nm

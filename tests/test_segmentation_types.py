@@ -172,7 +172,7 @@ def test_type12_discards_a_cloud_smaller_than_the_box_with_its_reason():
 
 def test_type12_default_box_is_25_voxels():
     raw, seg, mask, row = cube_volumes(10)
-    s = CropSettings(size=40, segmentation_type=12, smart_crop=False)
+    s = CropSettings(size=40, segmentation_type=12, smart_crop=False, min_coverage=0.0)  # a small volume
     res = build_crop(read_context_arrays(raw, seg, mask, LABELS, row, s), s)
     assert isinstance(res, Discarded) and "25³" in res.reason
 
@@ -214,7 +214,7 @@ def test_every_type_has_a_name_and_description():
 def test_unknown_segmentation_type_is_rejected_with_the_accepted_values():
     with pytest.raises(ValueError, match="segmentation_type must be an integer 0–13, got 14; 0: Raw data"):
         check_segmentation_type(14)
-    with pytest.raises(ValueError, match="segmentation_type"):
+    with pytest.raises(ValueError, match="segmentation_type=-1 must be 0, 1, 2"):
         CropSettings(segmentation_type=-1)
 
 

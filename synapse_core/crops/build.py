@@ -44,6 +44,7 @@ from synapse_core.crops.segmentation_types import (
     vesicle_box_type12,
     vesicle_box_type13,
 )
+from synapse_core.crops.resample import read_labels, read_raw, target_extent, to_target_index
 from synapse_core.data.windows import read_box
 from synapse_core.crops.settings import CropSettings
 
@@ -56,11 +57,14 @@ SIDE2_COLUMNS = ("side_2_coord_1", "side_2_coord_2", "side_2_coord_3")
 class SynapseContext:
     """Plain data around one synapse: everything :func:`build_crop` needs (picklable).
 
-    ``raw``, ``seg``, ``labels`` are windows (z, y, x) covering the crop window plus a margin of
-    ``mito_dilation`` voxels; voxel ``[0, 0, 0]`` is the global voxel ``origin_zyx`` and voxels
-    outside the volume are 0. Points are global (z, y, x) voxel indices. The presynaptic side and
-    the smart-crop centre are decided while reading (they choose which window to read) and travel
-    here as plain values; ``locate_token`` records the settings they were decided with.
+    ``raw``, ``seg``, ``labels`` are windows (z, y, x) on the crop's grid (voxels of
+    ``voxel_size_nm``; the native grid resampled when the data's voxel size differs, see
+    :mod:`synapse_core.crops.resample`) covering the crop window plus a margin of ``mito_dilation``
+    voxels; voxel ``[0, 0, 0]`` is the grid voxel ``origin_zyx`` and voxels outside the data are 0.
+    Points are (z, y, x) indices on that grid; ``volume_box_zyx`` gives, per axis, the (start, stop)
+    grid indices inside the data. The presynaptic side and the smart-crop centre are decided while
+    reading (they choose which window to read) and travel here as plain values; ``locate_token``
+    records the settings they were decided with.
     """
 
     bbox_name: str
@@ -80,6 +84,13 @@ class SynapseContext:
     crop_center_zyx: tuple[int, int, int]
     locate_token: str
     has_semantic_mask: bool = True
+    volume_box_zyx: tuple = ()
+    voxel_size_nm: tuple | None = None
+    native_voxel_size_nm: tuple | None = None
+
+    def data_box(self) -> tuple[tuple[int, int], ...]:
+        """Per axis (start, stop) grid indices inside the data."""
+        return self.volume_box_zyx or tuple((0, int(n)) for n in self.volume_shape_zyx)
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,6 +116,11 @@ class SynapseCrop:
         Annotated synapse centre and the crop centre after the smart-crop shift (global z, y, x).
     valid_box_zyx : tuple of (start, stop)
         Per axis, the part of the crop that lies inside the volume (crop coordinates).
+    coverage : float
+        Fraction of the crop's volume inside the data (1.0: no padding).
+    voxel_size_nm : tuple or None
+        (z, y, x) voxel size of the crop in nm (isotropic ``settings.voxel_size_nm`` when the data's
+        voxel size is known), None when the dataset's voxel size is unknown (crop in native voxels).
     """
 
     bbox_name: str
@@ -119,6 +135,15 @@ class SynapseCrop:
     crop_center_zyx: tuple[int, int, int]
     segmentation_type: int
     valid_box_zyx: tuple = ()
+    coverage: float = 1.0
+    voxel_size_nm: tuple | None = None
+
+    @property
+    def crop_nm(self) -> tuple | None:
+        """(z, y, x) physical extent of the crop in nm, None when the voxel size is unknown."""
+        if self.voxel_size_nm is None:
+            return None
+        return tuple(float(n) * float(v) for n, v in zip(self.raw.shape, self.voxel_size_nm))
 
 
 @dataclass(frozen=True)
@@ -193,12 +218,19 @@ def locate_crop(seg: np.ndarray, labels: np.ndarray, vesicle_label: int, center_
 
 
 def read_context_arrays(raw, seg, mask, label_ids: LabelIds, row: Mapping, settings: CropSettings,
-                        bbox_name: str | None = None) -> SynapseContext:
+                        bbox_name: str | None = None, voxel_size_nm=None) -> SynapseContext:
     """Read the context of one synapse from array-likes indexed [z, y, x].
 
     Two small reads, never the whole volume: the evidence window (``settings.radius`` around the
     annotated centre: seg and mask) decides the presynaptic side and the crop centre; then the
     crop window plus a ``mito_dilation`` margin is read (raw, seg, mask).
+
+    With ``voxel_size_nm`` (the data's (z, y, x) voxel size in nm) every window is read over its
+    physical extent and resampled to the crop grid of ``settings.voxel_size_nm`` (isotropic):
+    raw by area averaging / linear interpolation, seg and mask by nearest neighbour
+    (:mod:`synapse_core.crops.resample`); data already at that voxel size is read as it is. The
+    side points' neuron ids are read at their native voxels. Without ``voxel_size_nm`` the crop
+    is in native voxels.
 
     Parameters
     ----------
@@ -211,37 +243,56 @@ def read_context_arrays(raw, seg, mask, label_ids: LabelIds, row: Mapping, setti
     row : Mapping
         A synapse-table row with ``central_coord_*``, ``side_1_coord_*``, ``side_2_coord_*`` (x, y, z).
     settings : CropSettings
+    voxel_size_nm : (z, y, x) nm or None
+        The data's voxel size.
     """
-    center = _point(row, CENTER_COLUMNS, "synapse centre")
-    side1 = _point(row, SIDE1_COLUMNS, "side-1 point")
-    side2 = _point(row, SIDE2_COLUMNS, "side-2 point")
+    native_center = _point(row, CENTER_COLUMNS, "synapse centre")
+    native_side1 = _point(row, SIDE1_COLUMNS, "side-1 point")
+    native_side2 = _point(row, SIDE2_COLUMNS, "side-2 point")
     s = settings
+    native_nm = None if voxel_size_nm is None else tuple(float(v) for v in voxel_size_nm)
+    grid_nm = None if native_nm is None else (float(s.voxel_size_nm),) * 3
+    shape = tuple(int(v) for v in seg.shape[:3])
+    if native_nm is None or native_nm == grid_nm:
+        def grid(p):
+            return tuple(int(v) for v in p)
+        read_raw_w = read_lab_w = _read
+        box = tuple((0, n) for n in shape)
+    else:
+        def grid(p):
+            return to_target_index(p, native_nm, grid_nm)
+
+        def read_raw_w(volume, a, b):
+            return read_raw(volume, a, b, native_nm, grid_nm)
+
+        def read_lab_w(volume, a, b):
+            return read_labels(volume, a, b, native_nm, grid_nm)
+        box = target_extent(shape, native_nm, grid_nm)
+    center, side1, side2 = grid(native_center), grid(native_side1), grid(native_side2)
     r = s.radius
     ev_start = [c - r for c in center]
     ev_stop = [c + r for c in center]
-    seg_e = _read(seg, ev_start, ev_stop)
-    lab_e = _read(mask, ev_start, ev_stop) if mask is not None else np.zeros(seg_e.shape, np.uint8)
+    seg_e = read_lab_w(seg, ev_start, ev_stop)
+    lab_e = read_lab_w(mask, ev_start, ev_stop) if mask is not None else np.zeros(seg_e.shape, np.uint8)
 
-    def seg_id(p):
-        if all(a <= v < b for v, a, b in zip(p, ev_start, ev_stop)):
-            return int(seg_e[tuple(v - a for v, a in zip(p, ev_start))])
+    def seg_id(p):  # at the native voxel of the table's point: exact whatever the crop grid
         return int(_read(seg, p, [v + 1 for v in p]).reshape(-1)[0])
 
-    id1, id2 = seg_id(side1), seg_id(side2)
+    id1, id2 = seg_id(native_side1), seg_id(native_side2)
     record, crop_center = locate_crop(seg_e, lab_e, label_ids.vesicle, (r, r, r), id1, id2, s)
     crop_center = crop_center + np.array(ev_start)
     m = s.mito_dilation
     start = [int(c) - s.size // 2 - m for c in crop_center]
     stop = [a + s.size + 2 * m for a in start]
-    seg_w = _read(seg, start, stop)
+    seg_w = read_lab_w(seg, start, stop)
     return SynapseContext(
         bbox_name=str(bbox_name if bbox_name is not None else row.get("bbox_name", "")),
         var1=str(row.get("Var1", "")),
         origin_zyx=tuple(start),
-        raw=_read(raw, start, stop),
+        raw=read_raw_w(raw, start, stop),
         seg=seg_w,
-        labels=_read(mask, start, stop) if mask is not None else np.zeros(seg_w.shape, np.uint8),
-        volume_shape_zyx=tuple(int(v) for v in seg.shape[:3]),
+        labels=read_lab_w(mask, start, stop) if mask is not None else np.zeros(seg_w.shape, np.uint8),
+        volume_shape_zyx=tuple(hi - lo for lo, hi in box),
         center_zyx=center,
         side1_zyx=side1,
         side2_zyx=side2,
@@ -252,6 +303,9 @@ def read_context_arrays(raw, seg, mask, label_ids: LabelIds, row: Mapping, setti
         crop_center_zyx=tuple(int(v) for v in crop_center),
         locate_token=s.locate_token(),
         has_semantic_mask=mask is not None,
+        volume_box_zyx=tuple(box),
+        voxel_size_nm=grid_nm,
+        native_voxel_size_nm=native_nm,
     )
 
 
@@ -263,7 +317,8 @@ def read_context(bbox, row: Mapping, settings: CropSettings) -> SynapseContext:
     raw = bbox.raw.open()
     seg = bbox.seg.open()
     mask = bbox.mask.open() if getattr(bbox, "mask", None) is not None else None
-    return read_context_arrays(raw, seg, mask, bbox.labels, row, settings, bbox_name=bbox.name)
+    return read_context_arrays(raw, seg, mask, bbox.labels, row, settings, bbox_name=bbox.name,
+                               voxel_size_nm=getattr(bbox, "voxel_size_nm", None))
 
 
 # ---------------------------------------------------------------------------------------- building
@@ -298,8 +353,18 @@ def blend(raw: np.ndarray, mask: np.ndarray, alpha: float, gray: float) -> np.nd
     return out
 
 
-def _valid_slices(origin, size, volume_shape) -> tuple[slice, ...]:
-    return tuple(slice(max(0, -o), max(0, min(size, n - o))) for o, n in zip(origin, volume_shape))
+def _valid_slices(origin, size, data_box) -> tuple[slice, ...]:
+    """Per axis, the part of a ``size`` window at ``origin`` inside ``data_box`` ((start, stop) per axis)."""
+    out = []
+    for o, (lo, hi) in zip(origin, data_box):
+        a = min(size, max(0, int(lo) - int(o)))
+        out.append(slice(a, max(a, min(size, int(hi) - int(o)))))
+    return tuple(out)
+
+
+def coverage_of(valid: tuple[slice, ...], size: int) -> float:
+    """Fraction of a ``size``³ crop covered by the ``valid`` slices."""
+    return float(np.prod([sl.stop - sl.start for sl in valid])) / float(size) ** 3
 
 
 def build_crop(ctx: SynapseContext, settings: CropSettings) -> SynapseCrop | Discarded:
@@ -313,11 +378,11 @@ def build_crop(ctx: SynapseContext, settings: CropSettings) -> SynapseCrop | Dis
     s = settings
     t = s.segmentation_type
     key = dict(bbox_name=ctx.bbox_name, var1=ctx.var1, segmentation_type=t)
-    shape = np.array(ctx.volume_shape_zyx)
+    shape = ctx.data_box()
     center = np.array(ctx.center_zyx)
-    if np.any(center < 0) or np.any(center >= shape):
+    if any(not lo <= c < hi for c, (lo, hi) in zip(center, shape)):
         return Discarded(f"synapse centre (z, y, x) {tuple(int(v) for v in center)} lies outside the volume "
-                         f"of shape {tuple(int(v) for v in shape)}", **key)
+                         f"of shape {tuple(int(hi - lo) for lo, hi in shape)}", **key)
     if ctx.locate_token != s.locate_token():
         raise ValueError(f"context of {ctx.bbox_name}/{ctx.var1} was read with other crop-location settings "
                          f"({ctx.locate_token}); read it with read_context(..., settings) using these settings")
@@ -325,6 +390,12 @@ def build_crop(ctx: SynapseContext, settings: CropSettings) -> SynapseCrop | Dis
     lids = ctx.label_ids
     record = ctx.presynaptic
     crop_center = np.array(ctx.crop_center_zyx)
+    coverage = coverage_of(_valid_slices(crop_center - s.size // 2, s.size, shape), s.size)
+    if coverage < s.min_coverage:
+        extent = f"{s.size * s.voxel_size_nm:.0f} nm" if ctx.voxel_size_nm is not None else f"{s.size}-voxel"
+        return Discarded(f"only {coverage:.0%} of the {extent} crop lies inside the data (min_coverage "
+                         f"{s.min_coverage:.0%}): the synapse is too close to the border or the stack is too thin; "
+                         "lower min_coverage to keep it", presynaptic=record, **key)
 
     # Structures inside the crop window (and a margin for the mitochondria dilation).
     half = s.size // 2
@@ -375,7 +446,8 @@ def build_crop(ctx: SynapseContext, settings: CropSettings) -> SynapseCrop | Dis
             mask=mask, structures=structures, presynaptic=record,
             origin_zyx=tuple(int(v) for v in crop_origin), center_zyx=tuple(int(v) for v in center),
             crop_center_zyx=tuple(int(v) for v in crop_center), segmentation_type=t,
-            valid_box_zyx=tuple((sl.start, sl.stop) for sl in valid),
+            valid_box_zyx=tuple((sl.start, sl.stop) for sl in valid), coverage=coverage,
+            voxel_size_nm=ctx.voxel_size_nm,
         )
 
     # Types 12/13: a vesicle box, centred in the output crop; the rest of the crop has no EM.
@@ -409,7 +481,8 @@ def build_crop(ctx: SynapseContext, settings: CropSettings) -> SynapseCrop | Dis
         mask=mask, structures={k: place(v) for k, v in structures.items()}, presynaptic=record,
         origin_zyx=tuple(int(v) for v in out_origin), center_zyx=tuple(int(v) for v in center),
         crop_center_zyx=tuple(int(v) for v in box_origin + b // 2), segmentation_type=t,
-        valid_box_zyx=tuple((sl.start + offset, sl.stop + offset) for sl in valid_box),
+        valid_box_zyx=tuple((sl.start + offset, sl.stop + offset) for sl in valid_box), coverage=coverage,
+        voxel_size_nm=ctx.voxel_size_nm,
     )
 
 
