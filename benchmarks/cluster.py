@@ -49,7 +49,8 @@ def run_size(n: int, args, queue) -> None:
     from synapse_core.cluster.diagnostics import bbox_effect, knn_overlap, stability
     from synapse_core.cluster.k_selection import choose_k, sweep_k
     from synapse_core.cluster.preprocess import preprocess_features
-    from synapse_core.cluster.projection import ProjectionSettings, project
+    from synapse_core.cluster.projection import project
+    from synapse_core.cluster.settings import ProjectionSettings
 
     rows = []
 

@@ -6,7 +6,8 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import silhouette_score
 
 from synapse_core.cluster.diagnostics import knn_overlap
-from synapse_core.cluster.projection import ProjectionSettings, cache_key, project, projection_cache
+from synapse_core.cluster.projection import cache_key, project, projection_cache
+from synapse_core.cluster.settings import ProjectionSettings
 
 
 @pytest.fixture(scope="module")
