@@ -269,5 +269,5 @@ def test_anisotropic_voxels_are_a_warning_with_the_ratio_and_the_crop_in_nm(tmp_
     text = (tmp_path / "synapse_dataset.toml").read_text().replace("voxel_size_nm = [8, 8, 8]", "voxel_size_nm = [40, 4, 4]")
     (tmp_path / "synapse_dataset.toml").write_text(text)
     (w,) = crop_warnings(_open(tmp_path), CropSettings(size=8))
-    assert w.startswith("b1: anisotropic voxels 40×4×4 nm (z, y, x), ratio 10; a crop of 8 × 8 × 8 voxels spans "
-                        "320 × 32 × 32 nm (z, y, x)")
+    assert w.startswith("b1: anisotropic voxels 40×4×4 nm (z, y, x), ratio 10; each 64 × 64 × 64 nm crop covers "
+                        "1.6 × 16 × 16 native voxels and is resampled to isotropic voxels")

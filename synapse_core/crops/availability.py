@@ -141,16 +141,18 @@ def check_segmentation_type_for_dataset(dataset, settings, bboxes: Iterable[str]
     raise SegmentationTypeUnavailable(" ".join(lines))
 
 
-def crop_extent(settings, voxel_size_nm) -> tuple[tuple[int, int, int], tuple[float, float, float] | None]:
-    """Extent of one crop on a bbox's grid: ``(voxels (z, y, x), nm (z, y, x) or None)``.
+def crop_extent(settings, voxel_size_nm) -> tuple[tuple[float, float, float], tuple[float, float, float] | None]:
+    """Extent of one crop on a bbox's native grid: ``(voxels (z, y, x), nm (z, y, x) or None)``.
 
-    Crops are ``settings.size`` voxels of the bbox's own grid along every axis, so their physical
-    extent is ``size × voxel size`` (80 × 8 nm = 640 nm by default); None without a voxel size.
+    With the bbox's voxel size known a crop spans ``settings.crop_nm`` (``size × voxel_size_nm``,
+    80 × 8 nm = 640 nm by default) along every axis, read from the native grid and resampled, so it
+    covers ``crop_nm / voxel size`` native voxels per axis (16 sections of 40 nm). Without a voxel
+    size crops are ``settings.size`` native voxels and their extent in nm is None.
     """
-    voxels = (int(settings.size),) * 3
     if voxel_size_nm is None:
-        return voxels, None
-    return voxels, tuple(float(n * v) for n, v in zip(voxels, voxel_size_nm))
+        return (float(settings.size),) * 3, None
+    nm = (float(settings.crop_nm),) * 3
+    return tuple(c / float(v) for c, v in zip(nm, voxel_size_nm)), nm
 
 
 def crop_warnings(dataset, settings, bboxes: Iterable[str] | None = None) -> list[str]:

@@ -204,24 +204,24 @@ def extent_warnings(bbox_name: str, shape_zyx, voxel_size_nm, crop_nm_zyx, crop_
     shape_zyx : volume shape (z, y, x) in voxels.
     voxel_size_nm : (z, y, x) nm, or None when unknown (then only voxel counts are compared).
     crop_nm_zyx : physical crop extent (z, y, x) in nm, or None when the voxel size is unknown.
-    crop_voxels_zyx : crop extent (z, y, x) in voxels of this bbox.
+    crop_voxels_zyx : crop extent (z, y, x) in (possibly fractional) native voxels of this bbox.
     """
     out = []
     ratio = anisotropy(voxel_size_nm)
     if ratio is not None and ratio > ANISOTROPY_WARN:
         z, y, x = (f"{v:g}" for v in voxel_size_nm)
         size = " × ".join(f"{v:g}" for v in crop_nm_zyx)
-        out.append(f"{bbox_name}: anisotropic voxels {z}×{y}×{x} nm (z, y, x), ratio {ratio:.3g}; a crop of "
-                   f"{' × '.join(str(int(v)) for v in crop_voxels_zyx)} voxels spans {size} nm (z, y, x), so "
-                   "crops, features and clusters differ along z from the other axes")
+        out.append(f"{bbox_name}: anisotropic voxels {z}×{y}×{x} nm (z, y, x), ratio {ratio:.3g}; each "
+                   f"{size} nm crop covers {' × '.join(f'{v:.3g}' for v in crop_voxels_zyx)} native voxels and is "
+                   "resampled to isotropic voxels, so detail along the coarsest axis is interpolated")
     for axis, name in enumerate("zyx"):
         n, c = int(shape_zyx[axis]), crop_voxels_zyx[axis]
         if n < c:
             if voxel_size_nm is not None:
                 have = f"{n * voxel_size_nm[axis]:g} nm ({n} voxels × {voxel_size_nm[axis]:g} nm)"
-                need = f"{crop_nm_zyx[axis]:g} nm ({int(c)} voxels)"
+                need = f"{crop_nm_zyx[axis]:g} nm ({c:.3g} voxels)"
             else:
-                have, need = f"{n} voxels", f"{int(c)} voxels"
+                have, need = f"{n} voxels", f"{c:g} voxels"
             out.append(f"{bbox_name}: the stack is {have} in {name}, thinner than a crop ({need}); "
                        f"{1 - n / c:.0%} of every crop's {name} extent is padding outside the data")
     return out
