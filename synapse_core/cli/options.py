@@ -13,9 +13,10 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from synapse_core.settings_base import FieldSpec, SettingsError, error_text, field_specs
+if TYPE_CHECKING:
+    from synapse_core.settings_base import FieldSpec
 
 #: The original tool's spellings of crop-settings flags (the dashed field name comes first in ``--help``).
 CROP_ALIASES: dict[str, tuple[str, ...]] = {
@@ -78,6 +79,8 @@ def add_settings_arguments(p: argparse.ArgumentParser, cls: type, aliases: Mappi
     Every flag's dest is the field name and its default the declared default; read the settings
     back with :func:`settings_from_args`.
     """
+    from synapse_core.settings_base import field_specs  # pydantic: only for commands with settings
+
     aliases = aliases or {}
     negations = negations or {}
     group = p.add_argument_group(title or cls.__name__)
@@ -128,6 +131,8 @@ def settings_from_args(cls: type, args: argparse.Namespace, **given):
     ValueError
         Naming the flag, the value and what is accepted (e.g. ``--k='lots' must be "auto" or an integer ≥ 2``).
     """
+    from synapse_core.settings_base import SettingsError, error_text, field_specs
+
     values = {spec.name: _from_text(spec, getattr(args, spec.name)) for spec in field_specs(cls)
               if spec.name not in given and hasattr(args, spec.name)}
     try:
