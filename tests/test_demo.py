@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 from synapse_core.cli.parser import main
-from synapse_core.data.demo import PLANTED_TYPES, _render_bbox, bbox_sizes, demo_data_root, write_demo_dataset
+from synapse_core.data.demo import (
+    PLANTED_TYPES,
+    _render_bbox,
+    bbox_sizes,
+    demo_data_root,
+    write_demo_dataset,
+)
 
 
 def test_demo_writes_the_documented_layout(demo_root):
@@ -29,7 +35,7 @@ def test_demo_truth_has_every_planted_type_and_both_presynaptic_sides(demo_root)
 
 @pytest.mark.slow
 def test_demo_bbox_is_identical_for_the_same_seed_and_differs_for_another():
-    digest = lambda arrays: hashlib.sha1(b"".join(a.tobytes() for a in arrays[:3])).hexdigest()  # noqa: E731
+    digest = lambda arrays: hashlib.sha1(b"".join(a.tobytes() for a in arrays[:3])).hexdigest()
     first = digest(_render_bbox(0, "bbox1", 0))
     assert digest(_render_bbox(0, "bbox1", 0)) == first
     assert digest(_render_bbox(0, "bbox1", 1)) != first

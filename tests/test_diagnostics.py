@@ -8,8 +8,15 @@ from sklearn.datasets import make_blobs
 
 from synapse_core.cluster.algorithms import fit_kmeans
 from synapse_core.cluster.diagnostics import (
-    ALIGNMENT_WARN_AMI, bbox_composition, bbox_effect, cluster_alignment, gaussian_null, knn_overlap,
-    nuisance_columns, stability, subsample_stability,
+    ALIGNMENT_WARN_AMI,
+    bbox_composition,
+    bbox_effect,
+    cluster_alignment,
+    gaussian_null,
+    knn_overlap,
+    nuisance_columns,
+    stability,
+    subsample_stability,
 )
 
 
@@ -68,7 +75,7 @@ def test_gaussian_null_does_not_copy_planted_groups():
 def test_subsample_stability_separates_groups_from_noise():
     X, _ = make_blobs(n_samples=120, n_features=5, centers=3, cluster_std=0.5, random_state=0)
     noise = np.random.default_rng(0).normal(size=(120, 5))
-    fit = lambda Z: fit_kmeans(Z, 3, seed=0, n_init=3)[0]  # noqa: E731
+    fit = lambda Z: fit_kmeans(Z, 3, seed=0, n_init=3)[0]
     assert subsample_stability(X, fit, n_subsamples=4, seed=0)[0] == 1.0
     mean, pairs = subsample_stability(noise, fit, n_subsamples=4, seed=0)
     assert mean < 0.8 and len(pairs) == 6

@@ -6,9 +6,14 @@ import pytest
 from sklearn.datasets import make_blobs
 
 from synapse_core.cluster.k_selection import (
-    NO_STRUCTURE, check_k_range, choose_k, decide_k, elbow_k, gap_k, sweep_k,
+    NO_STRUCTURE,
+    check_k_range,
+    choose_k,
+    decide_k,
+    elbow_k,
+    gap_k,
+    sweep_k,
 )
-
 
 #: Seeds beyond the first repeat a case on fresh data (marked slow: each sweep fits ~150 clusterings).
 SEEDS = [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow)]

@@ -10,7 +10,12 @@ in ``demo_data/truth.csv``).
 
 from __future__ import annotations
 
-from synapse_core.data.demo import MAX_SYNAPSES_PER_BBOX, PLANTED_TYPES, SYNAPSES_PER_BBOX, write_demo_dataset
+from synapse_core.data.demo import (
+    MAX_SYNAPSES_PER_BBOX,
+    PLANTED_TYPES,
+    SYNAPSES_PER_BBOX,
+    write_demo_dataset,
+)
 
 NAME = "demo"
 HELP = "write a deterministic EM-like demo dataset with planted synapse types"

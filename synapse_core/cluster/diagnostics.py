@@ -26,11 +26,10 @@ All inputs are plain arrays or DataFrames; labels use −1 for noise.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-
 
 #: Share of the distance from the null's mean ARI to a perfect 1.0 that the data must cover.
 STABILITY_MARGIN = 0.5
@@ -423,7 +422,7 @@ def bbox_effect(Z: np.ndarray, labels: np.ndarray, bbox: np.ndarray, k: int = 10
     bbox = np.asarray(bbox).astype(str)
     n = len(Z)
     names, counts = np.unique(bbox, return_counts=True)
-    out = {"n_bboxes": int(len(names))}
+    out = {"n_bboxes": len(names)}
     out["cluster_bbox_ami"] = float(adjusted_mutual_info_score(bbox, labels)) if len(names) > 1 else None
     if len(names) < 2 or n < 3:
         out.update(knn_same_bbox=None, knn_same_bbox_expected=None, batch_effect_score=None)

@@ -19,30 +19,30 @@
 
     A k ≥ 2 is **supported** when (1) its silhouette beats the null's mean by more than
     ``max(0.02, 2 × null sd)``, (2) its subsample stability is at least 0.75 and at least the
-    null's, and (3) every cluster holds at least ``min_cluster_size`` (5) synapses. **k = the supported k with the largest silhouette excess over the null**; excesses
-    within ``tolerance`` of the best are a tie and the smallest k wins. **When no k is supported,
+    null's, and (3) every cluster holds at least ``min_cluster_size`` (5) synapses. **k = the
+    supported k with the largest silhouette excess over the null**; excesses within
+    ``tolerance`` of the best are a tie and the smallest k wins. **When no k is supported,
     k = 1: "no clear cluster structure"** — all synapses form one cluster.
 
-Why this rule. Silhouette alone always names some k ≥ 2, and on small samples (36 synapses in
-192 dimensions) random sampling makes a few points look like a group: measured on data with 3
-planted types it chose k = 7–11. Comparing against the same statistic on a structureless reference
-turns "largest" into "larger than chance", and makes k = 1 a possible answer: the silhouette test
-is the one that can fail. The reference is a
-Gaussian with the data's covariance (the null of SigClust, Liu et al. 2008) rather than
-column-permuted features: shuffling each column keeps a multimodal column multimodal (the planted
-groups survive in the null) and makes a correlated cloud round (the data, one elongated cloud,
-would then look "structured" next to it). Stability (Ben-Hur et al. 2002, Lange et al. 2004) is
-required as well because silhouette can be beaten by a partition that does not come back when a
-fifth of the synapses is left out (0.75: the usual "stable" level of Hennig's cluster-wise
-Jaccard). Stability is not used as the test against k = 1, because KMeans splits one elongated
+Why this rule. Silhouette alone always names some k ≥ 2, and on small samples (36 synapses in 192
+dimensions) random sampling makes a few points look like a group: measured on data with 3 planted
+types it chose k = 7–11. Comparing against the same statistic on a structureless reference turns
+"largest" into "larger than chance", and makes k = 1 a possible answer: the silhouette test is the
+one that can fail. The reference is a Gaussian with the data's covariance (the null of SigClust, Liu
+et al. 2008) rather than column-permuted features: shuffling each column keeps a multimodal column
+multimodal (the planted groups survive in the null) and makes a correlated cloud round (the data,
+one elongated cloud, would then look "structured" next to it). Stability (Ben-Hur et al. 2002, Lange
+et al. 2004) is required as well because silhouette can be beaten by a partition that does not come
+back when a fifth of the synapses is left out (0.75: the usual "stable" level of Hennig's
+cluster-wise Jaccard). Stability is not used as the test against k = 1, because KMeans splits one elongated
 cloud the same way every time (null stabilities of 0.8–0.9 at k = 2 are common), so clear groups
-often cannot beat the null's stability by a margin; it must only not fall below it. The minimum cluster size stops a few outliers from being
-called a type. With fewer synapses than dimensions the Gaussian null is conservative (its sample
-covariance is more elongated than the data's), so weak structure in very small samples is reported
-as "no clear cluster structure" rather than guessed. The gap statistic (Tibshirani et al. 2001) is
-computed against the same null and reported (``gap_k``), like the inertia elbow (:func:`elbow_k`),
-as a second opinion; Calinski–Harabasz is reported but not used (it favours many small clusters on
-structureless data).
+often cannot beat the null's stability by a margin; it must only not fall below it. The minimum
+cluster size stops a few outliers from being called a type. With fewer synapses than dimensions the
+Gaussian null is conservative (its sample covariance is more elongated than the data's), so weak
+structure in very small samples is reported as "no clear cluster structure" rather than guessed. The
+gap statistic (Tibshirani et al. 2001) is computed against the same null and reported (``gap_k``),
+like the inertia elbow (:func:`elbow_k`), as a second opinion; Calinski–Harabasz is reported but not
+used (it favours many small clusters on structureless data).
 
 Cost: per k, 1 clustering of the data, ``n_subsamples`` of data subsamples, ``n_null`` of null
 samples and ``n_subsamples`` × ``n_null_stability`` of null subsamples (21 with the defaults),
@@ -52,8 +52,8 @@ on at most ``max_rows`` synapses (seeded sample) for the stability and null part
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -261,16 +261,18 @@ def sweep_k(
             n_found = len(np.unique(found))
             sil = _silhouette(Z, labels, sample) if n_found >= 2 else np.nan
             ch = float(calinski_harabasz_score(Z, labels)) if 2 <= n_found < len(Z) else np.nan
+            def fit_k(Z_, k=k):
+                return labels_of(Z_, k)
+
             with threadpool_limits(1):
-                stab = subsample_stability(Zr, lambda Zs: labels_of(Zs, k), n_subsamples, subsample_fraction, rng)[0]
+                stab = subsample_stability(Zr, fit_k, n_subsamples, subsample_fraction, rng)[0]
                 null_sil, null_log_w, null_stab = [], [], []
                 for j, Zn in enumerate(nulls):
                     ln = labels_of(Zn, k)
                     null_sil.append(_silhouette(Zn, ln, None))
                     null_log_w.append(_log_w(Zn, ln))
                     if j < n_null_stability:
-                        null_stab.append(subsample_stability(Zn, lambda Zs: labels_of(Zs, k), n_subsamples,
-                                                             subsample_fraction, rng)[0])
+                        null_stab.append(subsample_stability(Zn, fit_k, n_subsamples, subsample_fraction, rng)[0])
             null_log_w = np.array(null_log_w)
             rows_out.append({
                 "k": k, "silhouette": sil, "calinski_harabasz": ch, "inertia": float(inertia),
@@ -289,7 +291,7 @@ def sweep_k(
     gap1 = float(null_log_w1.mean() - log_w1)
     gap1_sd = float(null_log_w1.std() * np.sqrt(1 + 1 / len(null_log_w1)))
     curves.attrs.update(
-        silhouette_sample=None if sample is None else int(len(sample)), null_rows=int(len(Zr)),
+        silhouette_sample=None if sample is None else len(sample), null_rows=len(Zr),
         null="one Gaussian cloud with the data's mean and covariance, clustered the same way",
         n_null=int(n_null), n_subsamples=int(n_subsamples), n_null_stability=n_null_stability,
         subsample_fraction=float(subsample_fraction), gap_k1=gap1, gap_k1_sd=gap1_sd,
@@ -318,7 +320,7 @@ def gap_k(curves: pd.DataFrame) -> int | None:
 
 
 _NEEDED = ("k", "silhouette", "silhouette_null", "silhouette_null_sd", "stability", "stability_null",
-           "stability_null_sd", "smallest_cluster")
+           "smallest_cluster")
 
 
 def decide_k(curves: pd.DataFrame, tolerance: float = 0.0, min_cluster_size: int = MIN_CLUSTER_SIZE,
@@ -329,8 +331,7 @@ def decide_k(curves: pd.DataFrame, tolerance: float = 0.0, min_cluster_size: int
     ----------
     curves : DataFrame
         Output of :func:`sweep_k` (columns ``k``, ``silhouette``, ``silhouette_null``,
-        ``silhouette_null_sd``, ``stability``, ``stability_null``, ``stability_null_sd``,
-        ``smallest_cluster``).
+        ``silhouette_null_sd``, ``stability``, ``stability_null``, ``smallest_cluster``).
     tolerance : float
         Silhouette-excess difference treated as a tie (smallest k wins); 0: exact maximum.
     min_cluster_size : int
@@ -353,7 +354,7 @@ def decide_k(curves: pd.DataFrame, tolerance: float = 0.0, min_cluster_size: int
     -------
     >>> curves = pd.DataFrame({"k": [2, 3], "silhouette": [0.30, 0.62], "silhouette_null": [0.25, 0.2],
     ...     "silhouette_null_sd": [0.01, 0.01], "stability": [0.5, 0.98], "stability_null": [0.6, 0.4],
-    ...     "stability_null_sd": [0.05, 0.05], "smallest_cluster": [20, 12]})
+    ...     "smallest_cluster": [20, 12]})
     >>> decide_k(curves).k
     3
     """

@@ -7,7 +7,7 @@
     out/mask/<bbox>/slice_<z>.tif    semantic labels: vesicle cloud, cleft, mitochondria
     out/excel/<bbox>.xlsx            synapse table (Var1, central/side coords as x, y, z)
     out/synapse_dataset.toml         voxel size, link template, per-bbox offsets
-    out/truth.csv                    planted synapse type, presynaptic side and cleft normal (never read by the analysis)
+    out/truth.csv                    planted type, presynaptic side, cleft normal (never read by the analysis)
 
 Each synapse is a presynaptic bouton and a postsynaptic partner touching at a cleft, with a vesicle
 cloud on the presynaptic side; the planted types differ in morphology (vesicle cloud size, cleft
@@ -125,7 +125,7 @@ def _render_bbox(bbox_index: int, bbox_name: str, seed: int, n_syn: int = SYNAPS
     positions = _grid_positions(shape, rng)
     for k in range(n_syn):
         stype = PLANTED_TYPES[(k + bbox_index) % len(PLANTED_TYPES)]
-        jitter = lambda v: v * rng.uniform(0.88, 1.12)  # noqa: E731
+        jitter = lambda v: v * rng.uniform(0.88, 1.12)
         c = positions[k]
         n = _unit(rng.normal(size=3))
         rb = jitter(stype.bouton_radius)
