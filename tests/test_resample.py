@@ -71,3 +71,34 @@ def test_native_points_map_to_the_nearest_target_voxel():
 def test_non_positive_voxel_sizes_are_refused():
     with pytest.raises(ValueError, match="positive finite"):
         read_raw(np.zeros((4, 4, 4), np.float32), (0, 0, 0), (2, 2, 2), (0, 4, 4), (8, 8, 8))
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_real_fib_sem_sectioned_5x_in_z_gives_the_crops_of_the_full_resolution_volume():
+    """The medulla (10 nm isotropic) against itself as 50 nm sections (5 slices averaged per section)."""
+    import h5py
+    import pandas as pd
+
+    from conftest import MEDULLA_H5, MEDULLA_SITES_CSV
+    from synapse_core.crops.build import build_crop, read_context_arrays
+    from synapse_core.crops.settings import CropSettings
+    from synapse_core.data.labels import LabelIds
+
+    with h5py.File(MEDULLA_H5, "r") as f:
+        raw, seg = f["raw"][:], f["gt_bodies"][:]
+    # Section k is centred on slice 5k, as native voxel k of a 50 nm grid is centred at 50k nm.
+    sections = np.stack([raw[max(0, 5 * k - 2):5 * k + 3].mean(0) for k in range(50)]).astype(np.uint8)
+    labels = LabelIds(mito=5, vesicle=6, cleft=7, cleft2=7)
+    s = CropSettings(size=64, segmentation_type=0, smart_crop=False, min_coverage=0.0)
+    corr, same_pre = [], []
+    for row in pd.read_csv(MEDULLA_SITES_CSV).to_dict("records"):
+        full = build_crop(read_context_arrays(raw, seg, None, labels, row, s, voxel_size_nm=(10, 10, 10)), s)
+        thin_row = {**row, **{c: int(round(row[c] / 5)) for c in ("central_coord_3", "side_1_coord_3", "side_2_coord_3")}}
+        thin = build_crop(read_context_arrays(sections, seg[::5], None, labels, thin_row, s,
+                                              voxel_size_nm=(50, 10, 10)), s)
+        corr.append(np.corrcoef(full.raw.ravel(), thin.raw.ravel())[0, 1])
+        same_pre.append((full.structures["pre"] == thin.structures["pre"]).mean())
+    assert len(corr) == 60
+    assert np.median(corr) >= 0.9 and np.min(corr) >= 0.7
+    assert np.median(same_pre) >= 0.9
