@@ -122,7 +122,7 @@ def test_map_columns_come_from_the_projection(blobs):
 
 
 def test_pca_option_clusters_in_the_reduced_space(blobs):
-    r = run_clustering(blobs[0], ClusterSettings(pca_components=3, **FAST))
+    r = run_clustering(blobs[0], ClusterSettings(k=4, pca_components=3, **FAST))  # fixed k: no sweep
     assert r.features.shape == (120, 3)
     assert r.diagnostics["cluster_space"].endswith("→ PCA 3")
 
@@ -149,7 +149,7 @@ def test_nan_feature_error_names_the_synapse_and_column():
 def test_nan_rows_can_be_dropped_and_are_recorded():
     df, _ = blob_table(n=20, centers=2)
     df.loc[4, "feat_7"] = np.nan
-    r = run_clustering(df, ClusterSettings(nan_policy="drop", **FAST))
+    r = run_clustering(df, ClusterSettings(k=2, nan_policy="drop", **FAST))  # fixed k: no sweep
     assert len(r.table) == 19 and "syn4" not in set(r.table["Var1"])
     assert r.diagnostics["preprocess"]["dropped_rows"] == [["bbox2", "syn4"]]
 

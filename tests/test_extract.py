@@ -197,6 +197,7 @@ def test_discarded_synapses_are_listed_and_never_shift_rows(demo_dataset, tmp_pa
         morphology_features(c.structures, c.raw, demo_dataset.voxel_size_nm)["morph_vesicle_cloud_volume_um3"])
 
 
+@pytest.mark.slow
 def test_bf16_features_are_close_to_fp32_and_cached_separately(demo_dataset, tmp_path):
     fp32 = extract_features(demo_dataset, TINY, cache_dir=tmp_path, bboxes=["bbox1"])
     bf16 = extract_features(demo_dataset, replace(TINY, precision="bf16"), cache_dir=tmp_path,

@@ -44,6 +44,7 @@ def curves_table(**columns):
     return pd.DataFrame(base)
 
 
+@pytest.mark.slow  # sweeps k against a sampled null (> 2 s)
 @pytest.mark.parametrize("n_groups", [3, 5])
 def test_auto_k_recovers_the_number_of_separated_groups(n_groups):
     X, _ = make_blobs(n_samples=240, n_features=8, centers=n_groups, cluster_std=1.0, random_state=n_groups)
@@ -51,18 +52,21 @@ def test_auto_k_recovers_the_number_of_separated_groups(n_groups):
     assert choose_k(sweep.curves) == n_groups
 
 
+@pytest.mark.slow  # sweeps k against a sampled null (> 2 s)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_three_groups_of_twelve_synapses_in_64_dimensions_give_k_3(seed):
     X, _ = planted_groups(3, 12, 64, seed)
     assert choose_k(sweep_k(X, (2, 8), seed=0).curves) == 3
 
 
+@pytest.mark.slow  # sweeps k against a sampled null (> 2 s)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_two_groups_give_k_2(seed):
     X, _ = planted_groups(2, 18, 64, seed)
     assert choose_k(sweep_k(X, (2, 8), seed=0).curves) == 2
 
 
+@pytest.mark.slow  # sweeps k against a sampled null (> 2 s)
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("n, dims", [(36, 16), (36, 192), (200, 16), (200, 192)])
 def test_one_gaussian_blob_has_no_clear_cluster_structure(n, dims, seed):
@@ -72,6 +76,7 @@ def test_one_gaussian_blob_has_no_clear_cluster_structure(n, dims, seed):
     assert not decision.structure and decision.verdict.startswith(NO_STRUCTURE)
 
 
+@pytest.mark.slow  # sweeps k against a sampled null (> 2 s)
 def test_an_elongated_correlated_blob_has_no_clear_cluster_structure():
     rng = np.random.default_rng(0)
     rotation = np.linalg.qr(rng.normal(size=(16, 16)))[0]
