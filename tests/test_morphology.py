@@ -5,7 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from synapse_core.features.morphology import morphology_columns, morphology_features, sheet_area
+from synapse_core.features.morphology import (
+    absence_indicators,
+    morphology_columns,
+    morphology_features,
+    sheet_area,
+    valid_mask_from_box,
+)
 
 SHAPE = (64, 64, 64)
 
@@ -70,16 +76,30 @@ def test_intensity_means_per_structure():
     assert f["morph_mito_intensity_mean"] == pytest.approx(0.5)
 
 
-def test_absent_structures_give_zero_size_and_censored_distances_never_nan():
+def test_absent_structures_give_zero_size_nan_distances_and_intensities_and_has_0():
     s = structures()
     raw = raw_with([(s["pre"], 0.25)])
     f = morphology_features({"pre": s["pre"], "cleft": s["cleft"]}, raw, voxel_size_nm=(8, 8, 8))
-    assert f["morph_mito_volume_um3"] == 0.0
-    assert f["morph_mito_to_cleft_distance_nm"] == pytest.approx(8 * 64 * math.sqrt(3))  # the crop diagonal
-    assert f["morph_mito_intensity_mean"] == pytest.approx(float(raw.mean()))
+    assert f["morph_mito_volume_um3"] == 0.0 and f["morph_has_mito"] == 0.0 and f["morph_has_pre"] == 1.0
+    assert math.isnan(f["morph_mito_to_cleft_distance_nm"])  # not the crop diagonal
+    assert math.isnan(f["morph_mito_intensity_mean"])  # not the whole-crop mean
     none = morphology_features({}, raw, voxel_size_nm=(8, 8, 8))
-    assert none["morph_cleft_area_um2"] == 0.0 and none["morph_cleft_thickness_nm"] == 0.0
-    assert not any(math.isnan(v) for v in none.values())
+    assert none["morph_cleft_area_um2"] == 0.0 and math.isnan(none["morph_cleft_thickness_nm"])
+    assert [none[c] for c in morphology_columns() if c.startswith("morph_has_")] == [0.0] * 5
+
+
+def test_absence_indicators_name_the_structures_a_column_needs():
+    assert absence_indicators("morph_mito_to_cleft_distance_nm") == ("morph_has_mito", "morph_has_cleft")
+    assert absence_indicators("morph_vesicle_cloud_intensity_mean") == ("morph_has_vesicle_cloud",)
+    assert absence_indicators("morph_cleft_thickness_vox") == ("morph_has_cleft",)
+    assert absence_indicators("morph_mito_volume_um3") == ()  # 0 when absent, never NaN
+    assert absence_indicators("feat_3") == ()
+
+
+def test_valid_mask_from_box_marks_the_part_inside_the_volume():
+    valid = valid_mask_from_box((4, 5, 6), ((1, 4), (0, 5), (2, 6)))
+    assert valid.sum() == 3 * 5 * 4 and not valid[0].any() and not valid[:, :, :2].any()
+    assert valid_mask_from_box((2, 2, 2), ()).all()
 
 
 def test_unknown_voxel_size_uses_voxel_units_in_names():

@@ -3,10 +3,10 @@
 The demo plants 4 synapse types (15 each, truth.csv) that differ in morphology. Numbers on the
 seed-0 demo (2026-11-25):
 
-* morphology features (``--feature-set morph``) → k = 5, ARI 0.91: each planted type is one
-  cluster (14-15 of its 15 synapses), plus a fifth cluster of the 4 synapses whose crop holds no
-  mitochondrion (their ``morph_mito_to_cleft_distance_nm`` is censored at the crop diagonal, a
-  real but unplanted difference). When that distance was NaN and imputed, k = 4 and ARI = 1.00.
+* morphology features (``--feature-set morph``) → k = 4, ARI 0.955 (2026-11-30): each planted type
+  is one cluster (14-15 of its 15 synapses). The 4 crops without a mitochondrion no longer form a
+  fifth cluster: their mito distance is NaN (imputed) with ``morph_has_mito`` = 0 kept as 0/1, not
+  censored at the crop diagonal (then: k = 5, ARI 0.91).
 * VGG3D features from the untrained network (no checkpoint can be downloaded here; random
   weights, seed 0) → k = 2, ARI 0.27: the small-bouton type is isolated exactly and the three
   types with boutons of equal size merge (k = 4 forced: ARI 0.39).

@@ -101,3 +101,50 @@ def test_both_feature_blocks_get_equal_total_variance():
     var = Z.var(axis=0)
     assert var[:10].sum() == pytest.approx(var[10:].sum(), rel=1e-4)
     assert "blocks weighted equally" in record.space
+
+
+def morph_table(distances, has_mito):
+    return pd.DataFrame({
+        "bbox_name": "bbox1", "Var1": [f"s{i}" for i in range(len(distances))],
+        "morph_mito_to_cleft_distance_nm": distances, "morph_cleft_area_um2": np.linspace(0.1, 0.2, len(distances)),
+        "morph_has_mito": has_mito, "morph_has_cleft": 1.0,
+    })
+
+
+def test_nan_of_an_absent_structure_is_imputed_with_the_median_of_synapses_that_have_it():
+    df = morph_table([10.0, np.nan, 30.0, 40.0], [1.0, 0.0, 1.0, 1.0])
+    Z, kept, record = prepare(df, "morph", scaler="none", nan_policy="error")  # no error: absence is data
+    assert kept.all() and Z[1, 0] == 30.0  # median of 10, 30, 40
+    assert Z[:, record.columns.index("morph_has_mito")].tolist() == [1.0, 0.0, 1.0, 1.0]  # it carries the absence
+    assert record.absent_structure_imputed == (("morph_mito_to_cleft_distance_nm", 1),)
+    assert record.imputed_values == () and record.as_dict()["absent_structure_imputed"] == {
+        "morph_mito_to_cleft_distance_nm": 1}
+
+
+def test_absent_structure_rows_are_kept_under_the_drop_policy():
+    df = morph_table([10.0, np.nan, 30.0, np.nan], [1.0, 0.0, 1.0, 1.0])
+    _, kept, record = prepare(df, "morph", nan_policy="drop")
+    assert kept.tolist() == [True, True, True, False]  # row 3 has a mitochondrion: its NaN is broken data
+    assert record.dropped_rows == (("bbox1", "s3"),)
+
+
+def test_nan_of_a_present_structure_still_follows_the_error_policy():
+    df = morph_table([10.0, np.nan, 30.0], [1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match=r"row 1 \(bbox1, Var1=s1\) in column\(s\) morph_mito_to_cleft_distance_nm"):
+        feature_matrix(df, "morph")
+
+
+def test_a_structure_absent_from_every_synapse_gives_a_constant_zero_column():
+    df = morph_table([np.nan, np.nan, np.nan], [0.0, 0.0, 0.0])
+    Z, _, record = prepare(df, "morph", scaler="standard")
+    assert np.all(Z[:, 0] == 0.0)
+    assert record.absent_structure_imputed == (("morph_mito_to_cleft_distance_nm", 3),)
+
+
+def test_presence_indicators_enter_as_0_1_steps_not_standardised():
+    df = morph_table(list(np.linspace(10.0, 50.0, 15)), [1.0] * 14 + [0.0])
+    Z, _, record = prepare(df, "morph", scaler="standard")
+    has = Z[:, record.columns.index("morph_has_mito")]
+    assert has.max() - has.min() == pytest.approx(1.0) and has.mean() == pytest.approx(0.0, abs=1e-6)
+    assert Z[:, record.columns.index("morph_cleft_area_um2")].std() == pytest.approx(1.0, rel=1e-4)
+    assert "morph_has_* kept as 0/1" in record.space

@@ -54,6 +54,11 @@ def representatives(table: pd.DataFrame, n: int = 5) -> pd.DataFrame:
 def morphology_effect_sizes(table: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
     """Cohen's d of every ``morph_*`` column, each cluster against the other clustered synapses.
 
+    NaNs (a structure absent from the crop) are left out of both means. Columns that are constant
+    over the clustered synapses within floating-point noise (peak-to-peak ≤ 1e-9 × their largest
+    magnitude, e.g. ``morph_has_pre`` when every crop has a presynaptic neuron) are skipped: their
+    d would be 0/0 or rounding noise blown up. The skipped names are in ``result.attrs["constant_columns"]``.
+
     Parameters
     ----------
     table : DataFrame
@@ -72,6 +77,8 @@ def morphology_effect_sizes(table: pd.DataFrame, columns: list[str] | None = Non
     clustered = table[table["cluster"] >= 0]
     if not columns or clustered["cluster"].nunique() < 2:
         return pd.DataFrame(columns=out_cols)
+    constant = [col for col in columns if _is_constant(clustered[col])]
+    columns = [col for col in columns if col not in constant]
     rows = []
     for c in sorted(clustered["cluster"].unique()):
         inside = clustered["cluster"] == c
@@ -89,11 +96,21 @@ def morphology_effect_sizes(table: pd.DataFrame, columns: list[str] | None = Non
             rows.append({"cluster": int(c), "column": col, "cluster_mean": float(a.mean()),
                          "rest_mean": float(b.mean()), "effect_size": float(d)})
     df = pd.DataFrame(rows, columns=out_cols)
-    if df.empty:
-        return df
-    df["_abs"] = df["effect_size"].abs()
-    df = df.sort_values(["cluster", "_abs"], ascending=[True, False], kind="stable").drop(columns="_abs")
-    return df.reset_index(drop=True)
+    if not df.empty:
+        df["_abs"] = df["effect_size"].abs()
+        df = df.sort_values(["cluster", "_abs"], ascending=[True, False], kind="stable").drop(columns="_abs")
+        df = df.reset_index(drop=True)
+    df.attrs["constant_columns"] = constant
+    return df
+
+
+def _is_constant(values: pd.Series, rtol: float = 1e-9) -> bool:
+    """True when the finite values differ by at most ``rtol`` × their largest magnitude (or none are finite)."""
+    v = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return True
+    return float(v.max() - v.min()) <= rtol * float(np.abs(v).max())
 
 
 def summarise_clusters(table: pd.DataFrame, n_representatives: int = 5, n_top_morph: int = 3) -> pd.DataFrame:

@@ -26,7 +26,7 @@ import diskcache
 from synapse_core.data.hashing import content_hash
 
 #: Bump when a change in crops/features/morphology code changes results; old entries are then ignored.
-FEATURE_CODE_VERSION = "features-1"
+FEATURE_CODE_VERSION = "features-2"
 
 #: Modules whose code decides a cached result; their source is part of every key, so an edit to any
 #: of them can never serve a stale result (at the price of recomputing after cosmetic edits).

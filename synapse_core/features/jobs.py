@@ -23,7 +23,7 @@ import numpy as np
 from synapse_core.crops.build import Discarded, build_crop, read_context
 from synapse_core.crops.settings import CropSettings
 from synapse_core.features.cache import FeatureCache, hash_key
-from synapse_core.features.morphology import morphology_features
+from synapse_core.features.morphology import morphology_features, valid_mask_from_box
 
 
 @dataclass(frozen=True)
@@ -96,8 +96,12 @@ def crop_result_of(crop, voxel_size_nm) -> dict:
     if isinstance(crop, Discarded):
         pre = crop.presynaptic.as_columns() if crop.presynaptic is not None else {}
         return {"discarded": crop.reason, "presynaptic": pre, "morph": {}}
+    # Measured on the crop's own grid (the resampled crop's voxel size, (z, y, x) nm; anisotropic is
+    # fine too); the padding outside the volume is not data.
+    grid_nm = crop.voxel_size_nm if crop.voxel_size_nm is not None else voxel_size_nm
+    valid = valid_mask_from_box(crop.raw.shape, crop.valid_box_zyx)
     return {"discarded": None, "presynaptic": crop.presynaptic.as_columns(),
-            "morph": morphology_features(crop.structures, crop.raw, voxel_size_nm)}
+            "morph": morphology_features(crop.structures, crop.raw, grid_nm, valid=valid)}
 
 
 def prepare_synapse(job: PrepareJob) -> Prepared:
