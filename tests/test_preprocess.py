@@ -4,7 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synapse_core.cluster.preprocess import feature_columns, feature_matrix, prepare, preprocess_features
+from synapse_core.cluster.preprocess import (
+    feature_columns,
+    feature_matrix,
+    prepare,
+    preprocess_features,
+)
 
 
 def table(n=6, n_feat=3, with_morph=True, seed=0):

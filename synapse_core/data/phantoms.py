@@ -435,7 +435,7 @@ def sample_phantom(phantom: SynapsePhantom, voxel_size_nm, *, labels: LabelIds =
         raise ValueError(f"pre_id and post_id must be two different ids ≥ 1, got {pre_id}, {post_id}")
     ph = phantom
     extent = np.asarray(ph.spec.extent_nm, dtype=np.float64)
-    shape = tuple(int(math.ceil(e / h - 1e-9)) for e, h in zip(extent, spacing))
+    shape = tuple(math.ceil(e / h - 1e-9) for e, h in zip(extent, spacing))
     seg, mask = _labels_at(ph, _grid(shape, spacing), pre_id, post_id, labels)
 
     raw_vol = None
@@ -443,7 +443,7 @@ def sample_phantom(phantom: SynapsePhantom, voxel_size_nm, *, labels: LabelIds =
         from scipy.spatial import cKDTree
 
         tree = cKDTree(ph.vesicles_nm if len(ph.vesicles_nm) else np.full((1, 3), 1e9))
-        k = [max(1, int(math.ceil(h / raw_supersample_nm - 1e-9))) for h in spacing]
+        k = [max(1, math.ceil(h / raw_supersample_nm - 1e-9)) for h in spacing]
         subs = [(np.arange(n) + 0.5) / n for n in k]  # sub-point offsets inside a voxel, in voxel units
         acc = np.zeros(shape, np.float64)
         for oz in subs[0]:
@@ -451,7 +451,7 @@ def sample_phantom(phantom: SynapsePhantom, voxel_size_nm, *, labels: LabelIds =
                 for ox in subs[2]:
                     acc += _intensity_at(ph, _grid(shape, spacing, (oz, oy, ox)), tree)
         acc /= np.prod(k)
-        noise_rng = np.random.default_rng([ph.seed, *(int(round(h * 1000)) for h in spacing)])
+        noise_rng = np.random.default_rng([ph.seed, *(round(h * 1000) for h in spacing)])
         acc += noise_rng.normal(0.0, noise_sd, shape)
         raw_vol = np.clip(np.rint(acc), 0, 255).astype(np.uint8)
 
