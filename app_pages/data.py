@@ -9,7 +9,10 @@ import streamlit as st
 
 from app_pages import common
 from synapse_core.app.data_roots import subfolders
+from synapse_core.crops.availability import crop_checks
+from synapse_core.crops.settings import CropSettings
 from synapse_core.data.synapse_keys import synapse_rows
+from synapse_core.data.voxel_size import format_voxel_size
 from synapse_core.viz.colours import STRUCTURE_COLOURS
 from synapse_core.viz.slice_overlay import MASK_STRUCTURES, overlay_slice
 
@@ -61,9 +64,24 @@ n_issue_rows = len(issues[issues["bbox_name"].isin(bboxes)]) if len(issues) else
 m3.metric("Skipped rows", n_issue_rows)
 m4.metric("Voxel size (z, y, x) nm", " × ".join(f"{v:g}" for v in ds.voxel_size_nm) if ds.voxel_size_nm else "unknown")
 
-with st.expander(f"Validation report ({n_issue_rows} skipped rows)", expanded=bool(ds.report.fatal or n_issue_rows)):
+st.caption("Voxel size per bbox: " + "; ".join(
+    f"{b.name} {format_voxel_size(b.voxel_size_nm)} from {b.voxel_size_source}" if b.voxel_size_nm else f"{b.name} unknown"
+    for b in (ds.bboxes[n] for n in bboxes)))
+try:  # checks that depend on the crop settings chosen on the Extraction page (defaults before that)
+    default_crop = CropSettings()
+    page_crop = CropSettings(
+        size=int(st.session_state.get("x_size", default_crop.size)),
+        segmentation_type=int(st.session_state.get("x_segmentation_type", default_crop.segmentation_type)))
+except ValueError:
+    page_crop = CropSettings()
+data_warnings = ds.report.warnings + crop_checks(ds, page_crop, bboxes=bboxes)
+
+with st.expander(f"Validation report ({n_issue_rows} skipped rows, {len(data_warnings)} warnings)",
+                 expanded=bool(ds.report.fatal or n_issue_rows or data_warnings)):
     for problem in ds.report.fatal:
         st.error(problem)
+    for warning in data_warnings:
+        st.warning(warning)
     if n_issue_rows:
         st.dataframe(issues[issues["bbox_name"].isin(bboxes)], hide_index=True, width="stretch")
     else:

@@ -94,6 +94,17 @@ except ValueError as exc:
     st.error(f"Crop settings are not valid: {exc}")
     common.stop()
 
+from synapse_core.crops.availability import (
+    SegmentationTypeUnavailable,
+    check_segmentation_type_for_dataset,
+)
+
+try:  # before any crop: a type the chosen bboxes cannot build would give gray crops
+    check_segmentation_type_for_dataset(ds, crop_settings, bboxes=sorted(set(rows["bbox_name"].astype(str))) or bboxes)
+except SegmentationTypeUnavailable as exc:
+    st.error(str(exc))
+    common.stop()
+
 with st.expander("Live preview of the blended crop", expanded=True):
     ids = (rows["bbox_name"].astype(str) + "/" + rows["Var1"].astype(str)).tolist()
     pick = st.selectbox("Synapse", ids, key="x_preview_synapse") if ids else None

@@ -92,6 +92,9 @@ def run(args) -> int:
     if bbox not in ds.bboxes:
         raise ValueError(f"--synapse {bbox}/{var1}: bbox {bbox!r} is not in {args.data} "
                          f"(bboxes: {', '.join(ds.bboxes)})")
+    from synapse_core.crops.availability import check_segmentation_type_for_dataset
+
+    check_segmentation_type_for_dataset(ds, settings, bboxes=[bbox])  # no gray crops from a missing mask
     result = crop_synapse(ds, bbox, var1, settings)
     if isinstance(result, Discarded):
         print(f"discarded {bbox}/{var1} (segmentation type {settings.segmentation_type}): {result.reason}")

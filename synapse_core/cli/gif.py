@@ -51,6 +51,9 @@ def run(args) -> int:
     settings = crop_settings_from_args(args)
     ds = open_dataset(args.data, cache_dir=args.cache_dir)
     rows = select_rows(ds.synapses, args.bbox, args.synapse)
+    from synapse_core.crops.availability import check_segmentation_type_for_dataset
+
+    check_segmentation_type_for_dataset(ds, settings, bboxes=sorted(set(rows["bbox_name"].astype(str))))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = []
