@@ -290,3 +290,14 @@ def test_a_feature_model_for_other_settings_is_refused(demo_dataset, tmp_path):
     other = FeatureModel(ExtractSettings(crop=CropSettings(size=16), fmaps=4, workers=0, pooling="max"))
     with pytest.raises(ValueError, match="model= was built for other model settings"):
         extract_features(demo_dataset, settings, tmp_path, bboxes=["bbox1"], model=other)
+
+
+def test_rows_say_the_crop_grid_and_coverage(demo_dataset, tmp_path):
+    from synapse_core.features.extract import extract_features
+    from synapse_core.features.settings import ExtractSettings
+
+    res = extract_features(demo_dataset, ExtractSettings(features="morphology"), cache_dir=tmp_path,
+                           bboxes=["bbox1"])
+    f = res.features
+    assert (f["voxel_size_nm"] == 8.0).all() and (f["crop_nm"] == 640.0).all()
+    assert f["coverage"].between(0.5, 1.0).all() and (f["coverage"] == 1.0).any()

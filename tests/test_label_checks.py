@@ -271,3 +271,17 @@ def test_anisotropic_voxels_are_a_warning_with_the_ratio_and_the_crop_in_nm(tmp_
     (w,) = crop_warnings(_open(tmp_path), CropSettings(size=8))
     assert w.startswith("b1: anisotropic voxels 40×4×4 nm (z, y, x), ratio 10; each 64 × 64 × 64 nm crop covers "
                         "1.6 × 16 × 16 native voxels and is resampled to isotropic voxels")
+
+
+def test_extract_features_refuses_a_mask_type_on_a_maskless_bbox_before_any_row(maskless):
+    from synapse_core.crops.availability import SegmentationTypeUnavailable
+    from synapse_core.crops.settings import CropSettings
+    from synapse_core.data.dataset import open_dataset
+    from synapse_core.features.extract import extract_features
+    from synapse_core.features.settings import ExtractSettings
+
+    ds = open_dataset(maskless, cache_dir=maskless / "cache")
+    settings = ExtractSettings(crop=CropSettings(size=8), features="morphology")
+    with pytest.raises(SegmentationTypeUnavailable, match="cannot be used for bbox nomask: it has no semantic mask"):
+        extract_features(ds, settings, cache_dir=maskless / "cache")
+    assert not (maskless / "cache" / "features").exists()

@@ -8,7 +8,8 @@ batch at a time: a re-run with unchanged inputs runs no forward pass, an interru
 and two processes asking for the same synapse compute it once.
 
 Output columns, in order: ``bbox_name``, ``Var1``, the synapse table's columns, ``presynaptic_*``,
-``morph_*`` (always; interpretable, see :mod:`synapse_core.features.morphology`), ``feat_1..feat_N``
+``coverage`` (fraction of the crop inside the data), ``voxel_size_nm`` and ``crop_nm`` (the crop's
+isotropic voxel edge and crop edge in nm; NaN when the voxel size is unknown), ``morph_*`` (always; interpretable, see :mod:`synapse_core.features.morphology`), ``feat_1..feat_N``
 (deep features; absent for ``features="morphology"``), then the run's settings:
 ``segmentation_type``, ``alpha``, ``feature_set``, ``layer``, ``pooling``, ``precision``,
 ``checkpoint`` (``sha256:<hex>`` or ``untrained (random weights, seed N)``),
@@ -37,6 +38,7 @@ import pandas as pd
 
 from synapse_core.data.cache_dir import resolve_cache_dir
 from synapse_core.data.synapse_keys import synapse_rows
+from synapse_core.crops.availability import check_segmentation_type_for_dataset
 from synapse_core.crops.build import read_context
 from synapse_core.features.jobs import (
     DeepSpec,
@@ -233,6 +235,8 @@ def extract_features(dataset, settings: ExtractSettings = ExtractSettings(), cac
     >>> r.features.filter(like="feat_").shape, r.n_cached, r.skipped                # doctest: +SKIP
     """
     rows = _select_rows(dataset, bboxes, synapses)
+    # A type the data cannot build (no mask, a "none" label) is an error before any work, never gray crops.
+    check_segmentation_type_for_dataset(dataset, settings.crop, bboxes=sorted(set(rows["bbox_name"].astype(str))))
     if model is not None and FeatureModel.key(model.settings) != FeatureModel.key(settings):
         raise ValueError("model= was built for other model settings (checkpoint, layer, pooling, precision, device, "
                          "seed, fmaps or crop size) than this run's; build a FeatureModel for these settings")
@@ -404,7 +408,7 @@ def _assemble(records, results, skipped, settings, identity, layer_names, voxel_
             continue
         if settings.deep and res["deep"] is None:
             continue  # still being computed elsewhere when the run was cancelled
-        meta.append({**rec, **crop["presynaptic"], **crop["morph"]})
+        meta.append({**rec, **crop["presynaptic"], **crop.get("grid", {}), **crop["morph"]})
         if settings.deep:
             vectors.append(res["deep"])
     table_cols = list(records[0]) if records else ["bbox_name", "Var1"]

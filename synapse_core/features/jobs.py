@@ -91,6 +91,15 @@ def deep_cache_key(crop_key: str, deep: DeepSpec) -> str:
     return hash_key("deep", crop_key=crop_key, deep=deep)
 
 
+def crop_grid_columns(crop) -> dict:
+    """``coverage`` (fraction of the crop inside the data), ``voxel_size_nm`` (edge of the crop's
+    isotropic voxels; NaN when the dataset's voxel size is unknown) and ``crop_nm`` (crop edge in nm)."""
+    v = crop.voxel_size_nm
+    return {"coverage": float(crop.coverage),
+            "voxel_size_nm": float(v[0]) if v is not None else float("nan"),
+            "crop_nm": float(crop.raw.shape[0] * v[0]) if v is not None else float("nan")}
+
+
 def crop_result_of(crop, voxel_size_nm) -> dict:
     """What the cache keeps of a crop: discard reason, presynaptic columns, morphology columns."""
     if isinstance(crop, Discarded):
@@ -100,7 +109,7 @@ def crop_result_of(crop, voxel_size_nm) -> dict:
     # fine too); the padding outside the volume is not data.
     grid_nm = crop.voxel_size_nm if crop.voxel_size_nm is not None else voxel_size_nm
     valid = valid_mask_from_box(crop.raw.shape, crop.valid_box_zyx)
-    return {"discarded": None, "presynaptic": crop.presynaptic.as_columns(),
+    return {"discarded": None, "presynaptic": crop.presynaptic.as_columns(), "grid": crop_grid_columns(crop),
             "morph": morphology_features(crop.structures, crop.raw, grid_nm, valid=valid)}
 
 
