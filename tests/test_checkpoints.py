@@ -3,7 +3,16 @@
 import pytest
 import torch
 
-from synapse_core.features.checkpoints import CheckpointError, file_sha256, load_checkpoint, load_model, save_checkpoint
+from synapse_core.features.checkpoints import (
+    METADATA_FORMAT,
+    METADATA_KEY,
+    CheckpointError,
+    crop_mismatch,
+    file_sha256,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+)
 from synapse_core.features.vgg3d import Vgg3D, Vgg3DConfig
 
 from conftest import tiny_vgg3d_config, trained_like_vgg3d
@@ -127,3 +136,58 @@ def test_plain_pickle_is_refused_without_advising_unsafe_loading(tmp_path):
         load_checkpoint(path, Vgg3DConfig())
     assert "cannot be read safely: it holds pickled Python objects, not only tensors" in str(err.value)
     assert "weights_only` set to `False`" not in str(err.value)
+
+
+def _with_metadata(tmp_path, config, **overrides):
+    """A checkpoint of ``config`` carrying ``synapse_cluster_em`` metadata that describes it (plus ``overrides``)."""
+    torch.manual_seed(0)
+    model = Vgg3D(config, output_classes=1)
+    network = {"input_size": list(config.input_size), "fmaps": config.fmaps,
+               "n_convolutions": list(config.n_convolutions),
+               "downsample_factors": [list(f) for f in config.downsample_factors], "fmap_inc": list(config.fmap_inc),
+               "input_fmaps": config.input_fmaps, "classifier_width": config.classifier_width}
+    meta = {"format": METADATA_FORMAT, "network": network, "crop": {"size": 64, "alpha": 1.0}, **overrides}
+    path = tmp_path / "trained.pt"
+    torch.save({"model_state_dict": model.state_dict(), METADATA_KEY: meta}, path)
+    return model, path
+
+
+def test_trained_metadata_sets_the_network_width_and_input_size(tmp_path):
+    config = Vgg3DConfig(input_size=(32, 32, 32), fmaps=3, classifier_width=1)
+    model, path = _with_metadata(tmp_path, config)
+    loaded = load_checkpoint(path, Vgg3DConfig())  # the caller's fmaps 24 / 80³ give way to the file's
+    assert loaded.model.config == config and loaded.self_supervised
+    assert torch.equal(loaded.model.features[0].weight, model.features[0].weight)
+    assert loaded.metadata["crop"]["size"] == 64
+
+
+def test_malformed_metadata_is_refused_naming_the_entry(tmp_path):
+    _, path = _with_metadata(tmp_path, TINY, network={"fmaps": "eight"})
+    with pytest.raises(CheckpointError, match=r"trained.pt has unusable synapse_cluster_em metadata: "
+                                              r"network.input_size = None is not a list of positive integers"):
+        load_checkpoint(path, TINY)
+
+
+def test_newer_metadata_format_is_refused(tmp_path):
+    _, path = _with_metadata(tmp_path, TINY, format=METADATA_FORMAT + 1)
+    with pytest.raises(CheckpointError, match=rf"format {METADATA_FORMAT + 1} \(this version reads format "
+                                              rf"{METADATA_FORMAT}\)"):
+        load_checkpoint(path, TINY)
+
+
+def test_metadata_that_contradicts_the_weights_is_a_mismatch(tmp_path):
+    _, path = _with_metadata(tmp_path, TINY)
+    state = torch.load(path, weights_only=True)
+    state[METADATA_KEY]["network"]["fmaps"] = 5
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match=r"does not match the VGG3D architecture .*fmaps 5.*has 2 feature maps"):
+        load_checkpoint(path, TINY)
+
+
+def test_crop_mismatch_names_each_differing_field():
+    from synapse_core.crops.settings import CropSettings
+
+    problems = crop_mismatch({"crop": {"size": 64, "alpha": 1.0}}, CropSettings(size=80, alpha=1.0))
+    assert problems == ["trained on crops with size=64, extracting with size=80; features of other crops are less "
+                        "meaningful"]
+    assert crop_mismatch(None, CropSettings()) == []

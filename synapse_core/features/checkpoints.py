@@ -11,6 +11,12 @@ Every problem raises :class:`CheckpointError` naming the file and what is wrong:
 silent fallback to random weights (the original tool's worst bug, notes §14.1). A network without
 a checkpoint is explicitly "untrained (random weights, seed N)", and that string travels with
 every output (:attr:`LoadedModel.identity`).
+
+A checkpoint written by ``python -m synapse_core train`` (:mod:`synapse_core.features.train`) also
+holds ``"synapse_cluster_em": metadata`` (plain JSON values): the network shape (``network``:
+``input_size``, ``fmaps`` ...), training and crop settings, data fingerprint and loss curve. The
+network is then built from that metadata, not from the caller's configuration, so such a file
+needs no other setting (:func:`read_metadata`, :attr:`LoadedModel.metadata`).
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ from synapse_core.features.vgg3d import Vgg3D, Vgg3DConfig, untrained_vgg3d
 
 #: Where the original tool downloaded its checkpoint from (hemibrain neurotransmitter classifier, 2022-02-25).
 ORIGINAL_CHECKPOINT_NAME = "hemibrain_production.checkpoint"
+#: Key of this project's metadata in a checkpoint file, and the metadata version this code reads.
+METADATA_KEY = "synapse_cluster_em"
+METADATA_FORMAT = 1
 
 
 class CheckpointError(ValueError):
@@ -48,10 +57,16 @@ class LoadedModel:
     identity: str
     n_classes: int
     path: str | None = None
+    metadata: dict | None = dataclasses.field(default=None, compare=False)  # a dict is not hashable
 
     @property
     def untrained(self) -> bool:
         return self.path is None
+
+    @property
+    def self_supervised(self) -> bool:
+        """True for a network trained by ``python -m synapse_core train`` (it carries metadata)."""
+        return self.metadata is not None
 
 
 def untrained_identity(seed: int) -> str:
@@ -69,6 +84,16 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The state dict stored in ``path`` (bare or under ``model_state_dict``); CheckpointError otherwise."""
+    return read_checkpoint(path)[0]
+
+
+def read_metadata(path: str | os.PathLike) -> dict | None:
+    """The ``synapse_cluster_em`` metadata of a trained checkpoint (validated), or None for other files."""
+    return read_checkpoint(path)[1]
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """``(state_dict, metadata)`` of ``path``; metadata is None for files without ``synapse_cluster_em``."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist (give the path of a VGG3D .checkpoint/.pt file, "
@@ -102,7 +127,53 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
                               f"{{'model_state_dict': {{'features.0.weight': tensor, ...}}}} or the bare state dict")
     if all(k.startswith("module.") for k in state):  # saved from nn.DataParallel
         state = {k[len("module."):]: v for k, v in state.items()}
-    return state
+    metadata = obj.get(METADATA_KEY) if isinstance(obj, dict) and "model_state_dict" in obj else None
+    if metadata is not None:
+        metadata_config(metadata, path)  # refuse malformed metadata here, naming the file
+    return state, metadata
+
+
+def metadata_config(metadata, path="checkpoint") -> Vgg3DConfig:
+    """The :class:`Vgg3DConfig` described by a checkpoint's ``synapse_cluster_em`` metadata.
+
+    Raises CheckpointError naming the file and the entry when the metadata is malformed or newer
+    than this code.
+    """
+    def bad(what: str) -> CheckpointError:
+        return CheckpointError(f"checkpoint {path} has unusable {METADATA_KEY} metadata: {what}; re-train it with "
+                               f"this version (python -m synapse_core train) or remove the {METADATA_KEY!r} entry")
+
+    if not isinstance(metadata, dict):
+        raise bad(f"expected a dict, found a {type(metadata).__name__}")
+    if metadata.get("format") != METADATA_FORMAT:
+        raise bad(f"format {metadata.get('format')!r} (this version reads format {METADATA_FORMAT})")
+    net = metadata.get("network")
+    if not isinstance(net, dict):
+        raise bad("no 'network' entry (input_size, fmaps, ...)")
+
+    def ints(key, length=None, nested=False):
+        value = net.get(key)
+        items = value if isinstance(value, (list, tuple)) else None
+        ok = items is not None and (length is None or len(items) == length) and all(
+            (isinstance(v, (list, tuple)) and len(v) == 3 and all(isinstance(u, int) and u > 0 for u in v))
+            if nested else (isinstance(v, int) and not isinstance(v, bool) and v > 0) for v in items)
+        if not ok:
+            raise bad(f"network.{key} = {value!r} is not a list of positive integers"
+                      + (f" of length {length}" if length else ""))
+        return tuple(tuple(v) for v in items) if nested else tuple(items)
+
+    def one(key):
+        value = net.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise bad(f"network.{key} = {value!r} is not a positive integer")
+        return value
+
+    config = Vgg3DConfig(input_size=ints("input_size", 3), fmaps=one("fmaps"), n_convolutions=ints("n_convolutions"),
+                         downsample_factors=ints("downsample_factors", nested=True), fmap_inc=ints("fmap_inc"),
+                         input_fmaps=one("input_fmaps"), classifier_width=one("classifier_width"))
+    if len(config.downsample_factors) != len(config.n_convolutions):
+        raise bad("network.downsample_factors and network.n_convolutions have different lengths")
+    return config
 
 
 def _classes_of(state: dict[str, torch.Tensor], path) -> int:
@@ -151,15 +222,32 @@ def _head_config(state: dict[str, torch.Tensor], config: Vgg3DConfig) -> Vgg3DCo
     return dataclasses.replace(config, input_size=size, classifier_width=width)
 
 
+def crop_mismatch(metadata: dict | None, crop) -> list[str]:
+    """How ``crop`` (CropSettings of an extraction) differs from the crops a trained checkpoint learned from.
+
+    One sentence per differing field, e.g. ``"trained on crops with alpha=1.0, extracting with
+    alpha=0.3"``; empty for checkpoints without metadata or with equal settings.
+    """
+    trained = (metadata or {}).get("crop")
+    if not isinstance(trained, dict):
+        return []
+    now = dataclasses.asdict(crop)
+    return [f"trained on crops with {name}={trained[name]!r}, extracting with {name}={now[name]!r}; features of "
+            f"other crops are less meaningful" for name in sorted(now) if name in trained and trained[name] != now[name]]
+
+
 def load_checkpoint(path: str | os.PathLike, config: Vgg3DConfig = Vgg3DConfig()) -> LoadedModel:
     """Build a VGG3D with the trunk of ``config`` and the class count, classifier width and input size
     found in ``path``, and load its weights strictly.
 
+    A trained checkpoint with ``synapse_cluster_em`` metadata is built from its metadata instead
+    (``config`` is ignored): its network width and input size are the file's.
+
     Raises CheckpointError for a missing, corrupt, unsafe or mismatched file.
     """
-    state = read_state_dict(path)
+    state, metadata = read_checkpoint(path)
     n_classes = _classes_of(state, path)
-    config = _head_config(state, config)
+    config = metadata_config(metadata, path) if metadata is not None else _head_config(state, config)
     model = Vgg3D(config, output_classes=n_classes)
     expected = model.state_dict()
     if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):
@@ -168,7 +256,7 @@ def load_checkpoint(path: str | os.PathLike, config: Vgg3DConfig = Vgg3DConfig()
     if bad:
         raise CheckpointError(f"checkpoint {path} holds NaN/inf values in {bad[:5]}; the file is damaged")
     model.load_state_dict(state, strict=True)
-    return LoadedModel(model.eval(), "sha256:" + file_sha256(path), n_classes, str(path))
+    return LoadedModel(model.eval(), "sha256:" + file_sha256(path), n_classes, str(path), metadata)
 
 
 def load_model(checkpoint: str | os.PathLike | None, config: Vgg3DConfig = Vgg3DConfig(), seed: int = 0) -> LoadedModel:

@@ -115,22 +115,28 @@ class FeatureModel:
     """
 
     def __init__(self, settings: ExtractSettings):
-        from synapse_core.features.checkpoints import load_checkpoint, untrained_identity
+        from synapse_core.features.checkpoints import crop_mismatch, load_checkpoint, untrained_identity
         from synapse_core.features.net import resolve_device
         from synapse_core.features.vgg3d import parse_layers
 
         self.settings = settings
         self.device = resolve_device(settings.device)  # a missing GPU fails before any work
         self.config = settings.network_config()
-        self.layers = parse_layers(settings.layer, self.config)
         self._net = None
         self.checkpoint = None
+        self.input_size = None  # (z, y, x) voxels a trained checkpoint's network expects; crops are resampled to it
         if settings.checkpoint:
             # Load now: a bad checkpoint must fail before any work, loudly.
             self.checkpoint = load_checkpoint(settings.checkpoint, self.config)
             self.identity = self.checkpoint.identity
+            if self.checkpoint.metadata is not None:  # from `train`: its width and input size are the file's
+                self.config = self.checkpoint.model.config
+                self.input_size = self.config.input_size
+                for problem in crop_mismatch(self.checkpoint.metadata, settings.crop):
+                    log.warning("checkpoint %s: %s", settings.checkpoint, problem)
         else:
             self.identity = untrained_identity(settings.seed)
+        self.layers = parse_layers(settings.layer, self.config)
         self.spec = DeepSpec(self.identity, repr(self.config), ",".join(l.name for l in self.layers),
                              settings.pooling, settings.precision)
         self.forward_passes = 0
@@ -161,6 +167,14 @@ class FeatureModel:
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
         self.forward_passes += 1
+        if self.input_size is not None and tuple(crops.shape[1:]) != tuple(self.input_size):
+            import torch
+
+            from synapse_core.features.augment import resize
+
+            # The trained network saw crops area-averaged to its input size; do the same here.
+            crops = resize(torch.from_numpy(np.ascontiguousarray(crops, dtype=np.float32))[:, None],
+                           self.input_size[0])[:, 0].numpy()
         return self.net()(crops)
 
 
