@@ -3,7 +3,7 @@
 Run:  python benchmarks/resampling.py [--n 40] [--rounds 4] [--size 160] [--storage numpy zarr]
 
 The synthetic bbox of ``benchmarks/crops.py`` (edge ``--size`` voxels of 8 nm) is stored twice:
-as it is, and as serial sections of 40×4×4 nm (every 5th slice; each pixel split in 2×2). Timed
+as it is, and as serial sections of 40×4×4 nm (slices 2, 7, 12, …: section centres; each pixel split in 2×2). Timed
 per synapse, read + build, default crop settings (80 voxels of 8 nm, smart crop on, type 10):
 
 * ``voxels``: the path before physical crops, data read in native voxels (no voxel size given);
@@ -43,7 +43,7 @@ def _crops_benchmark():
 def sectioned(raw, seg, mask, rows):
     """The same bbox as 40×4×4 nm sections: every 5th slice, each pixel repeated 2×2; rows moved along."""
     def cut(v):
-        return np.ascontiguousarray(np.repeat(np.repeat(v[::5], 2, axis=1), 2, axis=2))
+        return np.ascontiguousarray(np.repeat(np.repeat(v[2::5], 2, axis=1), 2, axis=2))
 
     moved = []
     for r in rows:
@@ -51,7 +51,7 @@ def sectioned(raw, seg, mask, rows):
         for p in ("central", "side_1", "side_2"):
             m[f"{p}_coord_1"] = int(r[f"{p}_coord_1"]) * 2
             m[f"{p}_coord_2"] = int(r[f"{p}_coord_2"]) * 2
-            m[f"{p}_coord_3"] = int(round(int(r[f"{p}_coord_3"]) / 5))
+            m[f"{p}_coord_3"] = int(r[f"{p}_coord_3"]) // 5
         moved.append(m)
     return cut(raw), cut(seg), cut(mask), moved
 

@@ -232,11 +232,13 @@ def test_anisotropic_sections_are_resampled_to_the_crop_grid():
     _, seg, mask = two_neuron_volumes()
     smooth = ndimage.gaussian_filter(np.random.default_rng(5).random(seg.shape), 3)
     raw = np.round(255 * (smooth - smooth.min()) / np.ptp(smooth)).astype(np.uint8)
-    # Keep every 5th slice: the same tissue as 40 nm sections of 8 nm pixels; slice 30 is section 6.
+    # Every 5th slice from slice 2: the same tissue as 40 nm sections of 8 nm pixels (section k is centred
+    # on slice 5k + 2); slice 30 lies in section 6.
     s = CropSettings(size=20, segmentation_type=0, smart_crop=False, voxel_size_nm=8.0)
-    iso = build_crop(read_context_arrays(raw, seg, mask, LABELS, synapse_row((30, 30, 30)), s,
+    # A point in section 6 is known to ±20 nm: the section's centre, slice 32, is where its crop is centred.
+    iso = build_crop(read_context_arrays(raw, seg, mask, LABELS, synapse_row((32, 30, 30)), s,
                                          voxel_size_nm=(8, 8, 8)), s)
-    ani = build_crop(read_context_arrays(raw[::5], seg[::5], mask[::5], LABELS, synapse_row((6, 30, 30)), s,
+    ani = build_crop(read_context_arrays(raw[2::5], seg[2::5], mask[2::5], LABELS, synapse_row((6, 30, 30)), s,
                                          voxel_size_nm=(40, 8, 8)), s)
     assert ani.raw.shape == (20, 20, 20) and ani.coverage == 1.0
     assert ani.presynaptic.pre_seg_id == iso.presynaptic.pre_seg_id
@@ -247,7 +249,7 @@ def test_anisotropic_sections_are_resampled_to_the_crop_grid():
 def test_side_point_ids_are_read_at_their_native_voxels():
     raw, seg, mask = two_neuron_volumes()
     s = CropSettings(size=20, segmentation_type=0, smart_crop=False)
-    ctx = read_context_arrays(raw[::5], seg[::5], mask[::5], LABELS,
+    ctx = read_context_arrays(raw[2::5], seg[2::5], mask[2::5], LABELS,
                               synapse_row((6, 30, 30), (6, 30, 25), (6, 30, 35)), s, voxel_size_nm=(40, 8, 8))
     assert (ctx.side1_seg_id, ctx.side2_seg_id) == (1, 2)
-    assert ctx.center_zyx == (30, 30, 30)  # section 6 at 240 nm is grid voxel 30 at 8 nm
+    assert ctx.center_zyx == (32, 30, 30)  # section 6 is centred at 260 nm: grid voxel 32 of 8 nm

@@ -6,10 +6,12 @@ over the same physical extent and resampled to the target grid.
 
 Conventions
 -----------
-* Native voxel ``n`` (per axis) has its centre at ``n * native_nm`` nm; target voxel ``i`` has its
-  centre at ``i * target_nm`` nm. So native index ``c = i * target_nm / native_nm`` (fractional).
-* A target voxel is **inside the data** when ``-0.5 <= c < n_native - 0.5`` on every axis (its centre
-  falls in a native voxel). :func:`target_extent` gives that range per axis.
+* Voxel ``n`` of a grid with voxel size ``s`` covers ``[n s, (n + 1) s)`` nm (origin at the corner
+  of voxel 0, as in Neuroglancer, N5 and OME-Zarr), so its centre is at ``(n + ½) s``. The centre of
+  target voxel ``i`` is native index ``c = (i + ½) q - ½`` (fractional) with
+  ``q = target_nm / native_nm``; equal sizes give ``c = i``.
+* A target voxel is **inside the data** when its centre lies in a native voxel on every axis;
+  :func:`target_extent` gives that range per axis.
 * Labels (neuron ids, semantic mask) use nearest neighbour (``round(c)``): ids are never mixed.
 * Raw intensities, separable per axis: where the target is coarser than the native grid
   (``target_nm > native_nm``, e.g. 4 nm pixels to 8 nm) each target voxel is the **area average**
@@ -42,32 +44,31 @@ def _ratio(native_nm, target_nm) -> np.ndarray:
 
 
 def to_target_index(native_zyx, native_nm, target_nm) -> tuple[int, int, int]:
-    """Target-grid index (z, y, x) of the voxel whose centre is nearest to native voxel ``native_zyx``."""
+    """Target-grid index (z, y, x) of the voxel that holds the centre of native voxel ``native_zyx``."""
     r = _ratio(native_nm, target_nm)
-    return tuple(int(math.floor(float(n) / q + 0.5)) for n, q in zip(native_zyx, r))
+    return tuple(int(math.floor((float(n) + 0.5) / q)) for n, q in zip(native_zyx, r))
 
 
 def target_extent(native_shape_zyx, native_nm, target_nm) -> tuple[tuple[int, int], ...]:
     """Per axis ``(start, stop)`` of the target indices whose centre lies inside the data.
 
     >>> target_extent((20, 100, 100), (40, 4, 4), (8, 8, 8))
-    ((-2, 98), (0, 50), (0, 50))
+    ((0, 100), (0, 50), (0, 50))
     >>> target_extent((64, 64, 64), (8, 8, 8), (8, 8, 8))
     ((0, 64), (0, 64), (0, 64))
     """
     r = _ratio(native_nm, target_nm)
     out = []
     for n, q in zip(native_shape_zyx, r):
-        lo = math.ceil(-0.5 / q - 1e-9)
-        hi = math.ceil((int(n) - 0.5) / q - 1e-9)
-        out.append((int(lo), int(hi)))
+        # inside iff 0 <= (i + 1/2) q < n
+        out.append((0, int(math.ceil(int(n) / q - 0.5 - 1e-9))))
     return tuple(out)
 
 
 def _coords(start: int, stop: int, q: float) -> np.ndarray:
-    """Native (fractional) coordinates of target indices ``start..stop-1``; exact integers when q == 1."""
+    """Native (fractional) index coordinates of the centres of target voxels ``start..stop-1``; exact when q == 1."""
     i = np.arange(start, stop, dtype=np.float64)
-    return i if q == 1.0 else i * q
+    return i if q == 1.0 else (i + 0.5) * q - 0.5
 
 
 def _nearest_index(c: np.ndarray) -> np.ndarray:
