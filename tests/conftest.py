@@ -80,10 +80,19 @@ def demo_dataset(demo_root, demo_cache):
 
 @pytest.fixture
 def demo_app(monkeypatch, demo_root, demo_cache):
-    """The dashboard configured with the demo dataset as its one data root and the shared test cache."""
+    """The dashboard configured with the demo dataset as its one data root and the shared test cache.
+
+    A page's exception is shown in full (the lab config redacts it), so a failing test says what broke.
+    """
+    from streamlit import config as st_config
+
     from app_helpers import configure
 
     configure(monkeypatch, demo_root, demo_cache)
+    shown = st_config.get_option("client.showErrorDetails")
+    st_config.set_option("client.showErrorDetails", "full")
+    yield
+    st_config.set_option("client.showErrorDetails", shown)
 
 
 def write_stack(folder: Path, volume: np.ndarray, names=None) -> list[Path]:

@@ -88,6 +88,7 @@ def test_second_run_runs_no_forward_pass(demo_dataset, tmp_path):
     pd.testing.assert_frame_equal(first.features, second.features)
 
 
+@pytest.mark.slow  # starts a crop worker process
 def test_batch_size_device_and_workers_are_not_part_of_the_key(demo_dataset, tmp_path):
     extract_features(demo_dataset, TINY, cache_dir=tmp_path, bboxes=["bbox1"])
     other = replace(TINY, batch_size=7, workers=1, device="auto")
@@ -256,6 +257,7 @@ def test_cli_refuses_a_download_error_page_as_checkpoint(small_root, tmp_path, c
 
 
 @pytest.mark.shared_data
+@pytest.mark.slow  # starts a crop worker process
 def test_real_fib_sem_hdf5_extracts_the_same_in_a_worker_as_in_process(tmp_path):
     from synapse_core.data.dataset import open_dataset
 
@@ -292,6 +294,7 @@ def test_a_feature_model_for_other_settings_is_refused(demo_dataset, tmp_path):
         extract_features(demo_dataset, settings, tmp_path, bboxes=["bbox1"], model=other)
 
 
+@pytest.mark.slow  # default settings: a crop worker process
 def test_rows_say_the_crop_grid_and_coverage(demo_dataset, tmp_path):
     from synapse_core.features.extract import extract_features
     from synapse_core.features.settings import ExtractSettings

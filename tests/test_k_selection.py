@@ -104,6 +104,7 @@ def test_sweep_reports_the_null_stability_and_gap_curves():
     assert curves.attrs["gap_k"] == 3 and np.isfinite(curves.attrs["gap_k1"])
 
 
+@pytest.mark.slow  # two sweeps against a sampled null (> 2 s)
 def test_sweep_is_repeatable_with_the_same_seed():
     X, _ = planted_groups(3, 12, 16, 0)
     a, b = sweep_k(X, (2, 5), seed=4).curves, sweep_k(X, (2, 5), seed=4).curves
