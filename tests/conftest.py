@@ -84,9 +84,8 @@ def demo_app(monkeypatch, demo_root, demo_cache):
 
     A page's exception is shown in full (the lab config redacts it), so a failing test says what broke.
     """
-    from streamlit import config as st_config
-
     from app_helpers import configure
+    from streamlit import config as st_config
 
     configure(monkeypatch, demo_root, demo_cache)
     shown = st_config.get_option("client.showErrorDetails")

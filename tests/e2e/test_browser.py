@@ -361,9 +361,12 @@ def test_demo_pipeline_in_the_browser(server, browser, tmp_path):
         lines.append(f"  {step:<20} {first[step]:>11.1f}   {second[step]:>12.1f}")
     print("\n".join(lines))
     (ARTIFACTS / "e2e_timings.txt").write_text("\n".join(lines) + "\n")
-    # Cancelled after ≥ 12 synapses were done, then resumed: what the cache held came from it.
-    n = first["cached_after_cancel"]
-    assert n >= 12 and first["cache_counts"] == f"{n} / {60 - n}"
+    # Cancelled after ≥ 12 synapses were done, then resumed: what the cache held came from it. The
+    # cancelled run stops at its next progress call, so a batch already in the network may still be
+    # stored after the cache check: the resumed run takes at least what the check counted.
+    n_checked = first["cached_after_cancel"]
+    n_cached, n_computed = (int(v) for v in first["cache_counts"].split(" / "))
+    assert n_checked >= 12 and n_cached >= n_checked and n_cached + n_computed == 60
     assert second["cache_counts"] == "60 / 0"
 
 
