@@ -313,3 +313,48 @@ def test_init_checkpoint_is_the_starting_point_and_is_recorded(tiny_data, tmp_pa
     trained = load_checkpoint(result.path).model
     assert result.metadata["init"] == f"sha256:{sha}"
     assert torch.allclose(trained.features[0].weight, start.features[0].weight, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_killed_cli_run_continues_to_the_weights_of_an_uninterrupted_run(one_bbox, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    def command(out):
+        return [sys.executable, "-m", "synapse_core", "train", "--data", str(one_bbox.root), "--cache-dir",
+                str(tmp_path / "cache"), "--out", str(out), "--size", "32", "--input-size", "16", "--fmaps", "4",
+                "--epochs", "12", "--batch-size", "8", "--projector-dims", "16-16", "--threads", "1", "--no-progress"]
+
+    subprocess.run(command(tmp_path / "full.pt"), cwd=REPO, check=True, capture_output=True)
+    killed = tmp_path / "killed.pt"
+    proc = subprocess.Popen(command(killed), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not partial_path(killed).exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.kill()  # SIGKILL: no chance to clean up
+    proc.wait()
+    assert partial_path(killed).exists() and not killed.exists()
+    again = subprocess.run(command(killed), cwd=REPO, check=True, capture_output=True, text=True)
+    assert "resumed after epoch" in again.stdout
+    a = torch.load(tmp_path / "full.pt", weights_only=True)["model_state_dict"]
+    b = torch.load(killed, weights_only=True)["model_state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_cli_init_takes_width_and_input_size_from_the_file(one_bbox, tmp_path):
+    from synapse_core.cli.parser import main
+    from synapse_core.features.checkpoints import save_checkpoint
+
+    torch.manual_seed(0)
+    sha = save_checkpoint(Vgg3D(Vgg3DConfig(input_size=(16, 16, 16), fmaps=4, classifier_width=8)),
+                          tmp_path / "synister.checkpoint")  # a bare synister file: size read from its head
+    model = tmp_path / "tuned.pt"
+    assert main(["train", "--data", str(one_bbox.root), "--out", str(model), "--init", str(tmp_path / "synister.checkpoint"),
+                 "--size", "32", "--epochs", "1", "--batch-size", "8", "--projector-dims", "16-16",
+                 "--no-progress"]) == 0
+    meta = torch.load(model, weights_only=True)[METADATA_KEY]
+    assert (meta["network"]["fmaps"], meta["network"]["input_size"], meta["init"]) == (4, [16, 16, 16], f"sha256:{sha}")

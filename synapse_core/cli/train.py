@@ -42,7 +42,7 @@ def add_arguments(p) -> None:
                         "defaults shown are the small preset's (default: %(default)s)")
     p.add_argument("--init", default=None, metavar="CHECKPOINT",
                    help="start from this VGG3D checkpoint's trunk (fine-tuning, e.g. hemibrain_production.checkpoint); "
-                        "fmaps is taken from the file")
+                        "fmaps and, unless given, the input size are taken from the file (80³ for hemibrain)")
     p.add_argument("--overwrite", action="store_true", help="train again when --out exists")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for PyTorch (default: PyTorch's choice; 1 is faster on a busy machine)")
@@ -53,16 +53,15 @@ def add_arguments(p) -> None:
     p.set_defaults(**{name: None for name in settings_fields()})
 
 
-def _init_fmaps(path: str) -> int:
-    """First-stage feature maps of the trunk stored in checkpoint ``path``."""
-    from synapse_core.features.checkpoints import read_state_dict
+def _init_network(path: str):
+    """The :class:`~synapse_core.features.vgg3d.Vgg3DConfig` of the VGG3D checkpoint ``path`` (its own width)."""
+    from synapse_core.features.checkpoints import CheckpointError, load_checkpoint, read_state_dict
+    from synapse_core.features.vgg3d import Vgg3DConfig
 
     weight = read_state_dict(path).get("features.0.weight")
     if weight is None:
-        from synapse_core.features.checkpoints import CheckpointError
-
         raise CheckpointError(f"--init {path}: no features.0.weight; it is not a VGG3D checkpoint")
-    return int(weight.shape[0])
+    return load_checkpoint(path, Vgg3DConfig(fmaps=int(weight.shape[0]))).model.config
 
 
 def run(args) -> int:
@@ -79,8 +78,10 @@ def run(args) -> int:
             raise ValueError(f"--threads {args.threads}: give a number ≥ 1")
         torch.set_num_threads(args.threads)
     preset = args.preset if args.preset != "auto" else ("full" if torch.cuda.is_available() else "small")
-    if args.init and args.fmaps is None:
-        args.fmaps = _init_fmaps(args.init)
+    if args.init:  # fine-tuning: the file's width, and by default the input size it was trained at
+        network = _init_network(args.init)
+        args.fmaps = network.fmaps if args.fmaps is None else args.fmaps
+        args.input_size = network.input_size[0] if args.input_size is None else args.input_size
     defaults = preset_settings(preset)
     for name in settings_fields():
         if getattr(args, name) is None:
@@ -114,6 +115,12 @@ def run(args) -> int:
 
     try:
         result = train(data, settings, out, init=args.init, progress=progress)
+    except KeyboardInterrupt:
+        where = partial_path(out)
+        if where.exists():
+            print(f"interrupted; the state after the last finished epoch is in {where}: run the same command to "
+                  f"continue", file=sys.stderr)
+        return 130
     finally:
         if bar is not None:
             bar.close()

@@ -286,9 +286,13 @@ def _build(settings: TrainSettings, init: str | None) -> tuple[Vgg3D, nn.Sequent
 
 
 def _atomic_save(obj, path: Path) -> None:
+    """Write ``obj`` to ``path`` so that a reader (or a kill) sees the old file or the new one, never half."""
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _run_key(settings: TrainSettings, data: TrainingData, init_identity: str | None) -> str:
@@ -382,8 +386,9 @@ def train(data: TrainingData, settings: TrainSettings, out: str | os.PathLike, i
 
     model.to(device)
     head.to(device)
-    if device.type == "cpu":  # oneDNN's 3D convolutions (and their gradients) are several times faster channels-last
-        model.features.to(memory_format=torch.channels_last_3d)
+    # oneDNN's 3D convolutions (and their gradients) are several times faster channels-last on the CPU.
+    layout = torch.channels_last_3d if device.type == "cpu" else torch.contiguous_format
+    model.features.to(memory_format=layout)
     params = list(model.features.parameters()) + list(head.parameters())
     optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
@@ -422,7 +427,7 @@ def train(data: TrainingData, settings: TrainSettings, out: str | os.PathLike, i
                     group["lr"] = lr
                 x = crops_cpu[idx].unsqueeze(1)
                 views = [random_view(x, gen, settings, geometry, spacing) for _ in range(2)]
-                va, vb = (v.to(device).contiguous(memory_format=torch.channels_last_3d) for v in views)
+                va, vb = (v.to(device, memory_format=layout) for v in views)
                 with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
                     za = head(pooled(model, va))
                     zb = head(pooled(model, vb))
