@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import tiny_vgg3d_config, trained_like_vgg3d
 
 from synapse_core.features.checkpoints import (
     METADATA_FORMAT,
@@ -14,8 +15,6 @@ from synapse_core.features.checkpoints import (
     save_checkpoint,
 )
 from synapse_core.features.vgg3d import Vgg3D, Vgg3DConfig
-
-from conftest import tiny_vgg3d_config, trained_like_vgg3d
 
 TINY = tiny_vgg3d_config()
 
@@ -188,6 +187,6 @@ def test_crop_mismatch_names_each_differing_field():
     from synapse_core.crops.settings import CropSettings
 
     problems = crop_mismatch({"crop": {"size": 64, "alpha": 1.0}}, CropSettings(size=80, alpha=1.0))
-    assert problems == ["trained on crops with size=64, extracting with size=80; features of other crops are less "
-                        "meaningful"]
+    assert problems == [("trained on crops with size=64, extracting with size=80; features of other crops are less "
+                         "meaningful")]
     assert crop_mismatch(None, CropSettings()) == []

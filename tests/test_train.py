@@ -18,7 +18,11 @@ from synapse_core.features.train import (
     train,
     vicreg_loss,
 )
-from synapse_core.features.train_settings import TrainSettings, preset_settings, resolve_geometry
+from synapse_core.features.train_settings import (
+    TrainSettings,
+    preset_settings,
+    resolve_geometry,
+)
 from synapse_core.features.vgg3d import Vgg3D, Vgg3DConfig
 
 #: fmaps 4, 32³ crops averaged to 16³, 2 steps of 8 per epoch on the 15 synapses of one demo bbox.

@@ -31,7 +31,11 @@ ALIASES: dict[str, tuple[str, ...]] = {"learning_rate": ("--lr", "--learning-rat
 
 
 def add_arguments(p) -> None:
-    from synapse_core.features.train_settings import PRESETS, TrainSettings, settings_fields
+    from synapse_core.features.train_settings import (
+        PRESETS,
+        TrainSettings,
+        settings_fields,
+    )
 
     add_data_arguments(p)
     p.add_argument("--out", required=True, help="checkpoint to write, e.g. model.pt (state of an unfinished run: "
@@ -55,7 +59,11 @@ def add_arguments(p) -> None:
 
 def _init_network(path: str):
     """The :class:`~synapse_core.features.vgg3d.Vgg3DConfig` of the VGG3D checkpoint ``path`` (its own width)."""
-    from synapse_core.features.checkpoints import CheckpointError, load_checkpoint, read_state_dict
+    from synapse_core.features.checkpoints import (
+        CheckpointError,
+        load_checkpoint,
+        read_state_dict,
+    )
     from synapse_core.features.vgg3d import Vgg3DConfig
 
     weight = read_state_dict(path).get("features.0.weight")
@@ -71,7 +79,11 @@ def run(args) -> int:
 
     from synapse_core.data.dataset import open_dataset
     from synapse_core.features.train import partial_path, prepare_training_data, train
-    from synapse_core.features.train_settings import TrainSettings, preset_settings, settings_fields
+    from synapse_core.features.train_settings import (
+        TrainSettings,
+        preset_settings,
+        settings_fields,
+    )
 
     if args.threads is not None:
         if args.threads < 1:

@@ -201,7 +201,7 @@ def random_cutout(x: torch.Tensor, generator: torch.Generator, probability: floa
             continue
         box = []
         for a, edge in enumerate(x.shape[2:]):
-            size = max(1, int(round(float(fractions[i, a]) * edge)))
+            size = max(1, round(float(fractions[i, a]) * edge))
             start = int(float(starts[i, a]) * (edge - size + 1))
             box.append(slice(start, start + size))
         out[(i, slice(None), *box)] = x[i].mean()
@@ -216,7 +216,7 @@ def section_jitter(x: torch.Tensor, generator: torch.Generator, max_shift: int =
     _check(x)
     if max_shift <= 0:
         return x.clone()
-    b, c, z, y, w = x.shape
+    b, _, z, y, w = x.shape
     m = int(max_shift)
     shifts = torch.randint(-m, m + 1, (b, z, 2), generator=generator).to(x.device)
     padded = F.pad(x, (m, m, m, m, 0, 0), mode="replicate")  # (B, C, z, y + 2m, x + 2m)

@@ -36,9 +36,9 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -51,8 +51,8 @@ from synapse_core.crops.build import Discarded, iter_crops
 from synapse_core.data.hashing import array_digest, content_hash
 from synapse_core.features.augment import random_view, resize
 from synapse_core.features.checkpoints import (
-    METADATA_KEY,
     METADATA_FORMAT,
+    METADATA_KEY,
     CheckpointError,
     file_sha256,
     load_checkpoint,

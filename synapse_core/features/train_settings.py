@@ -64,7 +64,8 @@ class TrainSettings:
     warmup_epochs: int = Field(5, ge=0, description="epochs of linear learning-rate warm-up")
     seed: int = Field(0, ge=0, description="seed of the initial weights, batch order and augmentations")
     projector_dims: tuple[Annotated[int, Field(ge=1)], ...] = Field(
-        (256, 256), min_length=1, description="widths of the projection head's layers (discarded after training)")
+        (1024, 1024), min_length=1, description="widths of the projection head's layers (discarded after "
+                                                "training; VICReg gains from a wide head)")
     invariance_weight: float = Field(25.0, ge=0, description="vicreg: weight of the view-agreement (MSE) term")
     variance_weight: float = Field(25.0, ge=0, description="vicreg: weight of the per-dimension std hinge term")
     covariance_weight: float = Field(1.0, ge=0, description="vicreg: weight of the off-diagonal covariance term")
@@ -85,7 +86,9 @@ class TrainSettings:
                                                      "in input voxels (section misalignment)")
     section_drop: float = Field(0.05, ge=0, le=1, description="anisotropic data: probability that a z section is "
                                                               "blanked (missing section)")
-    cutout_probability: float = Field(0.5, ge=0, le=1, description="probability that a box of a view is blanked")
+    cutout_probability: float = Field(0.0, ge=0, le=1, description="probability that a box of a view is blanked "
+                                                                   "(off by default: a box can hide the cleft or a "
+                                                                   "mitochondrion, what tells synapses apart)")
     cutout_size: float = Field(0.3, gt=0, le=1, description="largest edge of the blanked box, as a fraction of "
                                                             "the input edge")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available")
