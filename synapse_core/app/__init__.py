@@ -13,5 +13,6 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         'run_config': ['RunConfig', 'dumps', 'loads'],
         'widgets': ['widget_options'],
         'state': ['nearest_neighbours', 'ids_from_plotly_selection'],
+        'jobs': ['JobRegistry', 'REGISTRY', 'submit_extraction', 'submit_training'],
     },
 )

@@ -1,0 +1,135 @@
+"""Background jobs of the dashboard server (synapse_core.app.jobs): attach, cancel, failure, sharing."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from synapse_core.app.jobs import JobCancelled, JobRegistry, job_key, trained_model_in
+
+
+def gated_task(gate: threading.Event, total: int = 10, stop_at: int = 4):
+    """A task that reports ``stop_at`` of ``total`` items, waits for ``gate``, then finishes or stops if cancelled."""
+    calls = []
+
+    def run(job):
+        calls.append(job.job_id)
+        for i in range(1, stop_at + 1):
+            job.report(i, total)
+        gate.wait(5)
+        if job.cancel_requested():
+            raise JobCancelled
+        job.report(total, total)
+        return {"computed": total}
+
+    return run, calls
+
+
+def test_a_second_submit_of_a_running_key_attaches_to_the_same_job():
+    reg, gate = JobRegistry(), threading.Event()
+    task, calls = gated_task(gate)
+    first = reg.submit("k", task, kind="test", started_by="ann")
+    second = reg.submit("k", task, kind="test", started_by="bob")
+    gate.set()
+    assert first.wait(5)
+    assert second is first and first.attached == ["bob"]
+    assert calls == [first.job_id]  # the work ran once
+
+
+def test_cancel_stops_the_job_and_says_where_and_by_whom():
+    reg, gate = JobRegistry(), threading.Event()
+    task, _ = gated_task(gate, total=60, stop_at=12)
+    job = reg.submit("k", task, kind="test", started_by="ann", unit="synapses")
+    while job.done < 12:
+        job.wait(0.01)
+    assert reg.cancel("k", by="bob") is job
+    gate.set()
+    assert job.wait(5)
+    assert job.status == "cancelled"
+    assert job.message() == "cancelled at 12/60 synapses by bob"
+
+
+def test_a_failed_job_keeps_its_error_message():
+    def broken(job):
+        job.report(3, 7)
+        raise ValueError("bbox2: column Var1 is missing")
+
+    reg = JobRegistry()
+    job = reg.submit("k", broken, kind="test", unit="synapses")
+    job.wait(5)
+    assert job.status == "failed" and job.error == "ValueError: bbox2: column Var1 is missing"
+    assert job.message() == "failed at 3/7 synapses: ValueError: bbox2: column Var1 is missing"
+
+
+def test_a_finished_result_is_shared_with_every_later_submit():
+    reg = JobRegistry()
+    job = reg.submit("k", lambda job: [1, 2, 3], kind="test")
+    job.wait(5)
+    again = reg.submit("k", lambda job: pytest.fail("ran twice"), kind="test")
+    assert again is job and again.result == [1, 2, 3] and reg.get("k").result == [1, 2, 3]
+
+
+def test_rerun_done_starts_a_new_job_with_a_new_id():
+    reg = JobRegistry()
+    first = reg.submit("k", lambda job: 1, kind="test")
+    first.wait(5)
+    second = reg.submit("k", lambda job: 2, kind="test", rerun_done=True)
+    second.wait(5)
+    assert second.job_id != first.job_id and second.result == 2
+
+
+def test_a_cancelled_key_submitted_again_runs_again():
+    reg, gate = JobRegistry(), threading.Event()
+    task, calls = gated_task(gate)
+    job = reg.submit("k", task, kind="test")
+    reg.cancel("k", by="ann")
+    gate.set()
+    job.wait(5)
+    again = reg.submit("k", task, kind="test")
+    again.wait(5)
+    assert (job.status, again.status) == ("cancelled", "done") and len(calls) == 2
+
+
+def test_jobs_beyond_max_running_wait_queued_and_can_be_cancelled_there():
+    reg, gate = JobRegistry(max_running=1), threading.Event()
+    task, _ = gated_task(gate)
+    running = reg.submit("a", task, kind="test")
+    queued = reg.submit("b", task, kind="test")
+    while running.status != "running":
+        running.wait(0.01)
+    assert queued.status == "queued"
+    reg.cancel("b", by="ann")
+    assert queued.wait(5) and queued.status == "cancelled" and queued.done == 0
+    gate.set()
+    assert running.wait(5) and running.status == "done"
+
+
+def test_only_the_last_finished_jobs_are_kept():
+    reg = JobRegistry(keep_finished=3)
+    for i in range(6):
+        reg.submit(f"k{i}", lambda job: None, kind="test").wait(5)
+    assert [j.key for j in reg.jobs()] == ["k5", "k4", "k3"]
+
+
+def test_rate_and_eta_follow_the_reports():
+    reg, gate = JobRegistry(), threading.Event()
+    job = reg.submit("k", lambda job: gate.wait(5), kind="test", total=100)
+    job.report(10, 100)
+    job._samples[0] = (job._samples[0][0] - 10.0, 0)  # as if the first report came 10 s before with 0 done
+    job.report(10, 100)
+    assert job.rate == pytest.approx(1.0, rel=0.01)
+    assert job.eta_s == pytest.approx(90.0, rel=0.01)
+    assert "10 / 100 items" in job.progress_text() and "ETA 1 min 30 s" in job.progress_text()
+    gate.set()
+
+
+def test_job_key_depends_on_every_part():
+    assert job_key("extraction", root="/d", bboxes=["b1"]) == job_key("extraction", bboxes=["b1"], root="/d")
+    assert job_key("extraction", root="/d", bboxes=["b1"]) != job_key("extraction", root="/d", bboxes=["b2"])
+
+
+def test_a_trained_model_name_cannot_leave_the_models_folder(tmp_path):
+    assert trained_model_in(tmp_path, "m.pt") == (tmp_path / "models" / "m.pt").resolve()
+    with pytest.raises(ValueError, match="not a .pt file of the trained models folder"):
+        trained_model_in(tmp_path, "../features/x.pt")
