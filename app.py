@@ -1,6 +1,8 @@
 """SynapseClusterEM dashboard: ``streamlit run app.py``.
 
-Four pages, each a thin view over ``synapse_core``: Data → Extraction → Clustering → Galleries.
+Five pages, each a thin view over ``synapse_core``: Data → Extraction → Training → Clustering →
+Galleries. Extraction and training run as background jobs of the server
+(:mod:`synapse_core.app.jobs`), listed in the sidebar of every page.
 With no data roots configured (``SYNAPSE_DATA_ROOTS``) the demo dataset is used. See
 README.md ("Running it for a lab") for running it as a shared lab server.
 """
@@ -24,6 +26,7 @@ st.set_page_config(page_title="SynapseClusterEM", page_icon=":material/hub:", la
 PAGES = [
     st.Page("app_pages/data.py", title="Data", icon=":material/folder_open:", url_path="data", default=True),
     st.Page("app_pages/extraction.py", title="Extraction", icon=":material/memory:", url_path="extraction"),
+    st.Page("app_pages/training.py", title="Training", icon=":material/model_training:", url_path="training"),
     st.Page("app_pages/clustering.py", title="Clustering", icon=":material/scatter_plot:", url_path="clustering"),
     st.Page("app_pages/galleries.py", title="Galleries", icon=":material/photo_library:", url_path="galleries"),
 ]
@@ -31,6 +34,8 @@ PAGES = [
 page = st.navigation(PAGES)
 st.sidebar.markdown("**SynapseClusterEM**  \nvolume-EM synapse clustering")
 common.show_selection_badge()
+common.collect_finished_jobs()
+common.jobs_sidebar()
 try:
     page.run()
 except common.PageStop:

@@ -7,6 +7,8 @@ Session-state keys used across pages (everything else is page-local):
 ``extract_settings``, ``features``, ``skipped``, ``extract_counts``   extraction results
 ``cluster_settings``, ``clusters``       :class:`~synapse_core.cluster.run.ClusterResult`
 ``selection``                            list of synapse ids (``"bbox1|syn_001"``)
+``crop_settings``                        the Extraction page's crop settings (the Training page crops alike)
+``job_extraction``, ``job_training``     the background job a session follows (:func:`follow_job`)
 """
 
 from __future__ import annotations
@@ -172,3 +174,112 @@ def show_selection_badge() -> None:
     """A sidebar line with the number of selected synapses."""
     n = len(st.session_state.get("selection", []))
     st.sidebar.caption(f"Selection: {n} synapse{'s' if n != 1 else ''}")
+
+
+# --- background jobs (synapse_core.app.jobs): work that outlives a page run ---------------
+
+#: Prefix of the Extraction page's checkpoint options that are models trained on the Training page.
+TRAINED_CHECKPOINT = "trained: "
+#: Session-state key of the job a session follows, per kind (``job_extraction``, ``job_training``).
+JOB_STATE = "job_{kind}"
+_JOB_ICONS = {"queued": ":material/schedule:", "running": ":material/autorenew:", "done": ":material/check_circle:",
+              "failed": ":material/error:", "cancelled": ":material/cancel:"}
+
+
+def user_label() -> str:
+    """Who this session is in job records: the signed-in user's name, else ``session <4 hex>``."""
+    try:
+        if st.user.is_logged_in:
+            return str(st.user.get("name") or st.user.get("email"))
+    except (AttributeError, KeyError, RuntimeError):  # no authentication configured
+        pass
+    if "user_label" not in st.session_state:
+        import uuid
+
+        st.session_state["user_label"] = f"session {uuid.uuid4().hex[:4]}"
+    return st.session_state["user_label"]
+
+
+def follow_job(job) -> None:
+    """This session follows ``job``: its progress is drawn here and its result applied when done."""
+    st.session_state[JOB_STATE.format(kind=job.kind)] = job
+
+
+def followed_job(kind: str):
+    """The job of ``kind`` this session follows, or None."""
+    return st.session_state.get(JOB_STATE.format(kind=kind))
+
+
+def apply_extraction_result(job) -> None:
+    """Put a finished extraction job's features into this session (once per job)."""
+    state = st.session_state
+    if job.status != "done" or state.get("applied_extraction") == job.job_id:
+        return
+    result = job.result
+    state["applied_extraction"] = job.job_id
+    state["features"] = result.features.copy()
+    state["skipped"] = result.skipped.copy()
+    state["extract_counts"] = (result.n_cached, result.n_computed)
+    state["extract_settings"] = result.settings
+    state["extract_job"] = job
+    # New features invalidate clusters and the selection made on them, and the last cache check.
+    for key in ("clusters", "selection", "x_cache_status"):
+        state.pop(key, None)
+
+
+def collect_finished_jobs() -> None:
+    """Apply the results of the jobs this session follows that finished since its last run (every page)."""
+    job = followed_job("extraction")
+    if job is not None and job.status == "done":
+        apply_extraction_result(job)
+
+
+def _draw_jobs(live: bool) -> None:
+    from synapse_core.app import jobs
+
+    shown = jobs.REGISTRY.jobs()[:6]
+    if not shown:
+        return
+    state = st.session_state
+    if live:
+        # A job that was running at the last full run has ended: rerun the app so pages show its outcome.
+        active_now = {j.job_id for j in shown if j.active}
+        if state.get("_jobs_active_at_run", set()) - active_now:
+            st.rerun()
+    st.markdown("**Jobs**")
+    for job in shown:
+        with st.container(border=True):
+            st.markdown(f"{_JOB_ICONS.get(job.status, '')} {job.label}")
+            who = job.started_by + (f" (+ {', '.join(job.attached)})" if job.attached else "")
+            if job.active:
+                st.progress(job.fraction, text=job.message())
+                st.caption(f"started by {who}")
+                # Not labelled "Cancel": the pages' own Cancel buttons stay unambiguous.
+                st.button("Stop", key=f"jobs_stop_{job.job_id}", help="Cancel this job; finished work stays cached.",
+                          on_click=jobs.REGISTRY.cancel, args=(job.key, user_label()), disabled=job.cancelling)
+            else:
+                st.caption(f"{job.message()} · started by {who}")
+
+
+@st.fragment(run_every=1.0)
+def _live_jobs() -> None:
+    _draw_jobs(live=True)
+
+
+@st.fragment
+def _static_jobs() -> None:
+    _draw_jobs(live=False)
+
+
+def jobs_sidebar() -> None:
+    """The server's jobs (running and recently finished) in the sidebar, on every page.
+
+    While a job runs the panel redraws itself every second (progress, rate, ETA, Stop) and reruns the
+    app when a job ends; with nothing running it is drawn once per run (no polling).
+    """
+    from synapse_core.app import jobs
+
+    active = {j.job_id for j in jobs.REGISTRY.active()}
+    st.session_state["_jobs_active_at_run"] = active
+    with st.sidebar:
+        (_live_jobs if active else _static_jobs)()

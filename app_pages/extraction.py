@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import streamlit as st
 
 from app_pages import common
 from app_pages.run_config_panel import loaded_settings, settings_widget
+from synapse_core.app import jobs
 from synapse_core.crops.build import Discarded, crop_synapse
 from synapse_core.crops.segmentation_types import SEGMENTATION_TYPES
 from synapse_core.features import extract
@@ -34,6 +36,7 @@ crop_defaults = defaults.crop
 CHECKPOINT_DIR = os.environ.get("SYNAPSE_CHECKPOINT_DIR", "")
 UNTRAINED = "untrained (random weights)"
 UPLOADED = "uploaded file"
+TRAINED = common.TRAINED_CHECKPOINT
 
 
 def checkpoint_choices() -> list[str]:
@@ -90,6 +93,7 @@ try:
         alpha=float(st.session_state["x_alpha"]), gray=float(st.session_state["x_gray"]),
         smart_crop=bool(st.session_state["x_smart_crop"]),
     )
+    st.session_state["crop_settings"] = crop_settings  # the Training page crops the same way
 except ValueError as exc:
     st.error(f"Crop settings are not valid: {exc}")
     common.stop()
@@ -134,17 +138,21 @@ with f1:
 uses_network = st.session_state["x_features"] != "morphology"
 with f2:
     checkpoints = checkpoint_choices()
-    options = [UNTRAINED] + checkpoints + [UPLOADED]
+    trained = [TRAINED + p.name for p in jobs.trained_models(common.cache_dir())]
+    options = [UNTRAINED] + checkpoints + trained + [UPLOADED]
     default_ckpt = checkpoints[0] if checkpoints else UNTRAINED
     if defaults.checkpoint:
         default_ckpt = Path(defaults.checkpoint).name
-        if default_ckpt not in checkpoints:
+        if default_ckpt not in checkpoints and TRAINED + default_ckpt in trained:
+            default_ckpt = TRAINED + default_ckpt
+        elif default_ckpt not in checkpoints:
             st.error(f"The loaded run configuration sets extraction.checkpoint={defaults.checkpoint!r}, which is not "
                      f"among the checkpoints of this server ({', '.join(checkpoints) or 'none'}); choose one or "
                      f"upload it.")
             default_ckpt = UNTRAINED
     common.persisted(st.selectbox, "Checkpoint", "x_checkpoint", default_ckpt, options=options, disabled=not uses_network,
-                     help="Files in the operator's SYNAPSE_CHECKPOINT_DIR, an upload, or an untrained network.")
+                     help="Files in the operator's SYNAPSE_CHECKPOINT_DIR, models trained on the Training page, "
+                          "an upload, or an untrained network.")
     checkpoint_path: str | None = None
     uploaded_name: str | None = None
     if st.session_state["x_checkpoint"] == UPLOADED and uses_network:
@@ -155,6 +163,9 @@ with f2:
                 checkpoint_path, uploaded_name = save_upload(upload), upload.name
             except ValueError as exc:
                 st.error(str(exc))
+    elif st.session_state["x_checkpoint"].startswith(TRAINED):
+        # Confined to the cache's models folder: the name comes from the options, and is checked again here.
+        checkpoint_path = str(jobs.trained_model_in(common.cache_dir(), st.session_state["x_checkpoint"][len(TRAINED):]))
     elif st.session_state["x_checkpoint"] not in (UNTRAINED, UPLOADED):
         checkpoint_path = str(Path(CHECKPOINT_DIR) / st.session_state["x_checkpoint"])
 with f3:
@@ -206,8 +217,14 @@ if uses_network and settings is not None:
             settings = None
 
 # --- run ---------------------------------------------------------------------------------
+# The run is a background job of the server (synapse_core.app.jobs): clicks, page changes and closed
+# tabs do not stop it, a second user asking for the same extraction attaches to it, and every page's
+# sidebar shows it with progress, rate, ETA and Stop.
 st.subheader("Run")
+user = common.user_label()
+registry = jobs.REGISTRY
 status_key = (repr(settings), tuple(bboxes), str(common.dataset_path()))
+key = jobs.extraction_key(ds, settings, bboxes) if settings is not None else None
 status = st.session_state.get("x_cache_status")
 if status is not None and status[0] != status_key:
     status = None
@@ -222,38 +239,64 @@ if status is not None:
     st.markdown(f"**Cache:** {status[1]} cached, {status[2]} to compute")
 
 b1, b2, _ = st.columns([1, 1, 4])
-run_clicked = b1.button("Run extraction", type="primary", disabled=settings is None, key="x_run")
+run_clicked = b1.button("Run extraction", type="primary", disabled=settings is None, key="x_run",
+                        help="Runs on the server: you can change settings or pages meanwhile. The same run "
+                             "started by someone else is joined, not repeated.")
 cancel_clicked = b2.button("Cancel", key="x_cancel", help="Stops the run; finished synapses stay cached, Run resumes.")
-if cancel_clicked:
-    st.warning("Extraction cancelled. Finished synapses are cached: press **Run extraction** to resume.")
 
 if run_clicked and settings is not None:
-    bar = st.progress(0.0, text="Starting…")
-
-    def on_progress(done: int, total: int, *args, **kwargs) -> None:
-        bar.progress(min(1.0, done / max(total, 1)), text=f"{done} / {total} synapses")
-
     try:
-        model = (cached_feature_model(extract.FeatureModel.key(settings), settings)
-                 if settings.deep else None)
-        result = extract.extract_features(ds, settings, common.cache_dir(), bboxes=bboxes, progress=on_progress,
-                                          model=model)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        bar.empty()
+        model = (cached_feature_model(extract.FeatureModel.key(settings), settings) if settings.deep else None)
+    except (CheckpointError, ValueError, FileNotFoundError) as exc:
         st.error(f"Extraction failed: {exc}")
     else:
-        bar.progress(1.0, text="Done")
-        st.session_state["x_cache_status"] = (status_key, len(rows), 0)
-        st.session_state["features"] = result.features
-        st.session_state["skipped"] = result.skipped
-        st.session_state["extract_counts"] = (result.n_cached, result.n_computed)
-        st.session_state["extract_settings"] = settings
-        # New features invalidate clusters and the selection made on them.
-        for key in ("clusters", "selection"):
-            st.session_state.pop(key, None)
+        common.follow_job(jobs.submit_extraction(ds, settings, common.cache_dir(), bboxes, started_by=user,
+                                                 model=model))
+
+job = common.followed_job("extraction")
+if cancel_clicked:
+    target = job if job is not None and job.active else (registry.get(key) if key else None)
+    if target is not None and registry.cancel(target.key, by=user) is not None:
+        job = target
+        common.follow_job(target)
+
+
+@st.fragment(run_every=1.0)
+def job_progress(job) -> None:
+    """The followed job's progress, redrawn every second; the app reruns when it ends."""
+    if not job.active:
+        st.rerun()
+    text = job.progress_text() if not job.cancelling else f"cancelling at {job.done} / {job.total} synapses…"
+    st.progress(job.fraction, text=text)
+    who = job.started_by + (f", joined by {', '.join(job.attached)}" if job.attached else "")
+    st.caption(f"Job {job.job_id} started by {who}; it keeps running if you change settings or pages.")
+
+
+if job is not None:
+    if job.active:
+        job_progress(job)
+    elif job.status == "cancelled":
+        st.warning(f"Extraction {job.message()}. Finished synapses are cached: press **Run extraction** to resume.")
+    elif job.status == "failed":
+        st.error(f"Extraction failed: {job.error}")
+    elif job.status == "done":
+        common.apply_extraction_result(job)
+
+# Someone else's run with these settings: join it, or show its results.
+other = registry.get(key) if key else None
+if other is not None and other is not job:
+    if other.active:
+        st.info(f"{other.started_by} is running this extraction ({other.progress_text()}): press "
+                "**Run extraction** to follow it; it is not computed twice.")
+    elif other.status == "done" and st.session_state.get("applied_extraction") != other.job_id:
+        st.info(f"An extraction with these settings finished {time.strftime('%H:%M', time.localtime(other.finished_at))}"
+                f" (started by {other.started_by}).")
+        if st.button("Show its results", key="x_show_other"):
+            common.follow_job(other)
+            common.apply_extraction_result(other)
 
 features = st.session_state.get("features")
-if features is not None:
+if features is not None and not (job is not None and job.active):
     if settings is not None and st.session_state.get("extract_settings") not in (None, settings):
         st.info("The settings changed since these features were computed: press **Run extraction** to update them.")
     n_cached, n_computed = st.session_state.get("extract_counts", (0, 0))
@@ -262,6 +305,9 @@ if features is not None:
     m1.metric("Synapses with features", len(features))
     m2.metric("From cache / computed", f"{n_cached} / {n_computed}")
     m3.metric("Skipped", 0 if skipped is None else len(skipped))
+    done_job = st.session_state.get("extract_job")
+    if done_job is not None:
+        st.caption(f"Job {done_job.job_id} started by {done_job.started_by}, {done_job.message()}.")
     if skipped is not None and len(skipped):
         with st.expander(f"Skipped synapses ({len(skipped)})"):
             st.dataframe(skipped, hide_index=True, width="stretch")

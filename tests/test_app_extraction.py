@@ -16,6 +16,14 @@ EXTRACTION = "app_pages/extraction.py"
 pytestmark = pytest.mark.usefixtures("demo_app")
 
 
+def run_and_wait(at):
+    """Press Run extraction and wait for its background job; rerun the page to draw the result."""
+    at.button(key="x_run").click().run()
+    job = at.session_state["job_extraction"]
+    assert job.wait(120), job.message()
+    return at.run()
+
+
 def morphology_on_bbox3(gray: float):
     """Morphology extraction of bbox3; each test uses its own gray level, so its cache keys are new."""
     at = open_page(EXTRACTION, state={"bboxes": ["bbox3"]})
@@ -41,7 +49,7 @@ def test_live_preview_shows_raw_blended_and_mask_of_the_chosen_synapse():
 @pytest.mark.slow  # runs the real pipeline behind the page
 def test_morphology_run_shows_features_of_every_synapse_and_a_download():
     at = morphology_on_bbox3(gray=0.55)
-    at.button(key="x_run").click().run()
+    run_and_wait(at)
     assert not errors(at)
     m = metrics(at)
     assert (m["Synapses with features"], m["From cache / computed"], m["Skipped"]) == ("15", "0 / 15", "0")
@@ -56,7 +64,7 @@ def test_cache_status_counts_what_a_run_left_in_the_cache():
     at = morphology_on_bbox3(gray=0.45)
     at.button(key="x_check_cache").click().run()
     assert "**Cache:** 0 cached, 15 to compute" in markdown_texts(at)
-    at.button(key="x_run").click().run()
+    run_and_wait(at)
     at.button(key="x_check_cache").click().run()
     assert "**Cache:** 15 cached, 0 to compute" in markdown_texts(at)
 
@@ -64,13 +72,14 @@ def test_cache_status_counts_what_a_run_left_in_the_cache():
 @pytest.mark.slow  # runs the real pipeline behind the page
 def test_second_run_takes_every_synapse_from_the_cache():
     at = morphology_on_bbox3(gray=0.35)
-    at.button(key="x_run").click().run()
-    at.button(key="x_run").click().run()
+    run_and_wait(at)
+    run_and_wait(at)
     assert metrics(at)["From cache / computed"] == "15 / 0"
 
 
 def test_crop_too_small_for_the_network_is_an_error_naming_the_size():
     at = open_page(EXTRACTION)
+    at.radio(key="w_x_features").set_value("vgg3d").run()
     at.number_input(key="w_x_size").set_value(8).run()
     assert any("crop size 8 is too small for VGG3D" in e for e in errors(at))
     assert at.button(key="x_run").disabled
