@@ -28,9 +28,11 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from synapse_core.data import voxel_size as vs
+from synapse_core.data import whole_volume as wv
 from synapse_core.data.cache_dir import resolve_cache_dir
 from synapse_core.data.config import (
     DatasetConfig,
@@ -38,7 +40,7 @@ from synapse_core.data.config import (
     config_line,
     load_dataset_config,
 )
-from synapse_core.data.labels import LabelIds, count_label_ids
+from synapse_core.data.labels import LabelIds, count_label_ids, default_labels
 from synapse_core.data.synapse_keys import synapse_row
 from synapse_core.data.tables import (
     REQUIRED_COLUMNS,
@@ -61,8 +63,11 @@ from synapse_core.data.volumes import (
     list_slices,
     natural_key,
     source_from_spec,
+    stray_files,
     tiff_header_shape,
+    unmatched_slices,
 )
+from synapse_core.data.paths import allowed_roots, describe_roots, is_inside
 
 ORIGINAL_MASK_DIR = "vesicle_cloud__syn_interface__mitochondria_annotation"
 
@@ -105,6 +110,8 @@ class Dataset:
     synapses: pd.DataFrame
     report: ValidationReport
     config: DatasetConfig = field(default_factory=DatasetConfig)
+    #: For a whole-volume dataset (``[volume]`` in the config): where its volumes are and the grid read.
+    whole_volume: WholeVolumeInfo | None = None
 
     @property
     def voxel_size_nm(self) -> tuple[float, float, float] | None:
@@ -127,6 +134,9 @@ class Dataset:
         template = self.config.link_template
         if not template:
             return None
+        if self.whole_volume is not None:  # link-outs in voxels of the finest level
+            x, y, z = self.whole_volume.link_voxel_xyz((x, y, z))
+            return template.format(x=x, y=y, z=z, bbox=bbox_name)
         ox, oy, oz = self.config.offset_for(bbox_name)
         return template.format(x=int(x) + ox, y=int(y) + oy, z=int(z) + oz, bbox=bbox_name)
 
@@ -135,28 +145,77 @@ class Dataset:
         return synapse_row(self.synapses, bbox_name, var1, where=f"the valid rows of the synapse table in {self.root}")
 
 
-def _mask_dir(data_dir: Path, bbox: str) -> Path | None:
+@dataclass(frozen=True)
+class WholeVolumeInfo:
+    """Where a whole-volume dataset's volumes are and the grid the synapse table was mapped to.
+
+    ``specs`` maps ``raw``/``seg``/``mask`` to :class:`~synapse_core.data.whole_volume.ChunkedSpec`;
+    ``level`` is the scale level read, ``voxel_size_nm`` its (z, y, x) size, ``offset_nm`` the
+    (z, y, x) position of its voxel 0 corner, ``finest_voxel_size_nm`` the finest level's size
+    (link-outs and exports use its voxels), ``levels`` every level's key and size.
+    """
+
+    specs: dict
+    level: str
+    shape_zyx: tuple[int, int, int]
+    voxel_size_nm: tuple[float, float, float] | None
+    offset_nm: tuple[float, float, float]
+    finest_voxel_size_nm: tuple[float, float, float] | None
+    levels: tuple = ()
+    table: str = ""
+
+    def nm_zyx(self, index_zyx) -> np.ndarray:
+        """Physical positions (nm, z, y, x) of voxel centres ``index_zyx`` ((N, 3) voxels of the level read)."""
+        idx = np.asarray(index_zyx, float)
+        if self.voxel_size_nm is None:
+            return idx
+        return (idx + 0.5) * np.asarray(self.voxel_size_nm) + np.asarray(self.offset_nm)
+
+    def link_voxel_xyz(self, xyz) -> tuple[int, int, int]:
+        """(x, y, z) voxel of the finest level holding the centre of level voxel ``xyz`` (x, y, z)."""
+        nm = self.nm_zyx(np.asarray(xyz, float)[::-1])
+        if self.finest_voxel_size_nm is None:
+            return tuple(int(v) for v in xyz)
+        zyx = np.floor(nm / np.asarray(self.finest_voxel_size_nm))
+        return int(zyx[2]), int(zyx[1]), int(zyx[0])
+
+
+def _mask_dir(data_dir: Path, bbox: str, roots=None, report: ValidationReport | None = None) -> Path | None:
     m = re.fullmatch(r"bbox_?(\d+)", bbox)
     names = [bbox] + ([f"bbox_{m.group(1)}"] if m else [])
     candidates = [data_dir / "mask" / n for n in names]
     for base in (data_dir / ORIGINAL_MASK_DIR, data_dir.parent / ORIGINAL_MASK_DIR):
         candidates += [base / n for n in names]
-    return next((c for c in candidates if c.is_dir()), None)
+    for c in candidates:
+        if not c.is_dir():
+            continue
+        if roots is None or is_inside(c, roots):
+            return c
+        if report is not None:  # e.g. the original mask folder next to DATA, outside the allowed roots
+            report.warnings.append(
+                f"{bbox}: mask folder {c} is outside the allowed data roots ({describe_roots(roots)}) and is not "
+                f"read; to use it, add its folder to SYNAPSE_DATA_ROOTS (export SYNAPSE_DATA_ROOTS={c.parent.parent})")
+    return None
 
 
-def _tiff_bbox(name: str, data_dir: Path, volumes_dir: Path, config: DatasetConfig, report: ValidationReport):
+def _tiff_bbox(name: str, data_dir: Path, volumes_dir: Path, config: DatasetConfig, report: ValidationReport,
+               roots=None):
     raw_dir, seg_dir = data_dir / "raw" / name, data_dir / "seg" / name
     if not seg_dir.is_dir():
         report.fatal.append(f"{name}: segmentation folder {seg_dir} is missing (expected next to {raw_dir})")
         return None
-    mask_dir = _mask_dir(data_dir, name)
-    stacks = {"raw": list_slices(raw_dir), "seg": list_slices(seg_dir)}
+    mask_dir = _mask_dir(data_dir, name, roots, report)
+    try:
+        stacks = {"raw": list_slices(raw_dir, roots), "seg": list_slices(seg_dir, roots)}
+        if mask_dir is not None:
+            stacks["mask"] = list_slices(mask_dir, roots)
+    except VolumeError as exc:
+        report.fatal.append(f"{name}: {exc}")
+        return None
     if mask_dir is None:
         report.warnings.append(
             f"{name}: no semantic mask folder (mask/{name} or {ORIGINAL_MASK_DIR}/bbox_N); segmentation types "
             "that need vesicle cloud, cleft or mitochondria labels are unavailable for it")
-    else:
-        stacks["mask"] = list_slices(mask_dir)
     folders = {"raw": raw_dir, "seg": seg_dir, "mask": mask_dir}
     empty = [k for k, files in stacks.items() if not files]
     if empty:
@@ -164,8 +223,14 @@ def _tiff_bbox(name: str, data_dir: Path, volumes_dir: Path, config: DatasetConf
         return None
     counts = {k: len(v) for k, v in stacks.items()}
     if len(set(counts.values())) > 1:
+        unmatched = unmatched_slices(stacks)
+        extra = "".join(f"; slices only in {k}: {', '.join(v[:5])}{' …' if len(v) > 5 else ''}"
+                        for k, v in unmatched.items())
+        stray = {k: stray_files(folders[k]) for k in stacks}
+        extra += "".join(f"; files in {folders[k]} that are not slice_*.tif (not read): {', '.join(v[:5])}"
+                         for k, v in stray.items() if v)
         report.fatal.append(f"{name}: slice counts differ: " + ", ".join(f"{k} {n} ({folders[k]})" for k, n in counts.items())
-                            + "; every stack needs one slice per z")
+                            + extra + "; every stack needs one slice per z: remove or rename the extra files")
         return None
     try:
         shapes = {k: tiff_header_shape(files[0]) for k, files in stacks.items()}
@@ -213,8 +278,8 @@ def _config_bbox(name: str, config: DatasetConfig, report: ValidationReport):
                       shapes["raw"], bc.offset_xyz, source=f"{'/'.join(kinds)} {Path(bc.raw.path).name}"), readers
 
 
-def _load_tables(data_dir: Path, bbox_names: list[str], config: DatasetConfig, report: ValidationReport
-                 ) -> pd.DataFrame:
+def _load_tables(data_dir: Path, bbox_names: list[str], config: DatasetConfig, report: ValidationReport,
+                 roots=None) -> pd.DataFrame:
     per_bbox, combined = find_tables(data_dir, bbox_names)
     for name, bc in config.bboxes.items():
         if bc.table:
@@ -222,12 +287,12 @@ def _load_tables(data_dir: Path, bbox_names: list[str], config: DatasetConfig, r
     frames = []
     for name, path in per_bbox.items():
         try:
-            frames.append(read_table(path).assign(bbox_name=name))
+            frames.append(read_table(path, roots).assign(bbox_name=name))
         except TableError as exc:
             report.fatal.append(str(exc))
     for path in combined:
         try:
-            df = read_table(path)
+            df = read_table(path, roots)
         except TableError as exc:
             report.fatal.append(str(exc))
             continue
@@ -339,17 +404,27 @@ def _with_labels(b: BboxSource, config: DatasetConfig, config_file: str, cache_d
     return replace(b, labels=check.labels, labels_source=check.source, mask_ids=ids)
 
 
-def open_dataset(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Dataset:
+def open_dataset(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
+                 extra_roots=()) -> Dataset:
     """Open and validate the data root ``root`` (a folder, or a dataset config file).
 
     Bboxes with fatal problems are left out and reported; rows with problems are skipped and
     reported; everything valid is kept. Raises :class:`DatasetError` (with the report) only when
     no bbox is usable. TIFF stacks are converted into ``cache_dir/volumes`` on first use.
+
+    Every file read lies inside the dataset folder, ``extra_roots`` or the operator's
+    ``SYNAPSE_DATA_ROOTS`` (:func:`synapse_core.data.paths.allowed_roots`; symlinks are followed
+    before the check): config paths outside them are a :class:`ConfigError`, symlinked slice
+    folders or tables outside them a fatal problem of that bbox or table.
     """
     root = Path(root).expanduser()
     if not root.exists():
         raise DatasetError(f"{root}: data folder not found; pass the folder that holds raw/, seg/ and excel/")
-    config = load_dataset_config(root)
+    roots = allowed_roots(root, extra_roots)
+    config = load_dataset_config(root, roots)
+    whole = _whole_volume_config(config)
+    if whole is not None:
+        return open_whole_volume(root, config, whole)
     data_dir = root if root.is_dir() else root.parent
     report = ValidationReport(root=str(root))
     volumes_dir = resolve_cache_dir(cache_dir) / "volumes"
@@ -363,7 +438,7 @@ def open_dataset(root: str | os.PathLike, cache_dir: str | os.PathLike | None = 
     if raw_root.is_dir():
         for d in sorted((p for p in raw_root.iterdir() if p.is_dir()), key=lambda p: natural_key(p.name)):
             if d.name not in config.bboxes or config.bboxes[d.name].raw is None:
-                found[d.name] = _tiff_bbox(d.name, data_dir, volumes_dir, config, report)
+                found[d.name] = _tiff_bbox(d.name, data_dir, volumes_dir, config, report, roots)
         if not any(p.is_dir() for p in raw_root.iterdir()):
             report.fatal.append(f"{raw_root}: no bbox folders inside (expected raw/<bbox>/slice_*.tif)")
     elif not any(bc.raw for bc in config.bboxes.values()):
@@ -377,7 +452,7 @@ def open_dataset(root: str | os.PathLike, cache_dir: str | os.PathLike | None = 
             bboxes[name] = _with_labels(b, config, config_file, resolve_cache_dir(cache_dir), report)
     raw_dirs = {p.name for p in raw_root.iterdir() if p.is_dir()} if raw_root.is_dir() else set()
     all_names = sorted(set(bboxes) | raw_dirs, key=natural_key)
-    table = _load_tables(data_dir, all_names, config, report)
+    table = _load_tables(data_dir, all_names, config, report, roots)
     seg_volumes = {n: b.seg.open() for n, b in bboxes.items()}
     valid, issues = validate_rows(table, {n: b.shape_zyx for n, b in bboxes.items()}, seg_volumes)
     report.row_issues = issues
@@ -400,3 +475,100 @@ def open_dataset(root: str | os.PathLike, cache_dir: str | os.PathLike | None = 
     if not bboxes:
         raise DatasetError("no usable bounding box.\n" + report.text())
     return Dataset(str(root), bboxes, valid, report, config)
+
+
+# ------------------------------------------------------------------------------------- whole volume
+
+
+def _whole_volume_config(config: DatasetConfig):
+    """The config's ``[volume]``/``[synapses]`` sections, or None for a bbox dataset."""
+    if not config.path:
+        return None
+    data = wv.read_config_mapping(config.path)
+    try:
+        return wv.parse_whole_volume(config.path, data)
+    except wv.WholeVolumeConfigError as exc:
+        raise DatasetError(str(exc)) from exc
+
+
+def open_whole_volume(root: str | os.PathLike, config: DatasetConfig, whole) -> Dataset:
+    """Open a whole-volume dataset (see :mod:`synapse_core.data.whole_volume`).
+
+    Reads the volumes' metadata (never their voxels) and the synapse table's columns; each group
+    of the table becomes a :class:`BboxSource` over the whole volume. Raises :class:`DatasetError`
+    naming the file when a volume cannot be opened or the grids of raw/seg/mask differ.
+    """
+    report = ValidationReport(root=str(root))
+    config_file = config_file_of(root, config)
+    if whole.seg is None:
+        raise DatasetError(f"{config_file}: [volume] needs seg = {{ path = ... }} (the neuron segmentation): crops "
+                           f"locate the two partner neurons in it")
+    specs = {"raw": whole.raw, "seg": whole.seg}
+    if whole.mask is not None:
+        specs["mask"] = whole.mask
+    opened = {}
+    for kind, spec in specs.items():
+        try:
+            opened[kind] = wv.open_chunked(spec, whole.target_voxel_size_nm)
+        except VolumeError as exc:
+            raise DatasetError(f"{config_file} [volume] {kind}: {exc}") from exc
+    mismatch = wv.same_grid(opened)
+    if mismatch:
+        raise DatasetError(f"{config_file} [volume]: {mismatch}")
+    raw = opened["raw"]
+    shape, voxel, offset_nm, voxel_source = raw.shape_zyx, raw.voxel_size_nm, raw.offset_nm, raw.description
+    if config.voxel_size_nm is not None:
+        if voxel is not None and any(not math.isclose(a, b, rel_tol=vs.SAME_RTOL) for a, b in zip(voxel, config.voxel_size_nm)):
+            report.warnings.append(f"{config_file} voxel_size_nm = {vs.format_voxel_size(config.voxel_size_nm)} "
+                                   f"overrides the volume's {vs.format_voxel_size(voxel)}")
+        voxel, voxel_source = tuple(config.voxel_size_nm), f"{Path(config_file).name} voxel_size_nm"
+    if voxel is None:
+        report.warnings.append(f"{whole.raw.path}: voxel size unknown (no metadata); measurements are in voxels; "
+                               + config_line(config_file, "voxel_size_nm", ["<z>", "<y>", "<x>"]))
+    finest = raw.finest_voxel_size_nm if config.voxel_size_nm is None else voxel
+    mapping = whole.mapping
+    try:
+        table = wv.read_columns(whole.table, mapping.columns, whole.sheet)
+        points = wv.to_volume_voxels(table, mapping, voxel, offset_nm, default_table_voxel_nm=finest)
+    except ValueError as exc:
+        raise DatasetError(f"{whole.table}: {exc}".replace(f"{whole.table}: {whole.table}", whole.table)) from exc
+    valid, issues = wv.synapse_frame(table, mapping, points, shape, whole.table)
+    del table, points
+    report.row_issues = issues
+    report.n_rows_total, report.n_rows_valid = len(valid) + len(issues), len(valid)
+    if mapping.units == "voxel" and mapping.voxel_size_nm is None and finest is not None:
+        report.warnings.append(f"{whole.table}: coordinates read as voxels of {vs.format_voxel_size(finest)} "
+                               f"(the finest level of {whole.raw.path}); if they are another grid, give "
+                               f"voxel_size_nm = [z, y, x] under [synapses] in {config_file}")
+    configured, where = config.configured_labels(wv.DEFAULT_GROUP)
+    if whole.mask is not None and configured is None:
+        report.warnings.append(
+            f"{whole.mask.path}: no mask label ids in the config; the original tool's default (mito 5, vesicle 6, "
+            f"cleft 7) is assumed and not checked against the mask (a whole volume is not scanned); "
+            + config_line(config_file, "labels", {"mito": "<id>", "vesicle": "<id>", "cleft": "<id>"}))
+    labels = configured or default_labels(wv.DEFAULT_GROUP)
+    groups = valid["bbox_name"].value_counts(sort=False) if len(valid) else pd.Series(dtype=int)
+    names = sorted(groups.index, key=natural_key) or [wv.DEFAULT_GROUP]
+    kinds = "/".join(sorted({o.source.kind for o in opened.values()}))
+    bboxes = {
+        name: BboxSource(name, raw.source, opened["seg"].source, opened["mask"].source if "mask" in opened else None,
+                         labels, shape, (0, 0, 0), source=f"{kinds} {whole.raw.path} (whole volume)",
+                         voxel_size_nm=voxel, voxel_size_source=voxel_source,
+                         labels_source=where or "the original tool's default ids")
+        for name in names}
+    report.bboxes = pd.DataFrame([
+        {"bbox_name": n, "shape_zyx": shape, "n_synapses": int(groups.get(n, 0)),
+         "mask": "yes" if whole.mask is not None else "none", "source": b.source, "voxel_size_nm": voxel,
+         "voxel_size_source": voxel_source, "anisotropy": anisotropy(voxel),
+         "labels": labels.describe() if whole.mask is not None else "", "labels_source": b.labels_source,
+         "mask_ids": ()}
+        for n, b in bboxes.items()])
+    report.warnings.append(f"{whole.table}: side points on segmentation id 0 are checked when each synapse is "
+                           f"cropped (opening a whole volume reads no voxels)")
+    if whole.mask is None:
+        report.warnings.append("no semantic mask volume: segmentation types that need vesicle cloud, cleft or "
+                               "mitochondria labels are unavailable")
+    info = WholeVolumeInfo(specs=specs, level=raw.level, levels=raw.levels, shape_zyx=shape, voxel_size_nm=voxel, offset_nm=tuple(offset_nm),
+                           finest_voxel_size_nm=finest, table=whole.table)
+    return Dataset(str(root), bboxes, valid, report, config, whole_volume=info)
+

@@ -34,7 +34,7 @@ import numpy as np
 
 from synapse_core.data.volumes import VolumeError, VolumeSource
 
-__all__ = ["CACHE_BYTES", "clear_chunk_cache", "point_values", "read_box", "reuse_freed_memory"]
+__all__ = ["CACHE_BYTES", "clear_chunk_cache", "point_values", "read_box", "reuse_freed_memory", "tensorstore_context"]
 
 #: Upper bound, in bytes, of decoded Zarr chunks kept per process (TensorStore cache pool).
 CACHE_BYTES = 256 << 20
@@ -69,6 +69,24 @@ def _tensorstore_array(pid: int, folder: str, zarr_format: int, metadata_stat: t
                           f"codecs: write the array again with those") from exc
 
 
+def _check_not_forked() -> int:
+    """This process's pid; raises when TensorStore was started in a parent this process was forked from."""
+    pid = os.getpid()
+    if _TENSORSTORE_PID is not None and _TENSORSTORE_PID != pid:
+        raise RuntimeError(f"this process (pid {pid}) was forked from process {_TENSORSTORE_PID} after TensorStore "
+                           f"started there; TensorStore cannot run in a forked process. Start worker processes with "
+                           f"multiprocessing.get_context('forkserver') or 'spawn'.")
+    return pid
+
+
+def tensorstore_context():
+    """This process's TensorStore context: one pool of decoded chunks (:data:`CACHE_BYTES`) for every store.
+
+    Raises :class:`RuntimeError` in a process forked after TensorStore started (see the module notes).
+    """
+    return _context(_check_not_forked())
+
+
 def _zarr_tensorstore(array):
     """The TensorStore view of a zarr.Array on a local file store, or None for other stores."""
     from zarr.storage import LocalStore
@@ -76,11 +94,7 @@ def _zarr_tensorstore(array):
     store_path = array.store_path
     if not isinstance(store_path.store, LocalStore):
         return None
-    pid = os.getpid()
-    if _TENSORSTORE_PID is not None and _TENSORSTORE_PID != pid:
-        raise RuntimeError(f"this process (pid {pid}) was forked from process {_TENSORSTORE_PID} after TensorStore "
-                           f"started there; TensorStore cannot run in a forked process. Start worker processes with "
-                           f"multiprocessing.get_context('forkserver') or 'spawn'.")
+    pid = _check_not_forked()
     folder = os.path.realpath(os.path.join(str(store_path.store.root), store_path.path))
     zarr_format = int(array.metadata.zarr_format)
     st = os.stat(os.path.join(folder, "zarr.json" if zarr_format == 3 else ".zarray"))
@@ -97,6 +111,8 @@ def _read_inside(volume, lo: list[int], hi: list[int]) -> np.ndarray:
     """A fresh array of ``volume[lo:hi]`` for a box inside the volume (z, y, x)."""
     if isinstance(volume, np.ndarray):
         return np.array(volume[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]])  # a copy, never a view
+    if hasattr(volume, "read_window"):  # formats.WindowedArray (OME-Zarr, N5, precomputed, WebKnossos)
+        return volume.read_window(lo, hi)
     if type(volume).__module__.startswith("zarr."):
         store = _zarr_tensorstore(volume)
         if store is not None:
