@@ -36,17 +36,30 @@ import numpy as np
 from scipy import ndimage
 
 from synapse_core.crops.components import closest_component, dilate_cross
-from synapse_core.data.labels import LabelIds
+from synapse_core.crops.orient import (
+    canonical_rotation,
+    cleft_normal,
+    inplane_axis,
+    mask_points_nm,
+    rotated_coordinates,
+    sample_window,
+)
 from synapse_core.crops.presynaptic import PresynapticRecord, infer_presynaptic_side
+from synapse_core.crops.resample import (
+    read_labels,
+    read_raw,
+    target_extent,
+    to_target_index,
+)
 from synapse_core.crops.segmentation_types import (
     SEGMENTATION_TYPES,
     compose_mask,
     vesicle_box_type12,
     vesicle_box_type13,
 )
-from synapse_core.crops.resample import read_labels, read_raw, target_extent, to_target_index
-from synapse_core.data.windows import read_box
 from synapse_core.crops.settings import CropSettings
+from synapse_core.data.labels import LabelIds
+from synapse_core.data.windows import read_box
 
 CENTER_COLUMNS = ("central_coord_1", "central_coord_2", "central_coord_3")
 SIDE1_COLUMNS = ("side_1_coord_1", "side_1_coord_2", "side_1_coord_3")
@@ -65,6 +78,14 @@ class SynapseContext:
     grid indices inside the data. The presynaptic side and the smart-crop centre are decided while
     reading (they choose which window to read) and travel here as plain values; ``locate_token``
     records the settings they were decided with.
+
+    With ``orientation="canonical"`` the windows are rotated about the crop centre
+    (:mod:`synapse_core.crops.orient`): voxel ``[m + size // 2] * 3`` (``m = mito_dilation``) sits on
+    ``crop_center_zyx``, the window's axes are the canonical z (cleft normal, pre → post), y, x given
+    by the rows of ``rotation_zyx`` (grid (z, y, x) coordinates), and ``valid`` marks the window
+    voxels inside the data (not a box after a rotation). ``cleft_normal_zyx`` (unit, data (z, y, x)
+    frame, pre → post; NaN when unknown) and ``normal_source`` ("cleft", "side_points", "none") are
+    estimated in both orientations.
     """
 
     bbox_name: str
@@ -87,6 +108,11 @@ class SynapseContext:
     volume_box_zyx: tuple = ()
     voxel_size_nm: tuple | None = None
     native_voxel_size_nm: tuple | None = None
+    orientation: str = "native"
+    valid: np.ndarray | None = None
+    rotation_zyx: tuple | None = None
+    cleft_normal_zyx: tuple = (math.nan, math.nan, math.nan)
+    normal_source: str = ""
 
     def data_box(self) -> tuple[tuple[int, int], ...]:
         """Per axis (start, stop) grid indices inside the data."""
@@ -121,6 +147,21 @@ class SynapseCrop:
     voxel_size_nm : tuple or None
         (z, y, x) voxel size of the crop in nm (isotropic ``settings.voxel_size_nm`` when the data's
         voxel size is known), None when the dataset's voxel size is unknown (crop in native voxels).
+    orientation : str
+        "native" (the data's axes) or "canonical" (rotated: crop z is the cleft normal, presynaptic
+        side at low z; see :mod:`synapse_core.crops.orient`).
+    valid : bool ndarray or None
+        Per-voxel mask of the crop's part inside the data for a rotated crop (not a box); None when
+        ``valid_box_zyx`` says it exactly (:meth:`valid_mask` gives the mask in both cases).
+    cleft_normal_zyx : tuple
+        Unit cleft normal in the data's (z, y, x) frame (nm), presynaptic → postsynaptic; NaN when
+        unknown. In a canonical crop it is the crop's z axis.
+    normal_source : str
+        What decided the normal: "cleft" (principal axes of the cleft), "side_points" (pre → post
+        side points of the table) or "none".
+    rotation_zyx : tuple or None
+        Canonical crops: the rotation (3 rows: crop z, y, x axes in the data's (z, y, x) frame) about
+        the crop centre; None for native crops.
     """
 
     bbox_name: str
@@ -137,6 +178,22 @@ class SynapseCrop:
     valid_box_zyx: tuple = ()
     coverage: float = 1.0
     voxel_size_nm: tuple | None = None
+    orientation: str = "native"
+    valid: np.ndarray | None = None
+    cleft_normal_zyx: tuple = (math.nan, math.nan, math.nan)
+    normal_source: str = ""
+    rotation_zyx: tuple | None = None
+
+    def valid_mask(self) -> np.ndarray:
+        """Bool (z, y, x) mask of the crop voxels inside the data (padding False)."""
+        if self.valid is not None:
+            return self.valid
+        out = np.zeros(self.raw.shape, bool)
+        if not self.valid_box_zyx:
+            out[...] = True
+        else:
+            out[tuple(slice(int(a), int(b)) for a, b in self.valid_box_zyx)] = True
+        return out
 
     @property
     def crop_nm(self) -> tuple | None:
@@ -232,6 +289,10 @@ def read_context_arrays(raw, seg, mask, label_ids: LabelIds, row: Mapping, setti
     side points' neuron ids are read at their native voxels. Without ``voxel_size_nm`` the crop
     is in native voxels.
 
+    The cleft normal is estimated from the evidence window (:func:`synapse_core.crops.orient.cleft_normal`).
+    With ``settings.orientation == "canonical"`` the crop window is then sampled rotated about
+    the crop centre, in one interpolation from the native grid, with a per-voxel ``valid`` mask.
+
     Parameters
     ----------
     raw, seg : array-like (z, y, x)
@@ -284,14 +345,35 @@ def read_context_arrays(raw, seg, mask, label_ids: LabelIds, row: Mapping, setti
     m = s.mito_dilation
     start = [int(c) - s.size // 2 - m for c in crop_center]
     stop = [a + s.size + 2 * m for a in start]
-    seg_w = read_lab_w(seg, start, stop)
+
+    # Cleft normal (pre -> post) in nm, from the cleft next to the annotated centre.
+    phys = native_nm if native_nm is not None else (1.0, 1.0, 1.0)  # unknown voxel size: voxel units
+    g = grid_nm if grid_nm is not None else phys
+    pre_pt, post_pt = (native_side1, native_side2) if record.side == 1 else (native_side2, native_side1)
+    pre_nm, post_nm = ((np.asarray(p, float) + 0.5) * np.asarray(phys) for p in (pre_pt, post_pt))
+    cleft_e = _cleft_component(lab_e, label_ids, (r, r, r)) if mask is not None else None
+    ev_origin_nm = np.asarray(ev_start, float) * np.asarray(g)
+    normal, normal_source = cleft_normal(cleft_e, g, pre_nm, post_nm, ev_origin_nm)
+    rotation = valid = None
+    if s.orientation == "canonical":
+        points = mask_points_nm(cleft_e, g, ev_origin_nm) if normal_source == "cleft" else None
+        rot = canonical_rotation(normal, inplane_axis(normal, points))
+        half = s.size // 2
+        coords = rotated_coordinates((s.size + 2 * m,) * 3, (m + half,) * 3,
+                                     (np.asarray(crop_center, float) + 0.5) * np.asarray(g), rot, g, phys)
+        raw_w, seg_w, lab_w, valid = sample_window(raw, seg, mask, coords, phys, g)
+        rotation = tuple(tuple(float(v) for v in row_) for row_ in rot)
+    else:
+        seg_w = read_lab_w(seg, start, stop)
+        raw_w = read_raw_w(raw, start, stop)
+        lab_w = read_lab_w(mask, start, stop) if mask is not None else np.zeros(seg_w.shape, np.uint8)
     return SynapseContext(
         bbox_name=str(bbox_name if bbox_name is not None else row.get("bbox_name", "")),
         var1=str(row.get("Var1", "")),
         origin_zyx=tuple(start),
-        raw=read_raw_w(raw, start, stop),
+        raw=raw_w,
         seg=seg_w,
-        labels=read_lab_w(mask, start, stop) if mask is not None else np.zeros(seg_w.shape, np.uint8),
+        labels=lab_w,
         volume_shape_zyx=tuple(hi - lo for lo, hi in box),
         center_zyx=center,
         side1_zyx=side1,
@@ -306,7 +388,23 @@ def read_context_arrays(raw, seg, mask, label_ids: LabelIds, row: Mapping, setti
         volume_box_zyx=tuple(box),
         voxel_size_nm=grid_nm,
         native_voxel_size_nm=native_nm,
+        orientation=s.orientation,
+        valid=valid,
+        rotation_zyx=rotation,
+        cleft_normal_zyx=tuple(float(v) for v in normal),
+        normal_source=normal_source,
     )
+
+
+def _cleft_component(labels: np.ndarray, label_ids: LabelIds, point_zyx) -> np.ndarray | None:
+    """The cleft of the synapse at ``point_zyx``: closest components of both cleft labels (None: no cleft label)."""
+    ids = {i for i in (label_ids.cleft, label_ids.cleft2) if i is not None}
+    if not ids:
+        return None
+    out = np.zeros(labels.shape, bool)
+    for i in ids:
+        out |= closest_component(labels == i, point_zyx)
+    return out
 
 
 def read_context(bbox, row: Mapping, settings: CropSettings) -> SynapseContext:
@@ -335,6 +433,28 @@ def _normalise(raw: np.ndarray, valid: tuple[slice, ...]) -> np.ndarray:
             np.subtract(part, lo, out=view, dtype=np.float32, casting="unsafe")
             view /= np.float32(float(hi) - float(lo))  # division keeps the maximum exactly 1
     return out
+
+
+def _normalise_masked(raw: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """float32 min-max to [0, 1] over the voxels where ``valid`` (bool, same shape) is True; others 0."""
+    out = np.zeros(raw.shape, np.float32)
+    part = raw[valid]
+    if part.size:
+        lo, hi = part.min(), part.max()
+        if hi > lo:
+            out[valid] = (part.astype(np.float32) - np.float32(lo)) / np.float32(float(hi) - float(lo))
+    return out
+
+
+def _bounding_box(valid: np.ndarray) -> tuple[tuple[int, int], ...]:
+    """Per axis (start, stop) of the True voxels of ``valid`` ((0, 0) on every axis when none)."""
+    if not valid.any():
+        return ((0, 0),) * valid.ndim
+    out = []
+    for axis in range(valid.ndim):
+        hit = np.flatnonzero(valid.any(axis=tuple(a for a in range(valid.ndim) if a != axis)))
+        out.append((int(hit[0]), int(hit[-1]) + 1))
+    return tuple(out)
 
 
 def blend(raw: np.ndarray, mask: np.ndarray, alpha: float, gray: float) -> np.ndarray:
@@ -377,20 +497,28 @@ def build_crop(ctx: SynapseContext, settings: CropSettings) -> SynapseCrop | Dis
     """
     s = settings
     t = s.segmentation_type
-    key = dict(bbox_name=ctx.bbox_name, var1=ctx.var1, segmentation_type=t)
+    key = {"bbox_name": ctx.bbox_name, "var1": ctx.var1, "segmentation_type": t}
     shape = ctx.data_box()
     center = np.array(ctx.center_zyx)
     if any(not lo <= c < hi for c, (lo, hi) in zip(center, shape)):
         return Discarded(f"synapse centre (z, y, x) {tuple(int(v) for v in center)} lies outside the volume "
                          f"of shape {tuple(int(hi - lo) for lo, hi in shape)}", **key)
-    if ctx.locate_token != s.locate_token():
+    if ctx.locate_token != s.locate_token() or ctx.orientation != s.orientation:
         raise ValueError(f"context of {ctx.bbox_name}/{ctx.var1} was read with other crop-location settings "
-                         f"({ctx.locate_token}); read it with read_context(..., settings) using these settings")
+                         f"({ctx.locate_token}, orientation {ctx.orientation!r}); read it with "
+                         "read_context(..., settings) using these settings")
     origin = np.array(ctx.origin_zyx)
     lids = ctx.label_ids
     record = ctx.presynaptic
     crop_center = np.array(ctx.crop_center_zyx)
-    coverage = coverage_of(_valid_slices(crop_center - s.size // 2, s.size, shape), s.size)
+    half = s.size // 2
+    m = s.mito_dilation
+    rotated = ctx.valid is not None
+    if rotated:  # the window is rotated about the crop centre: its voxels [m, m + size) are the crop
+        valid_c = ctx.valid[(slice(m, m + s.size),) * 3]
+        coverage = float(np.count_nonzero(valid_c)) / float(s.size) ** 3
+    else:
+        coverage = coverage_of(_valid_slices(crop_center - half, s.size, shape), s.size)
     if coverage < s.min_coverage:
         extent = f"{s.size * s.voxel_size_nm:.0f} nm" if ctx.voxel_size_nm is not None else f"{s.size}-voxel"
         return Discarded(f"only {coverage:.0%} of the {extent} crop lies inside the data (min_coverage "
@@ -398,14 +526,18 @@ def build_crop(ctx: SynapseContext, settings: CropSettings) -> SynapseCrop | Dis
                          "lower min_coverage to keep it", presynaptic=record, **key)
 
     # Structures inside the crop window (and a margin for the mitochondria dilation).
-    half = s.size // 2
     crop_origin = crop_center - half
     cw = crop_origin - origin  # crop window start in context coordinates
-    m = s.mito_dilation
     crop = tuple(slice(int(a), int(a) + s.size) for a in cw)
     seg_c = ctx.seg[crop]
     lab_c = ctx.labels[crop]
-    c_local = tuple(int(v) for v in center - crop_origin)
+    if rotated:  # the annotated centre in the rotated crop (grid voxels are isotropic)
+        rot = np.asarray(ctx.rotation_zyx, dtype=np.float64)
+        c_local = tuple(int(v) for v in np.rint(rot @ (center - crop_center) + half))
+    else:
+        c_local = tuple(int(v) for v in center - crop_origin)
+    orient = {"orientation": ctx.orientation, "cleft_normal_zyx": tuple(ctx.cleft_normal_zyx),
+                  "normal_source": ctx.normal_source, "rotation_zyx": ctx.rotation_zyx}
     parts: dict[str, np.ndarray] = {}
     empty = np.zeros(seg_c.shape, bool)
     parts["side1"] = (seg_c == ctx.side1_seg_id) if ctx.side1_seg_id else empty
@@ -435,19 +567,25 @@ def build_crop(ctx: SynapseContext, settings: CropSettings) -> SynapseCrop | Dis
 
     if not SEGMENTATION_TYPES[t].vesicle_box:
         mask = compose_mask(t, parts, seg_c.shape)
-        valid = _valid_slices(crop_origin, s.size, shape)
-        if any(sl.stop - sl.start < s.size for sl in valid):
-            inside = np.zeros(mask.shape, bool)
-            inside[valid] = True
-            mask &= inside  # padding has no EM: never shown as raw, it gets the gray curtain
-        raw = _normalise(ctx.raw[crop], valid)
+        if rotated:
+            mask &= valid_c  # outside the data: never shown as raw, it gets the gray curtain
+            raw = _normalise_masked(ctx.raw[crop], valid_c)
+            valid_box = _bounding_box(valid_c)
+        else:
+            valid = _valid_slices(crop_origin, s.size, shape)
+            if any(sl.stop - sl.start < s.size for sl in valid):
+                inside = np.zeros(mask.shape, bool)
+                inside[valid] = True
+                mask &= inside  # padding has no EM: never shown as raw, it gets the gray curtain
+            raw = _normalise(ctx.raw[crop], valid)
+            valid_box = tuple((sl.start, sl.stop) for sl in valid)
         return SynapseCrop(
             bbox_name=ctx.bbox_name, var1=ctx.var1, raw=raw, blended=blend(raw, mask, s.alpha, s.gray),
             mask=mask, structures=structures, presynaptic=record,
             origin_zyx=tuple(int(v) for v in crop_origin), center_zyx=tuple(int(v) for v in center),
             crop_center_zyx=tuple(int(v) for v in crop_center), segmentation_type=t,
-            valid_box_zyx=tuple((sl.start, sl.stop) for sl in valid), coverage=coverage,
-            voxel_size_nm=ctx.voxel_size_nm,
+            valid_box_zyx=valid_box, coverage=coverage,
+            voxel_size_nm=ctx.voxel_size_nm, valid=valid_c if rotated else None, **orient,
         )
 
     # Types 12/13: a vesicle box, centred in the output crop; the rest of the crop has no EM.
@@ -472,17 +610,24 @@ def build_crop(ctx: SynapseContext, settings: CropSettings) -> SynapseCrop | Dis
         out[inner] = a[box]
         return out
 
-    valid_box = _valid_slices(box_origin, b, shape)
     raw = np.zeros((s.size,) * 3, np.float32)
-    raw[inner] = _normalise(ctx.raw[crop][box], valid_box)
-    mask = place(structure)
+    if rotated:
+        valid_out = place(valid_c)
+        raw[inner] = _normalise_masked(ctx.raw[crop][box], valid_c[box])
+        out_valid_box = _bounding_box(valid_out)
+        mask = place(structure) & valid_out
+    else:
+        valid_box = _valid_slices(box_origin, b, shape)
+        raw[inner] = _normalise(ctx.raw[crop][box], valid_box)
+        out_valid_box = tuple((sl.start + offset, sl.stop + offset) for sl in valid_box)
+        mask = place(structure)
     return SynapseCrop(
         bbox_name=ctx.bbox_name, var1=ctx.var1, raw=raw, blended=blend(raw, mask, s.alpha, s.gray),
         mask=mask, structures={k: place(v) for k, v in structures.items()}, presynaptic=record,
         origin_zyx=tuple(int(v) for v in out_origin), center_zyx=tuple(int(v) for v in center),
         crop_center_zyx=tuple(int(v) for v in box_origin + b // 2), segmentation_type=t,
-        valid_box_zyx=tuple((sl.start + offset, sl.stop + offset) for sl in valid_box), coverage=coverage,
-        voxel_size_nm=ctx.voxel_size_nm,
+        valid_box_zyx=out_valid_box, coverage=coverage,
+        voxel_size_nm=ctx.voxel_size_nm, valid=valid_out if rotated else None, **orient,
     )
 
 

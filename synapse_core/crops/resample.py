@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from synapse_core.data.windows import read_box
 
 
@@ -46,7 +47,7 @@ def _ratio(native_nm, target_nm) -> np.ndarray:
 def to_target_index(native_zyx, native_nm, target_nm) -> tuple[int, int, int]:
     """Target-grid index (z, y, x) of the voxel that holds the centre of native voxel ``native_zyx``."""
     r = _ratio(native_nm, target_nm)
-    return tuple(int(math.floor((float(n) + 0.5) / q)) for n, q in zip(native_zyx, r))
+    return tuple(math.floor((float(n) + 0.5) / q) for n, q in zip(native_zyx, r))
 
 
 def target_extent(native_shape_zyx, native_nm, target_nm) -> tuple[tuple[int, int], ...]:
@@ -61,7 +62,7 @@ def target_extent(native_shape_zyx, native_nm, target_nm) -> tuple[tuple[int, in
     out = []
     for n, q in zip(native_shape_zyx, r):
         # inside iff 0 <= (i + 1/2) q < n
-        out.append((0, int(math.ceil(int(n) / q - 0.5 - 1e-9))))
+        out.append((0, math.ceil(int(n) / q - 0.5 - 1e-9)))
     return tuple(out)
 
 
@@ -154,8 +155,8 @@ def read_raw(volume, start_zyx, stop_zyx, native_nm, target_nm) -> np.ndarray:
     coords = [_coords(a, b, q) for a, b, q in zip(start_zyx, stop_zyx, r)]
     reach = [q / 2 + 1 if q > 1 else 1 for q in r]
     # Native box to read: the coordinates' span plus what one target voxel reaches, clipped to the volume.
-    lo = [max(0, min(n - 1, int(math.floor(c.min() - m)))) for c, m, n in zip(coords, reach, shape)]
-    hi = [min(n, max(l + 1, int(math.ceil(c.max() + m)) + 1)) for c, m, n, l in zip(coords, reach, shape, lo)]
+    lo = [max(0, min(n - 1, math.floor(c.min() - m))) for c, m, n in zip(coords, reach, shape)]
+    hi = [min(n, max(l + 1, math.ceil(c.max() + m) + 1)) for c, m, n, l in zip(coords, reach, shape, lo)]
     block = read_box(volume, lo, hi).astype(np.float32)
     for axis in sorted(range(3), key=lambda a: -r[a]):  # shrinking axes first: less to interpolate after
         local = np.clip(coords[axis], 0, shape[axis] - 1) - lo[axis]

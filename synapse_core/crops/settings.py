@@ -76,6 +76,10 @@ class CropSettings:
     min_coverage: float = Field(0.5, ge=0, le=1, description="skip synapses whose crop has less than this "
                                 "fraction of its volume inside the data (border, thin stacks); the reason is "
                                 "reported")
+    orientation: Literal["native", "canonical"] = Field(
+        "native", description="native: crops keep the data's axes; canonical: each crop is rotated so the "
+        "cleft normal is its z axis with the presynaptic side at low z (galleries show every synapse the "
+        "same way round)")
 
     @model_validator(mode="after")
     def _box_fits(self):

@@ -32,7 +32,7 @@ FEATURE_CODE_VERSION = "features-2"
 #: of them can never serve a stale result (at the price of recomputing after cosmetic edits).
 RESULT_MODULES = (
     "synapse_core.data.volumes", "synapse_core.data.windows", "synapse_core.data.labels", "synapse_core.crops.build", "synapse_core.crops.settings",
-    "synapse_core.crops.components",
+    "synapse_core.crops.components", "synapse_core.crops.resample", "synapse_core.crops.orient",
     "synapse_core.crops.presynaptic", "synapse_core.crops.segmentation_types", "synapse_core.features.morphology",
     "synapse_core.features.jobs", "synapse_core.features.vgg3d", "synapse_core.features.net", "synapse_core.features.pooling",
 )

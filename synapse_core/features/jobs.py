@@ -23,7 +23,7 @@ import numpy as np
 from synapse_core.crops.build import Discarded, build_crop, read_context
 from synapse_core.crops.settings import CropSettings
 from synapse_core.features.cache import FeatureCache, hash_key
-from synapse_core.features.morphology import morphology_features, valid_mask_from_box
+from synapse_core.features.morphology import morphology_features
 
 
 @dataclass(frozen=True)
@@ -93,11 +93,16 @@ def deep_cache_key(crop_key: str, deep: DeepSpec) -> str:
 
 def crop_grid_columns(crop) -> dict:
     """``coverage`` (fraction of the crop inside the data), ``voxel_size_nm`` (edge of the crop's
-    isotropic voxels; NaN when the dataset's voxel size is unknown) and ``crop_nm`` (crop edge in nm)."""
+    isotropic voxels; NaN when the dataset's voxel size is unknown), ``crop_nm`` (crop edge in nm),
+    ``orientation`` ("native" or "canonical") and ``cleft_normal_z/y/x`` (unit cleft normal in the
+    data's frame, pre → post; NaN when unknown) with ``cleft_normal_source``."""
     v = crop.voxel_size_nm
+    nz, ny, nx = (float(c) for c in crop.cleft_normal_zyx)
     return {"coverage": float(crop.coverage),
             "voxel_size_nm": float(v[0]) if v is not None else float("nan"),
-            "crop_nm": float(crop.raw.shape[0] * v[0]) if v is not None else float("nan")}
+            "crop_nm": float(crop.raw.shape[0] * v[0]) if v is not None else float("nan"),
+            "orientation": crop.orientation, "cleft_normal_z": nz, "cleft_normal_y": ny, "cleft_normal_x": nx,
+            "cleft_normal_source": crop.normal_source}
 
 
 def crop_result_of(crop, voxel_size_nm) -> dict:
@@ -108,7 +113,7 @@ def crop_result_of(crop, voxel_size_nm) -> dict:
     # Measured on the crop's own grid (the resampled crop's voxel size, (z, y, x) nm; anisotropic is
     # fine too); the padding outside the volume is not data.
     grid_nm = crop.voxel_size_nm if crop.voxel_size_nm is not None else voxel_size_nm
-    valid = valid_mask_from_box(crop.raw.shape, crop.valid_box_zyx)
+    valid = crop.valid_mask()  # per voxel: a rotated crop's part inside the data is not a box
     return {"discarded": None, "presynaptic": crop.presynaptic.as_columns(), "grid": crop_grid_columns(crop),
             "morph": morphology_features(crop.structures, crop.raw, grid_nm, valid=valid)}
 
