@@ -43,6 +43,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_shared)
 
 
+@pytest.fixture(autouse=True)
+def _shared_data_is_a_data_root(request, monkeypatch):
+    """Tests marked ``shared_data`` read ../shared/data from configs in tmp folders: allow it as a data root
+    (a dataset may read only inside its own folder and ``SYNAPSE_DATA_ROOTS``, see synapse_core.data.paths)."""
+    if request.node.get_closest_marker("shared_data"):
+        import os
+
+        roots = [p for p in (os.environ.get("SYNAPSE_DATA_ROOTS", ""), str(SHARED_DATA)) if p]
+        monkeypatch.setenv("SYNAPSE_DATA_ROOTS", os.pathsep.join(roots))
+
+
 def write_medulla_config(folder: Path, table: Path = MEDULLA_SITES_CSV) -> Path:
     """A ``synapse_dataset.toml`` in ``folder`` for the shared medulla HDF5 (raw, gt_bodies; 10 nm voxels)."""
     cfg = folder / "synapse_dataset.toml"

@@ -46,8 +46,9 @@ def test_tiff_volume_reads_the_same_voxels_as_written(tmp_path):
     np.testing.assert_array_equal(b.mask.open()[:], mask)
 
 
-def test_original_layout_with_bbox_underscore_mask_folder_and_tables_beside_volumes(tmp_path):
+def test_original_layout_with_bbox_underscore_mask_folder_and_tables_beside_volumes(tmp_path, monkeypatch):
     data = tmp_path / "data"
+    monkeypatch.setenv("SYNAPSE_DATA_ROOTS", str(data))  # the mask folder next to the root is read inside a data root
     root = data / "7_bboxes_plus_seg"
     raw, seg, mask = small_volumes()
     write_stack(root / "raw" / "bbox1", raw)

@@ -41,7 +41,9 @@ def test_point_outside_the_volume_names_the_point_and_the_limits(tmp_path):
 
 def test_duplicate_bbox_and_var1_keeps_the_first(tmp_path):
     ds, issues = _issues(tmp_path, {(2, "Var1"): "syn_1"})
-    assert issues.iloc[0]["problem"] == "duplicate (bbox_name, Var1) = (bbox1, syn_1); the first occurrence is kept"
+    problem = issues.iloc[0]["problem"]
+    assert problem.startswith("duplicate (bbox_name, Var1) = (bbox1, syn_1): row 2 of ")
+    assert problem.endswith(" has the same id and is kept; give this synapse its own Var1")
     assert list(ds.synapses["note"]) == ["row 1", "row 2"]
 
 

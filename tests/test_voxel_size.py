@@ -286,6 +286,7 @@ def test_unknown_voxel_size_is_a_warning_with_the_line_to_add(tmp_path):
                for w in ds.report.warnings)
 
 
+@pytest.mark.shared_data
 @pytest.mark.skipif(not MEDULLA_H5.exists(), reason=f"shared medulla data not present at {MEDULLA_H5}")
 def test_medulla_hdf5_reports_its_voxel_size_from_the_resolution_nm_zyx_attribute(tmp_path):
     (tmp_path / "synapse_dataset.toml").write_text(

@@ -13,17 +13,22 @@ Roots come from, in this order (duplicates dropped):
 Example::
 
     export SYNAPSE_DATA_ROOTS="lab=/data/em/lab:/data/em/shared"
+
+The same roots bound what a dataset may read: the data layer refuses any path a dataset config or
+a symlink names outside the dataset folder and these roots (:mod:`synapse_core.data.paths`).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-ENV_ROOTS = "SYNAPSE_DATA_ROOTS"
-ENV_ROOTS_FILE = "SYNAPSE_DATA_ROOTS_FILE"
+from synapse_core.data import paths
+from synapse_core.data.paths import ENV_ROOTS, ENV_ROOTS_FILE
+
+__all__ = ["ENV_ROOTS", "ENV_ROOTS_FILE", "DataRoot", "configured_roots", "parse_root_entry", "resolve_inside",
+           "root_by_name", "subfolders"]
 
 
 @dataclass(frozen=True)
@@ -44,17 +49,8 @@ class DataRoot:
 
 def parse_root_entry(entry: str, source: str) -> DataRoot:
     """Parse one ``/path`` or ``name=/path`` entry; ``source`` names where it came from (for errors)."""
-    text = entry.strip()
-    name = ""
-    if "=" in text:
-        name, text = (part.strip() for part in text.split("=", 1))
-    if not text:
-        raise ValueError(f"{source}: empty data-root path in entry {entry!r}; write '/path' or 'name=/path'")
-    path = Path(text).expanduser()
-    if not path.is_absolute():
-        raise ValueError(f"{source}: data root {text!r} is not an absolute path; write the full path")
-    resolved = path.resolve()
-    return DataRoot(name=name or resolved.name or str(resolved), path=str(resolved))
+    name, resolved = paths.parse_root_entry(entry, source)
+    return DataRoot(name=name, path=str(resolved))
 
 
 def configured_roots(environ: Mapping[str, str] | None = None) -> list[DataRoot]:
@@ -68,19 +64,7 @@ def configured_roots(environ: Mapping[str, str] | None = None) -> list[DataRoot]
     ValueError
         If an entry is malformed or ``SYNAPSE_DATA_ROOTS_FILE`` names a missing file.
     """
-    env = os.environ if environ is None else environ
-    entries: list[tuple[str, str]] = []
-    for part in env.get(ENV_ROOTS, "").split(os.pathsep):
-        if part.strip():
-            entries.append((part, ENV_ROOTS))
-    roots_file = env.get(ENV_ROOTS_FILE, "").strip()
-    if roots_file:
-        file = Path(roots_file).expanduser()
-        if not file.is_file():
-            raise ValueError(f"{ENV_ROOTS_FILE}={roots_file!r} is not a file; point it at a text file with one root per line")
-        for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
-            if line.strip() and not line.lstrip().startswith("#"):
-                entries.append((line, f"{file}:{number}"))
+    entries = paths.root_entries(environ)
 
     roots: list[DataRoot] = []
     seen_paths: set[str] = set()

@@ -35,11 +35,13 @@ attributes or tags (:mod:`synapse_core.data.voxel_size`), else it is unknown (me
 from __future__ import annotations
 
 import re
+import string
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from synapse_core.data.labels import LabelIds, default_labels
+from synapse_core.data.paths import OutsideRootsError, allowed_roots, confine
 from synapse_core.data.voxel_size import VoxelSizeError, check_voxel_size
 
 CONFIG_NAMES = ("synapse_dataset.toml", "synapse_dataset.yaml", "synapse_dataset.yml")
@@ -160,7 +162,13 @@ def find_config(root: Path) -> Path | None:
 
 
 def _read_mapping(path: Path) -> dict:
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: the dataset config is not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                          "save it as UTF-8 (most editors: 'Save with encoding' → UTF-8)") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the dataset config ({exc.strerror or exc})") from exc
     try:
         if path.suffix == ".toml":
             return tomllib.loads(text)
@@ -221,43 +229,82 @@ def _triple(path: Path, where: str, value, kind=float) -> tuple:
     if not isinstance(value, (list, tuple)) or len(value) != 3:
         raise ConfigError(f"{path}: {where} must be a list of 3 numbers, got {value!r}")
     try:
+        if any(isinstance(v, bool) for v in value):
+            raise TypeError("a boolean is not a number")
         return tuple(kind(v) for v in value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ConfigError(f"{path}: {where} must be a list of 3 numbers, got {value!r}") from exc
 
 
-def _volume(path: Path, where: str, value) -> VolumeSpec:
-    base = path.parent
+def _inside(path: Path, where: str, file: str, roots) -> str:
+    """``file`` (relative to the config's folder) resolved, refused unless inside ``roots``."""
+    try:
+        return str(confine(path.parent / file, roots, what=f"{path}: {where}"))
+    except OutsideRootsError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _volume(path: Path, where: str, value, roots) -> VolumeSpec:
     if isinstance(value, str):
         file, _, key = value.partition(":") if "::" not in value else value.partition("::")
-        return VolumeSpec(str((base / file).resolve()), key or None)
+        if not file.strip():
+            raise ConfigError(f'{path}: {where} names no file, got {value!r}; write "file.h5:raw"')
+        return VolumeSpec(_inside(path, where, file, roots), key or None)
     if isinstance(value, dict) and "path" in value:
         _check_keys(path, where, value, {"path", "key"})
-        return VolumeSpec(str((base / str(value["path"])).resolve()), value.get("key"))
+        file, key = value["path"], value.get("key")
+        if not isinstance(file, str) or not file.strip():
+            raise ConfigError(f'{path}: {where} path must be a file name in quotes, e.g. path = "file.h5", got {file!r}')
+        if key is not None and not isinstance(key, str):
+            raise ConfigError(f'{path}: {where} key must be the dataset name in quotes, e.g. key = "raw", got {key!r}')
+        return VolumeSpec(_inside(path, where, file, roots), key or None)
     raise ConfigError(f'{path}: {where} must be {{ path = "file.h5", key = "raw" }} or "file.h5:raw", got {value!r}')
 
 
-def load_dataset_config(root: str | Path) -> DatasetConfig:
-    """Read the dataset config of ``root`` (a data folder or a config file); empty if there is none."""
+def _table(path: Path, where: str, value, roots) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f'{path}: {where} must be a file name in quotes, e.g. table = "synapses.csv", got {value!r}')
+    return _inside(path, where, value, roots)
+
+
+def load_dataset_config(root: str | Path, roots=None) -> DatasetConfig:
+    """Read the dataset config of ``root`` (a data folder or a config file); empty if there is none.
+
+    Every file it names must lie inside ``roots`` (default: :func:`~synapse_core.data.paths.allowed_roots`
+    of ``root``, i.e. the dataset folder and the operator's ``SYNAPSE_DATA_ROOTS``); an absolute,
+    ``../`` or symlinked path outside them is a :class:`ConfigError` naming the key and the roots.
+    """
     root = Path(root)
     path = find_config(root)
     if path is None:
         return DatasetConfig()
+    roots = allowed_roots(root) if roots is None else roots
     data = _read_mapping(path)
     _check_keys(path, "the top level", data, _TOP_KEYS)
     voxel = data.get("voxel_size_nm")
     voxel = _voxel_size(path, "voxel_size_nm", voxel) if voxel is not None else None
     template = data.get("link_template")
     if template is not None:
+        if not isinstance(template, str):
+            raise ConfigError(f"{path}: link_template must be text in quotes, got {template!r}")
         try:
-            str(template).format(x=0, y=0, z=0, bbox="b")
+            fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+            if fields - {"x", "y", "z", "bbox"}:  # no {x.__class__}, {0}, {bbox[1]}: only the 4 plain fields
+                raise ValueError(f"placeholders {sorted(fields - {'x', 'y', 'z', 'bbox'})} are not allowed")
+            if not template.lower().startswith(("http://", "https://")):
+                raise ValueError("it must start with http:// or https://")
+            template.format(x=0, y=0, z=0, bbox="b")
         except (KeyError, IndexError, ValueError) as exc:
             raise ConfigError(
                 f"{path}: link_template may only use the placeholders {{x}}, {{y}}, {{z}}, {{bbox}} ({exc})"
             ) from exc
     labels = _labels(path, "[labels]", data["labels"]) if "labels" in data else None
     bboxes = {}
-    for name, entry in (data.get("bboxes") or {}).items():
+    table_of = data.get("bboxes") or {}
+    if not isinstance(table_of, dict):
+        raise ConfigError(f"{path}: bboxes must be tables, one per bbox, like [bboxes.bbox1] with raw/seg/table "
+                          f"keys under it; got bboxes = {table_of!r}")
+    for name, entry in table_of.items():
         where = f"[bboxes.{name}]"
         if not isinstance(entry, dict):
             raise ConfigError(f"{path}: {where} must be a table")
@@ -265,10 +312,10 @@ def load_dataset_config(root: str | Path) -> DatasetConfig:
         bboxes[str(name)] = BboxConfig(
             labels=_labels(path, f"{where} labels", entry["labels"]) if "labels" in entry else None,
             offset_xyz=_triple(path, f"{where} offset_xyz", entry["offset_xyz"], int) if "offset_xyz" in entry else (0, 0, 0),
-            raw=_volume(path, f"{where} raw", entry["raw"]) if "raw" in entry else None,
-            seg=_volume(path, f"{where} seg", entry["seg"]) if "seg" in entry else None,
-            mask=_volume(path, f"{where} mask", entry["mask"]) if "mask" in entry else None,
-            table=str((path.parent / entry["table"]).resolve()) if "table" in entry else None,
+            raw=_volume(path, f"{where} raw", entry["raw"], roots) if "raw" in entry else None,
+            seg=_volume(path, f"{where} seg", entry["seg"], roots) if "seg" in entry else None,
+            mask=_volume(path, f"{where} mask", entry["mask"], roots) if "mask" in entry else None,
+            table=_table(path, f"{where} table", entry["table"], roots) if "table" in entry else None,
             voxel_size_nm=(_voxel_size(path, f"{where} voxel_size_nm", entry["voxel_size_nm"])
                            if "voxel_size_nm" in entry else None),
         )

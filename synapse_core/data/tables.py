@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from synapse_core.data.paths import OutsideRootsError, confine
+
 POINTS = ("central", "side_1", "side_2")
 COORD_COLUMNS = tuple(f"{p}_coord_{i}" for p in POINTS for i in (1, 2, 3))
 REQUIRED_COLUMNS = ("Var1", *COORD_COLUMNS)
@@ -30,27 +32,70 @@ def point_columns(point: str) -> tuple[str, str, str]:
     return tuple(f"{point}_coord_{i}" for i in (1, 2, 3))
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+_ZIP_MAGIC, _OLE_MAGIC = b"PK\x03\x04", b"\xd0\xcf\x11\xe0"
+
+
+def _sniff(path: Path) -> str:
+    """``"xlsx"``, ``"xls"`` or ``"text"`` from the file's first bytes (the suffix may lie)."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(_ZIP_MAGIC):
+        return "xlsx"
+    if head.startswith(_OLE_MAGIC):
+        return "xls"
+    return "text"
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A CSV with ``,`` (or ``;``/tab, as some spreadsheet locales write) between fields, UTF-8 or Latin-1."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = path.read_bytes().decode("latin-1")  # every byte decodes; Excel on Windows writes cp1252/latin-1
+    first = text.splitlines()[0] if text.strip() else ""
+    sep = max((",", ";", "\t"), key=first.count) if first else ","
+    import io
+
+    return pd.read_csv(io.StringIO(text), sep=sep, dtype={"Var1": str, "bbox_name": str})
+
+
+def read_table(path: str | Path, roots=None) -> pd.DataFrame:
     """Read one synapse table (.xlsx/.xls via openpyxl, or .csv) with source-file/row columns added.
 
-    ``Var1`` is read as text so ids like ``007`` keep their zeros. Raises :class:`TableError`
-    naming the file when it is unreadable or lacks required columns.
+    ``Var1`` is read as text so ids like ``007`` keep their zeros. The format is taken from the
+    file's content when its suffix lies (a CSV named ``.xlsx``); CSVs may use ``,``, ``;`` or tabs
+    and be UTF-8 or Latin-1. With ``roots`` the file (symlinks followed) must lie inside them.
+    Raises :class:`TableError` naming the file when it is unreadable, outside the roots or lacks
+    required columns.
     """
     path = Path(path)
+    if roots is not None:
+        try:
+            confine(path, roots, what="synapse table")
+        except OutsideRootsError as exc:
+            raise TableError(str(exc)) from None
     try:
-        if path.suffix.lower() == ".csv":
-            df = pd.read_csv(path, dtype={"Var1": str, "bbox_name": str})
+        kind = _sniff(path)
+        if kind == "text":
+            df = _read_csv(path)  # also a CSV saved under a spreadsheet name
         else:
-            df = pd.read_excel(path, dtype={"Var1": str, "bbox_name": str})
+            if path.suffix.lower() == ".csv":
+                raise ValueError(f"the file is a {kind} spreadsheet saved under a .csv name; rename it to .{kind}")
+            df = pd.read_excel(path, dtype={"Var1": str, "bbox_name": str}, engine="openpyxl" if kind == "xlsx" else None)
     except Exception as exc:
-        raise TableError(f"{path}: cannot read the synapse table ({exc.__class__.__name__}: {exc})") from exc
+        raise TableError(f"{path}: cannot read the synapse table ({exc.__class__.__name__}: {exc}); save it as "
+                         ".xlsx or as a comma-separated .csv") from exc
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
+        found = ", ".join(map(str, df.columns[:8])) + (" …" if len(df.columns) > 8 else "")
         raise TableError(
             f"{path}: missing column(s) {missing}; a synapse table needs {list(REQUIRED_COLUMNS)} "
-            "(coordinates as x, y, z voxel indices)"
+            f"(coordinates as x, y, z voxel indices); columns found: {found or 'none'}"
         )
+    dup = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
+    if dup:
+        raise TableError(f"{path}: column(s) {dup} appear more than once; keep one of each")
     df[SOURCE_FILE] = str(path)
     df[SOURCE_ROW] = df.index + 2
     return df
@@ -62,6 +107,7 @@ def find_tables(root: Path, bbox_names: list[str]) -> tuple[dict[str, Path], lis
     Returns ``(per_bbox, combined)``: ``{bbox: file}`` for ``excel/<bbox>.xlsx|.csv`` or
     ``<bbox>.xlsx|.csv`` next to the volumes, and the combined ``synapse_info.xlsx|.csv`` files
     (in ``root`` or ``root/excel``) whose ``bbox_name`` column says where each row belongs.
+    The paths are not checked against the data roots here: :func:`read_table` with ``roots`` does.
     """
     per_bbox: dict[str, Path] = {}
     combined: list[Path] = []

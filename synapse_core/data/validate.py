@@ -249,8 +249,10 @@ def validate_rows(table: pd.DataFrame, shapes_zyx: dict[str, tuple], seg_volumes
     shapes_zyx : volume shape (z, y, x) per usable bbox; rows of other bboxes are skipped.
     seg_volumes : optional seg array-like per bbox, for the "side point on background (id 0)" check.
 
-    Checks: missing ``Var1``; missing or non-numeric coordinates; a point outside the volume;
-    a duplicate ``(bbox_name, Var1)`` (the first is kept); a side point on background id 0.
+    Checks: missing ``Var1``; missing, non-numeric or infinite coordinates; a point outside the
+    volume; a side point on background id 0; then, among the rows that passed, a duplicate
+    ``(bbox_name, Var1)`` with ids compared without surrounding spaces (the first valid row is kept
+    and the message names its row).
     Both side points in the same neuron is reported as a warning and the row is kept.
     Coordinates of valid rows are returned as int64.
     """
@@ -282,6 +284,10 @@ def validate_rows(table: pd.DataFrame, shapes_zyx: dict[str, tuple], seg_volumes
                 elif np.isnan(v):
                     issues.append(_issue(row, c, f"not a number: {raw!r}"))
                     bad[i] = True
+                elif not np.isfinite(v):
+                    issues.append(_issue(row, c, f"not a finite number: {raw!r}; give a voxel index"))
+                    bad[i] = True
+                    v = np.nan
                 vals.append(v)
             if any(np.isnan(v) for v in vals):
                 continue
@@ -293,11 +299,6 @@ def validate_rows(table: pd.DataFrame, shapes_zyx: dict[str, tuple], seg_volumes
                     f"y < {shape[1]}, z < {shape[0]}",
                 ))
                 bad[i] = True
-    dup = t.duplicated(subset=["bbox_name", "Var1"], keep="first") & t["Var1"].notna()
-    for i in np.flatnonzero(dup.to_numpy() & ~bad):
-        issues.append(_issue(records[i], "Var1", f"duplicate (bbox_name, Var1) = ({records[i]['bbox_name']}, "
-                                                 f"{records[i]['Var1']}); the first occurrence is kept"))
-        bad[i] = True
     if seg_volumes:
         ok = np.flatnonzero(~bad)
         bboxes = t["bbox_name"].to_numpy()
@@ -320,6 +321,22 @@ def validate_rows(table: pd.DataFrame, shapes_zyx: dict[str, tuple], seg_volumes
                     issues.append(_issue(row, "side_1_coord_1..3/side_2_coord_1..3",
                                          f"both side points lie in the same neuron (seg id {ids['side_1'][j]})",
                                          action="kept"))
+    # Duplicates among the valid rows only (an invalid row never displaces a valid one), on ids
+    # normalised as they are used later ("syn_001 " is "syn_001").
+    norm = t["Var1"].map(lambda v: str(v).strip() if isinstance(v, str) or pd.notna(v) else None)
+    seen: dict[tuple, int] = {}
+    for i in np.flatnonzero(~bad):
+        key = (records[i].get("bbox_name"), norm.iloc[i])
+        if key in seen:
+            first = records[seen[key]]
+            same = "" if str(first.get("Var1")) == str(records[i].get("Var1")) else \
+                f" (ids compared without surrounding spaces: {records[i].get('Var1')!r} and {first.get('Var1')!r})"
+            issues.append(_issue(records[i], "Var1",
+                                 f"duplicate (bbox_name, Var1) = ({key[0]}, {key[1]}){same}: row {first.get(SOURCE_ROW)} "
+                                 f"of {first.get(SOURCE_FILE)} has the same id and is kept; give this synapse its own Var1"))
+            bad[i] = True
+        else:
+            seen[key] = i
     valid = t.loc[~bad].copy()
     for c in COORD_COLUMNS:
         valid[c] = numeric[c][~bad].round().astype(np.int64)

@@ -3,11 +3,24 @@
 Every volume is indexed ``[z, y, x]``. Nothing here loads a whole volume into memory: a
 volume is an array-like (``zarr.Array`` or ``h5py.Dataset``) and callers read windows with
 :func:`synapse_core.data.windows.read_box`.
+
+A converted TIFF stack carries a manifest (``.manifest.json``: every chunk file with its size,
+modification time and sha256). Each time the stack is opened the chunk files are compared with it
+(a ``stat`` per file, no reading); a missing, truncated or rewritten chunk makes the store be
+moved aside and converted again, with a warning naming it (:func:`check_converted`;
+``full=True`` also compares the checksums).
+
+Slice stacks are checked before conversion: every slice must have the first slice's shape,
+dtype and channel count (the message names the slice); segmentation and mask slices must be
+single-channel (or RGB with equal channels) with integer ids ≥ 0.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import logging
 import os
 import re
 import shutil
@@ -18,6 +31,14 @@ import numpy as np
 import tifffile
 
 from synapse_core.data.hashing import stat_fingerprint
+from synapse_core.data.paths import OutsideRootsError, confine
+
+log = logging.getLogger(__name__)
+
+#: File in a converted store listing every chunk file with its size, mtime and sha256 (written at conversion).
+MANIFEST = ".manifest.json"
+#: Marker of a finished conversion.
+COMPLETE = ".complete"
 
 
 #: Chunk shape (z, y, x) of converted TIFF stacks: a 160³ context window touches at most 4³ chunks.
@@ -97,32 +118,119 @@ def natural_key(name: str) -> list:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
-def list_slices(folder: Path) -> list[Path]:
-    """``slice_*.tif``/``.tiff`` files of ``folder`` in natural (numeric) order."""
-    files = [p for p in folder.iterdir() if p.is_file() and p.name.lower().startswith("slice") and p.suffix.lower() in (".tif", ".tiff")]
+def _is_slice(p: Path) -> bool:
+    return p.name.lower().startswith("slice") and p.suffix.lower() in (".tif", ".tiff")
+
+
+def list_slices(folder: Path, roots=None) -> list[Path]:
+    """``slice_*.tif``/``.tiff`` files of ``folder`` in natural (numeric) order.
+
+    With ``roots`` (allowed data roots, :func:`synapse_core.data.paths.allowed_roots`) the folder
+    and every slice are resolved (symlinks followed) and a :class:`VolumeError` names any that lies
+    outside them.
+    """
+    folder = Path(folder)
+    if roots is not None:
+        try:
+            confine(folder, roots, what="slice folder")
+        except OutsideRootsError as exc:
+            raise VolumeError(str(exc)) from None
+    files = [p for p in folder.iterdir() if _is_slice(p) and p.is_file()]
+    if roots is not None:
+        for p in files:
+            try:
+                confine(p, roots, what="slice file")
+            except OutsideRootsError as exc:
+                raise VolumeError(str(exc)) from None
     return sorted(files, key=lambda p: natural_key(p.name))
 
 
-def _slice_to_2d(img: np.ndarray, is_raw: bool) -> np.ndarray:
-    """Gray 2-D slice: RGB(A) raw → luminance (keeping uint8/uint16); multi-channel labels → channel 0."""
+def stray_files(folder: Path) -> list[str]:
+    """Names of files in a slice folder that are not ``slice*.tif`` slices (hidden files left out)."""
+    try:
+        return sorted((p.name for p in Path(folder).iterdir() if not p.name.startswith(".") and not _is_slice(p)),
+                      key=natural_key)
+    except OSError:
+        return []
+
+
+def slice_number(name: str) -> int | None:
+    """The number of a slice file name (``slice_012.tif`` → 12), or None when it has none."""
+    digits = re.findall(r"\d+", Path(name).stem)
+    return int(digits[-1]) if digits else None
+
+
+def unmatched_slices(stacks: dict[str, list[Path]]) -> dict[str, list[str]]:
+    """Per stack, the slice files whose number occurs in some other stack's but not in every stack."""
+    numbers = {k: {slice_number(p.name): p.name for p in files} for k, files in stacks.items()}
+    common = set.intersection(*(set(n) for n in numbers.values())) if numbers else set()
+    return {k: sorted((name for n, name in nums.items() if n not in common), key=natural_key)
+            for k, nums in numbers.items() if set(nums) - common}
+
+
+def _slice_to_2d(img: np.ndarray, is_raw: bool, path: Path | str = "slice") -> np.ndarray:
+    """Gray 2-D slice: RGB(A) raw → luminance (keeping uint8/uint16).
+
+    Labels (``is_raw=False``) must be one channel, or RGB(A) whose colour channels are equal
+    (a gray image saved as RGB); colour-coded labels are a :class:`VolumeError` naming the file.
+    """
     if img.ndim == 3 and img.shape[-1] in (3, 4):
         if not is_raw:
-            return img[..., 0]
+            rgb = img[..., :3]
+            if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
+                raise VolumeError(
+                    f"{path}: an RGB label slice with different colour channels; segmentation and mask slices "
+                    "must hold one integer id per voxel (one channel). Save the labels as single-channel "
+                    "(grayscale) integer TIFFs, not as colour-coded images")
+            return rgb[..., 0]
         gray = img[..., :3].astype(np.float32) @ np.asarray(RGB_WEIGHTS, np.float32)
         if np.issubdtype(img.dtype, np.integer):
             return np.clip(np.rint(gray), 0, np.iinfo(img.dtype).max).astype(img.dtype)
         return gray.astype(np.float32)
+    if img.ndim != 2:
+        raise VolumeError(f"{path}: a slice of shape {img.shape}; expected one 2-D image (rows, columns), "
+                          "gray or RGB; save one z-slice per file")
     return img
+
+
+def tiff_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) of a TIFF slice from its header (shape (rows, columns[, channels])); VolumeError naming the file."""
+    try:
+        with tifffile.TiffFile(path) as tf:
+            page = tf.pages[0]
+            shape, dtype = tuple(int(v) for v in page.shape), np.dtype(page.dtype)
+    except Exception as exc:
+        raise VolumeError(f"{path}: unreadable TIFF ({exc.__class__.__name__}: {exc}); replace or remove the file") from exc
+    return shape, dtype
 
 
 def tiff_header_shape(path: Path) -> tuple[int, int]:
     """(rows, columns) of a TIFF slice from its header; raises VolumeError naming the file."""
-    try:
-        with tifffile.TiffFile(path) as tf:
-            shape = tf.pages[0].shape
-    except Exception as exc:
-        raise VolumeError(f"{path}: unreadable TIFF ({exc.__class__.__name__}: {exc}); replace or remove the file") from exc
-    return tuple(shape[:2])
+    return tiff_header(path)[0][:2]
+
+
+def check_slice_headers(files: list[Path]) -> None:
+    """Every slice must have the first slice's shape, channel count and dtype; VolumeError naming the first that differs.
+
+    Mixed dtypes would be cast to the first slice's (uint16 values wrap in uint8); mixed shapes
+    or channel counts cannot form one volume.
+    """
+    if not files:
+        return
+    shape0, dtype0 = tiff_header(files[0])
+    for p in files[1:]:
+        shape, dtype = tiff_header(p)
+        if shape[:2] != shape0[:2]:
+            raise VolumeError(f"{p}: slice shape {shape[:2]} differs from {files[0].name} {shape0[:2]} "
+                              "(rows, columns); every slice of a stack must have the same size")
+        if shape[2:] != shape0[2:]:
+            what = {(): "1 channel"}
+            raise VolumeError(f"{p}: {what.get(shape[2:], f'{shape[2:][0]} channels')} but {files[0].name} has "
+                              f"{what.get(shape0[2:], f'{shape0[2:][0]} channels')}; save every slice of the stack "
+                              "the same way (all gray or all RGB)")
+        if dtype != dtype0:
+            raise VolumeError(f"{p}: pixel type {dtype} differs from {files[0].name} ({dtype0}); values would be "
+                              f"converted and could wrap. Save every slice of the stack as {dtype0} (or all as {dtype})")
 
 
 def _read_slice(path: Path, is_raw: bool) -> np.ndarray:
@@ -130,7 +238,25 @@ def _read_slice(path: Path, is_raw: bool) -> np.ndarray:
         img = tifffile.imread(path)
     except Exception as exc:
         raise VolumeError(f"{path}: unreadable TIFF ({exc.__class__.__name__}: {exc}); replace or remove the file") from exc
-    return _slice_to_2d(np.asarray(img), is_raw)
+    img = _slice_to_2d(np.asarray(img), is_raw, path)
+    if not is_raw:
+        _check_label_slice(img, path)
+    return img
+
+
+def _check_label_slice(img: np.ndarray, path: Path) -> None:
+    """Label ids must be integers ≥ 0 (0 = background): a −1 background would wrap to 65535."""
+    if img.dtype.kind == "f":
+        if not np.isfinite(img).all() or not np.array_equal(img, np.round(img)):
+            raise VolumeError(f"{path}: a label slice with non-integer or NaN values; segmentation and mask slices "
+                              "must hold integer ids (0 = background)")
+    elif img.dtype.kind not in "iub":
+        raise VolumeError(f"{path}: label slice of type {img.dtype}; save integer ids (0 = background)")
+    if img.size and img.dtype.kind in "if" and img.min() < 0:
+        n = int(np.count_nonzero(img < 0))
+        raise VolumeError(f"{path}: {n} voxels have negative label ids (smallest {img.min():g}); ids must be ≥ 0 "
+                          "with 0 = background. If −1 marks background here, replace it by 0 "
+                          "(e.g. numpy: seg[seg < 0] = 0) and save the slices again")
 
 
 def stack_fingerprint(files: list[Path]) -> str:
@@ -138,13 +264,74 @@ def stack_fingerprint(files: list[Path]) -> str:
     return stat_fingerprint(files)
 
 
+def _chunk_files(store: Path) -> list[Path]:
+    return sorted(p for p in store.rglob("*") if p.is_file() and p.name not in (MANIFEST, COMPLETE))
+
+
+def write_manifest(store: Path) -> dict:
+    """Write ``store/.manifest.json``: every file of the store with size (bytes), mtime (ns) and sha256."""
+    entries = {}
+    for p in _chunk_files(store):
+        st = p.stat()
+        entries[p.relative_to(store).as_posix()] = {
+            "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+    (store / MANIFEST).write_text(json.dumps({"files": entries}, sort_keys=True))
+    return entries
+
+
+def check_converted(store: str | os.PathLike, full: bool = False) -> list[str]:
+    """Problems of a converted store against its manifest (empty list: intact).
+
+    By default only sizes and modification times are compared (one ``stat`` per chunk file);
+    ``full=True`` also compares every file's sha256. A store without manifest or marker is damaged.
+    """
+    store = Path(store)
+    if not (store / COMPLETE).exists():
+        return [f"{store}: conversion not finished (no {COMPLETE} marker)"]
+    try:
+        entries = json.loads((store / MANIFEST).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return [f"{store / MANIFEST}: missing or unreadable manifest"]
+    problems = []
+    for rel, meta in entries.items():
+        p = store / rel
+        try:
+            st = p.stat()
+        except OSError:
+            problems.append(f"chunk {rel} is missing")
+            continue
+        if st.st_size != meta["size"]:
+            problems.append(f"chunk {rel} has {st.st_size} bytes, {meta['size']} were written")
+        elif full:
+            if hashlib.sha256(p.read_bytes()).hexdigest() != meta["sha256"]:
+                problems.append(f"chunk {rel} does not match its checksum")
+        elif st.st_mtime_ns != meta["mtime_ns"]:
+            problems.append(f"chunk {rel} was changed after conversion")
+    extra = sorted({p.relative_to(store).as_posix() for p in _chunk_files(store)} - set(entries))
+    problems += [f"unexpected file {rel}" for rel in extra]
+    return problems
+
+
+def _move_aside(store: Path) -> None:
+    aside = store.with_name(f"{store.name}.damaged-{os.getpid()}")
+    try:
+        store.rename(aside)
+    except OSError:  # another process moved it first
+        return
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 def convert_tiff_stack(files: list[Path], out_dir: Path, is_raw: bool, chunk_z: int = CHUNKS_ZYX[0]) -> VolumeSource:
     """Convert a TIFF slice stack once into a chunked Zarr array under ``out_dir`` and return it.
 
-    Reuses an earlier conversion of the same files (same names, sizes, mtimes). Memory stays at
-    ``chunk_z`` slices whatever the stack size. Labels (``is_raw=False``) are stored in the smallest
-    unsigned integer type that holds their maximum. Raises :class:`VolumeError` naming the file for
-    an unreadable slice or a slice whose shape differs from the first one.
+    Reuses an earlier conversion of the same files (same names, sizes, mtimes) after checking its
+    chunk files against the manifest written at conversion; a damaged conversion (a chunk missing,
+    truncated or changed) is moved aside and converted again, with a logged warning naming it.
+    Memory stays at ``chunk_z`` slices whatever the stack size. Labels (``is_raw=False``) are
+    stored in the smallest unsigned integer type that holds their maximum. Raises
+    :class:`VolumeError` naming the file for an unreadable slice, a slice whose shape, channels
+    or dtype differ from the first one, or labels that are colour-coded, negative or not integer.
     """
     import zarr
 
@@ -152,8 +339,18 @@ def convert_tiff_stack(files: list[Path], out_dir: Path, is_raw: bool, chunk_z: 
         raise VolumeError("empty slice stack")
     fp = stack_fingerprint(files)
     target = out_dir / f"{fp}.zarr"
-    if (target / ".complete").exists():
-        return VolumeSource("zarr", str(target), None, fp)
+    if (target / COMPLETE).exists():
+        problems = check_converted(target)
+        if not problems:
+            return VolumeSource("zarr", str(target), None, fp)
+        log.warning("%s: the converted volume of %s is damaged (%s%s); converting it again",
+                    target, files[0].parent, "; ".join(problems[:3]),
+                    f" and {len(problems) - 3} more" if len(problems) > 3 else "")
+        _move_aside(target)
+        _open_cached.cache_clear()
+    elif target.exists():  # an unfinished or pre-manifest store
+        _move_aside(target)
+    check_slice_headers(files)
     shape2d = tiff_header_shape(files[0])
     # Pass 1 (labels only): the maximum decides the dtype.
     first = _read_slice(files[0], is_raw)
@@ -172,16 +369,21 @@ def convert_tiff_stack(files: list[Path], out_dir: Path, is_raw: bool, chunk_z: 
     shutil.rmtree(tmp, ignore_errors=True)
     shape = (len(files), *shape2d)
     chunks = tuple(min(c, s) for c, s in zip(CHUNKS_ZYX, shape))
-    arr = zarr.open_array(str(tmp), mode="w", shape=shape, chunks=chunks, dtype=dtype, fill_value=0)
-    for z0 in range(0, len(files), chunk_z):
-        block = np.zeros((min(chunk_z, len(files) - z0), *shape2d), dtype)
-        for i, p in enumerate(files[z0:z0 + chunk_z]):
-            img = _read_slice(p, is_raw)
-            if img.shape != shape2d:
-                raise VolumeError(f"{p}: slice shape {img.shape} differs from {files[0].name} {shape2d}")
-            block[i] = img
-        arr[z0:z0 + block.shape[0]] = block
-    (tmp / ".complete").write_text(f"{len(files)} slices\n")
+    try:
+        arr = zarr.open_array(str(tmp), mode="w", shape=shape, chunks=chunks, dtype=dtype, fill_value=0)
+        for z0 in range(0, len(files), chunk_z):
+            block = np.zeros((min(chunk_z, len(files) - z0), *shape2d), dtype)
+            for i, p in enumerate(files[z0:z0 + chunk_z]):
+                img = _read_slice(p, is_raw)
+                if img.shape != shape2d:
+                    raise VolumeError(f"{p}: slice shape {img.shape} differs from {files[0].name} {shape2d}")
+                block[i] = img
+            arr[z0:z0 + block.shape[0]] = block
+        write_manifest(tmp)
+        (tmp / COMPLETE).write_text(f"{len(files)} slices\n")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     try:
         tmp.rename(target)
     except OSError:  # another process converted the same stack first; both copies are identical
