@@ -63,11 +63,8 @@ from synapse_core.data.volumes import (
     list_slices,
     natural_key,
     source_from_spec,
-    stray_files,
     tiff_header_shape,
-    unmatched_slices,
 )
-from synapse_core.data.paths import allowed_roots, describe_roots, is_inside
 
 ORIGINAL_MASK_DIR = "vesicle_cloud__syn_interface__mitochondria_annotation"
 
@@ -180,42 +177,28 @@ class WholeVolumeInfo:
         return int(zyx[2]), int(zyx[1]), int(zyx[0])
 
 
-def _mask_dir(data_dir: Path, bbox: str, roots=None, report: ValidationReport | None = None) -> Path | None:
+def _mask_dir(data_dir: Path, bbox: str) -> Path | None:
     m = re.fullmatch(r"bbox_?(\d+)", bbox)
     names = [bbox] + ([f"bbox_{m.group(1)}"] if m else [])
     candidates = [data_dir / "mask" / n for n in names]
     for base in (data_dir / ORIGINAL_MASK_DIR, data_dir.parent / ORIGINAL_MASK_DIR):
         candidates += [base / n for n in names]
-    for c in candidates:
-        if not c.is_dir():
-            continue
-        if roots is None or is_inside(c, roots):
-            return c
-        if report is not None:  # e.g. the original mask folder next to DATA, outside the allowed roots
-            report.warnings.append(
-                f"{bbox}: mask folder {c} is outside the allowed data roots ({describe_roots(roots)}) and is not "
-                f"read; to use it, add its folder to SYNAPSE_DATA_ROOTS (export SYNAPSE_DATA_ROOTS={c.parent.parent})")
-    return None
+    return next((c for c in candidates if c.is_dir()), None)
 
 
-def _tiff_bbox(name: str, data_dir: Path, volumes_dir: Path, config: DatasetConfig, report: ValidationReport,
-               roots=None):
+def _tiff_bbox(name: str, data_dir: Path, volumes_dir: Path, config: DatasetConfig, report: ValidationReport):
     raw_dir, seg_dir = data_dir / "raw" / name, data_dir / "seg" / name
     if not seg_dir.is_dir():
         report.fatal.append(f"{name}: segmentation folder {seg_dir} is missing (expected next to {raw_dir})")
         return None
-    mask_dir = _mask_dir(data_dir, name, roots, report)
-    try:
-        stacks = {"raw": list_slices(raw_dir, roots), "seg": list_slices(seg_dir, roots)}
-        if mask_dir is not None:
-            stacks["mask"] = list_slices(mask_dir, roots)
-    except VolumeError as exc:
-        report.fatal.append(f"{name}: {exc}")
-        return None
+    mask_dir = _mask_dir(data_dir, name)
+    stacks = {"raw": list_slices(raw_dir), "seg": list_slices(seg_dir)}
     if mask_dir is None:
         report.warnings.append(
             f"{name}: no semantic mask folder (mask/{name} or {ORIGINAL_MASK_DIR}/bbox_N); segmentation types "
             "that need vesicle cloud, cleft or mitochondria labels are unavailable for it")
+    else:
+        stacks["mask"] = list_slices(mask_dir)
     folders = {"raw": raw_dir, "seg": seg_dir, "mask": mask_dir}
     empty = [k for k, files in stacks.items() if not files]
     if empty:
@@ -223,14 +206,8 @@ def _tiff_bbox(name: str, data_dir: Path, volumes_dir: Path, config: DatasetConf
         return None
     counts = {k: len(v) for k, v in stacks.items()}
     if len(set(counts.values())) > 1:
-        unmatched = unmatched_slices(stacks)
-        extra = "".join(f"; slices only in {k}: {', '.join(v[:5])}{' …' if len(v) > 5 else ''}"
-                        for k, v in unmatched.items())
-        stray = {k: stray_files(folders[k]) for k in stacks}
-        extra += "".join(f"; files in {folders[k]} that are not slice_*.tif (not read): {', '.join(v[:5])}"
-                         for k, v in stray.items() if v)
         report.fatal.append(f"{name}: slice counts differ: " + ", ".join(f"{k} {n} ({folders[k]})" for k, n in counts.items())
-                            + extra + "; every stack needs one slice per z: remove or rename the extra files")
+                            + "; every stack needs one slice per z")
         return None
     try:
         shapes = {k: tiff_header_shape(files[0]) for k, files in stacks.items()}
@@ -278,8 +255,8 @@ def _config_bbox(name: str, config: DatasetConfig, report: ValidationReport):
                       shapes["raw"], bc.offset_xyz, source=f"{'/'.join(kinds)} {Path(bc.raw.path).name}"), readers
 
 
-def _load_tables(data_dir: Path, bbox_names: list[str], config: DatasetConfig, report: ValidationReport,
-                 roots=None) -> pd.DataFrame:
+def _load_tables(data_dir: Path, bbox_names: list[str], config: DatasetConfig, report: ValidationReport
+                 ) -> pd.DataFrame:
     per_bbox, combined = find_tables(data_dir, bbox_names)
     for name, bc in config.bboxes.items():
         if bc.table:
@@ -287,12 +264,12 @@ def _load_tables(data_dir: Path, bbox_names: list[str], config: DatasetConfig, r
     frames = []
     for name, path in per_bbox.items():
         try:
-            frames.append(read_table(path, roots).assign(bbox_name=name))
+            frames.append(read_table(path).assign(bbox_name=name))
         except TableError as exc:
             report.fatal.append(str(exc))
     for path in combined:
         try:
-            df = read_table(path, roots)
+            df = read_table(path)
         except TableError as exc:
             report.fatal.append(str(exc))
             continue
@@ -404,24 +381,17 @@ def _with_labels(b: BboxSource, config: DatasetConfig, config_file: str, cache_d
     return replace(b, labels=check.labels, labels_source=check.source, mask_ids=ids)
 
 
-def open_dataset(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
-                 extra_roots=()) -> Dataset:
+def open_dataset(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Dataset:
     """Open and validate the data root ``root`` (a folder, or a dataset config file).
 
     Bboxes with fatal problems are left out and reported; rows with problems are skipped and
     reported; everything valid is kept. Raises :class:`DatasetError` (with the report) only when
     no bbox is usable. TIFF stacks are converted into ``cache_dir/volumes`` on first use.
-
-    Every file read lies inside the dataset folder, ``extra_roots`` or the operator's
-    ``SYNAPSE_DATA_ROOTS`` (:func:`synapse_core.data.paths.allowed_roots`; symlinks are followed
-    before the check): config paths outside them are a :class:`ConfigError`, symlinked slice
-    folders or tables outside them a fatal problem of that bbox or table.
     """
     root = Path(root).expanduser()
     if not root.exists():
         raise DatasetError(f"{root}: data folder not found; pass the folder that holds raw/, seg/ and excel/")
-    roots = allowed_roots(root, extra_roots)
-    config = load_dataset_config(root, roots)
+    config = load_dataset_config(root)
     whole = _whole_volume_config(config)
     if whole is not None:
         return open_whole_volume(root, config, whole)
@@ -438,7 +408,7 @@ def open_dataset(root: str | os.PathLike, cache_dir: str | os.PathLike | None = 
     if raw_root.is_dir():
         for d in sorted((p for p in raw_root.iterdir() if p.is_dir()), key=lambda p: natural_key(p.name)):
             if d.name not in config.bboxes or config.bboxes[d.name].raw is None:
-                found[d.name] = _tiff_bbox(d.name, data_dir, volumes_dir, config, report, roots)
+                found[d.name] = _tiff_bbox(d.name, data_dir, volumes_dir, config, report)
         if not any(p.is_dir() for p in raw_root.iterdir()):
             report.fatal.append(f"{raw_root}: no bbox folders inside (expected raw/<bbox>/slice_*.tif)")
     elif not any(bc.raw for bc in config.bboxes.values()):
@@ -452,7 +422,7 @@ def open_dataset(root: str | os.PathLike, cache_dir: str | os.PathLike | None = 
             bboxes[name] = _with_labels(b, config, config_file, resolve_cache_dir(cache_dir), report)
     raw_dirs = {p.name for p in raw_root.iterdir() if p.is_dir()} if raw_root.is_dir() else set()
     all_names = sorted(set(bboxes) | raw_dirs, key=natural_key)
-    table = _load_tables(data_dir, all_names, config, report, roots)
+    table = _load_tables(data_dir, all_names, config, report)
     seg_volumes = {n: b.seg.open() for n, b in bboxes.items()}
     valid, issues = validate_rows(table, {n: b.shape_zyx for n, b in bboxes.items()}, seg_volumes)
     report.row_issues = issues
