@@ -111,9 +111,27 @@ def test_gallery_gif_is_cached_and_zip_holds_one_gif_per_synapse(demo_dataset, t
     settings = CropSettings(size=32)
     first = gallery.synapse_gif(demo_dataset, "bbox1", "syn_001", settings, tmp_path)
     assert Image.open(io.BytesIO(first)).n_frames > 1
-    key = gallery.picture_key(demo_dataset, "bbox1", "syn_001", settings, "gif", overlays=(), image="blended",
-                              fps=10.0, scale=2, first_slice="center")
+    key = gallery.picture_key(demo_dataset, "bbox1", "syn_001", settings, "gif", **gallery.gif_options())
     assert gallery.gallery_cache(tmp_path).get(key) == first
     data, discarded = gallery.gif_zip(demo_dataset, [("bbox1", "syn_001"), ("bbox2", "syn_002")], settings, tmp_path)
-    assert zipfile.ZipFile(io.BytesIO(data)).namelist() == ["bbox1_syn_001.gif", "bbox2_syn_002.gif"]
+    names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    assert names == ["bbox1_syn_001.gif", "bbox2_syn_002.gif", "manifest.csv"]
     assert discarded == []
+
+
+def test_gallery_zip_manifest_names_each_file_with_its_cluster_and_annotation(demo_dataset, tmp_path):
+    import pandas as pd
+
+    from synapse_core.crops.settings import CropSettings
+    from synapse_core.viz import gallery
+
+    table = pd.DataFrame({"bbox_name": ["bbox1", "bbox2"], "Var1": ["syn_001", "syn_002"], "cluster": [3, 1],
+                          "annotation": ["docked", None], "selection_big": [True, False]})
+    data, _ = gallery.gif_zip(demo_dataset, [("bbox2", "syn_002"), ("bbox1", "syn_001")], CropSettings(size=32),
+                              tmp_path, table=table)
+    manifest = pd.read_csv(io.BytesIO(zipfile.ZipFile(io.BytesIO(data)).read("manifest.csv")))
+    assert manifest["file"].tolist() == ["bbox2_syn_002.gif", "bbox1_syn_001.gif"]
+    assert manifest["cluster"].tolist() == [1, 3]
+    assert manifest["annotation"].fillna("").tolist() == ["", "docked"]
+    assert manifest["selection_big"].tolist() == [False, True]
+    assert manifest["status"].tolist() == ["written", "written"]

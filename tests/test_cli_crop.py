@@ -56,7 +56,7 @@ def test_gif_writes_one_named_gif_per_synapse(demo_root, demo_cache, tmp_path):
     out = tmp_path / "gifs"
     code = main(["gif", "--data", str(demo_root), "--cache-dir", str(demo_cache), "--out", str(out),
                  "--synapse", "bbox1/syn_001", "bbox3/syn_010", "--overlays", "vesicle_cloud", "--fps", "8",
-                 "--scale", "1"])
+                 "--scale", "1", "--frames", "all"])
     assert code == 0
     assert sorted(p.name for p in out.glob("*.gif")) == ["bbox1_syn_001.gif", "bbox3_syn_010.gif"]
     im = Image.open(out / "bbox3_syn_010.gif")
@@ -89,3 +89,17 @@ def test_python_dash_m_entry_point_writes_a_crop(demo_root, demo_cache, tmp_path
     assert proc.returncode == 0, proc.stderr
     assert "presynaptic side" in proc.stdout
     assert np.load(out).dtype == np.float32
+
+
+def test_gif_defaults_are_the_gallery_gifs_structure_slices_at_128_px(demo_root, demo_cache, tmp_path):
+    from synapse_core.crops.build import crop_synapse
+    from synapse_core.crops.settings import CropSettings
+    from synapse_core.data.dataset import open_dataset
+    from synapse_core.viz.render import structure_slices
+
+    out = tmp_path / "gifs"
+    assert main(["gif", "--data", str(demo_root), "--cache-dir", str(demo_cache), "--out", str(out),
+                 "--synapse", "bbox1/syn_001"]) == 0
+    im = Image.open(out / "bbox1_syn_001.gif")
+    crop = crop_synapse(open_dataset(demo_root, cache_dir=demo_cache), "bbox1", "syn_001", CropSettings())
+    assert im.size == (128, 128) and im.n_frames == len(structure_slices(crop.structures)) < 80

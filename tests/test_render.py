@@ -114,5 +114,47 @@ def test_gif_can_start_at_the_centre_slice_and_keep_the_loop_order(crop):
 
 
 def test_gif_first_slice_outside_the_crop_is_rejected(crop):
-    with pytest.raises(ValueError, match=r"first_slice must be 'center' or an integer in \[0, 24\), got 30"):
+    with pytest.raises(ValueError, match=r"first_slice must be 'center' or an integer in \[0, 24\) among the 24 slices shown, got 30"):
         crop_gif_bytes(crop, first_slice=30)
+
+
+def test_structure_gif_shows_only_the_slices_holding_the_synapse_plus_the_margin(crop):
+    from synapse_core.viz.render import GIF_MARGIN_SLICES, structure_slices
+
+    has = (crop.structures["cleft"] | crop.structures["vesicle_cloud"]).any(axis=(1, 2))
+    z = structure_slices(crop.structures)
+    first, last = np.flatnonzero(has)[[0, -1]]
+    assert z.tolist() == list(range(max(0, first - GIF_MARGIN_SLICES), min(24, last + GIF_MARGIN_SLICES + 1)))
+    assert len(frames(crop_gif_bytes(crop, frames="structure", scale=1))) == len(z)
+
+
+def test_structure_fraction_counts_the_frames_that_hold_the_structure():
+    from synapse_core.viz.render import structure_fraction, structure_slices
+
+    cleft = np.zeros((20, 4, 4), bool)
+    cleft[8:16, 1, 1] = True  # 8 slices with the cleft, margin 2 either side: 8 of 12 frames
+    structures = {"cleft": cleft, "vesicle_cloud": np.zeros_like(cleft)}
+    z = structure_slices(structures, margin=2)
+    assert z.tolist() == list(range(6, 18))
+    assert structure_fraction(structures, z) == pytest.approx(8 / 12)
+
+
+def test_a_crop_without_cleft_or_vesicles_shows_every_slice():
+    from synapse_core.viz.render import structure_slices
+
+    empty = np.zeros((7, 3, 3), bool)
+    assert structure_slices({"cleft": empty, "vesicle_cloud": empty}).tolist() == list(range(7))
+
+
+def test_size_sets_the_longer_side_in_pixels_and_gray_levels_shrink_the_file(crop):
+    im = Image.open(io.BytesIO(crop_gif_bytes(crop, size=128)))
+    assert im.size == (128, 128)
+    assert len(crop_gif_bytes(crop, size=128, gray_levels=16)) < len(crop_gif_bytes(crop, size=128))
+
+
+def test_thumbnail_is_the_centre_slice_at_the_asked_size_with_colours(crop):
+    from synapse_core.viz.render import thumbnail_png_bytes
+
+    im = np.asarray(Image.open(io.BytesIO(thumbnail_png_bytes(crop, overlays=("cleft",), size=48))).convert("RGB"))
+    assert im.shape == (48, 48, 3)
+    assert is_colour(im.astype(int)).any() == crop.structures["cleft"][12].any()
