@@ -1,15 +1,17 @@
-"""Content-addressed, process-safe store of per-synapse extraction results (diskcache).
+"""Content-addressed, multi-host store of per-synapse extraction results (:mod:`.store`).
 
 A key is a hash of everything a result depends on (:func:`hash_key`): the synapse's input data
 window and table row, the crop settings, the model identity (checkpoint sha256 or untrained
 seed), layer, pooling, precision, :data:`FEATURE_CODE_VERSION` and a digest of the source of
 the modules that compute results (:func:`code_fingerprint`). Nothing else: batch size,
-device, worker count and clustering settings are not inputs, so changing them re-uses results.
+device, worker count, executor and clustering settings are not inputs, so changing them re-uses results.
 
-Results are written one batch at a time, so an interrupted run resumes where it stopped. Two
-processes that want the same key at once agree through :meth:`FeatureCache.claim`: the first
-computes, the second waits for the stored result. A claim held by a process that died is taken
-over (same host: the pid is gone; any host: older than ``claim_ttl_s``).
+Results are files in a folder (one ``.npz`` per key, written atomically, read without pickle), so
+many processes on many hosts can share one store on a shared file system. Results are written
+one batch at a time, so an interrupted run resumes where it stopped. Two jobs that want the same
+key at once agree through :meth:`FeatureCache.claim`: the first computes, the second waits for the
+stored result. Claims name the job (:meth:`FeatureCache.for_job`), not the process; a claim whose
+process died is taken over (same host: the pid is gone; any host: older than ``claim_ttl_s``).
 """
 
 from __future__ import annotations
@@ -17,13 +19,12 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-import socket
-import time
-from pathlib import Path
-
-import diskcache
 
 from synapse_core.data.hashing import content_hash
+from synapse_core.features.store import ResultStore, StoreError, new_job_id
+
+__all__ = ["FEATURE_CODE_VERSION", "RESULT_MODULES", "FeatureCache", "StoreError", "code_fingerprint", "hash_key",
+           "new_job_id", "source_fingerprint"]
 
 #: Bump when a change in crops/features/morphology code changes results; old entries are then ignored.
 FEATURE_CODE_VERSION = "features-2"
@@ -67,79 +68,17 @@ def code_fingerprint() -> str:
     return source_fingerprint(RESULT_MODULES)
 
 
-_HOST = socket.gethostname()
-
-
 def hash_key(kind: str, **parts) -> str:
     """``kind:<hex>``, a stable hash of ``parts`` (arrays, dataclasses, plain values) and the code version."""
     return f"{kind}:{content_hash({'version': FEATURE_CODE_VERSION, 'code': code_fingerprint(), 'kind': kind, **parts})}"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-class FeatureCache:
-    """Per-synapse results under ``directory`` (a diskcache store, safe across processes).
+class FeatureCache(ResultStore):
+    """Per-synapse results under ``directory`` (a :class:`~synapse_core.features.store.ResultStore`).
 
     Parameters
     ----------
     directory : folder of the store (created).
-    claim_ttl_s : seconds after which another host's claim counts as abandoned.
+    claim_ttl_s : seconds after which a claim counts as abandoned whatever its host.
+    job : the job whose claims this object makes (default: a new id); see :meth:`for_job`.
     """
-
-    def __init__(self, directory: str | os.PathLike, claim_ttl_s: float = 3600.0):
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._store = diskcache.Cache(str(self.directory), size_limit=2**35, eviction_policy="none")
-        self.claim_ttl_s = claim_ttl_s
-        self._token = {"host": _HOST, "pid": os.getpid()}
-
-    def get(self, key: str):
-        return self._store.get(("result", key))
-
-    def put(self, key: str, value) -> None:
-        self._store.set(("result", key), value)
-
-    def __contains__(self, key: str) -> bool:
-        return ("result", key) in self._store
-
-    def _stale(self, claim) -> bool:
-        if claim is None:
-            return True
-        if claim["host"] == _HOST and claim["pid"] == os.getpid():
-            return False
-        if claim["host"] == _HOST and not _pid_alive(claim["pid"]):
-            return True
-        return time.time() - claim["time"] > self.claim_ttl_s
-
-    def claim(self, key: str) -> bool:
-        """True if this process may compute ``key`` (no one else is computing it); records the claim."""
-        ck = ("claim", key)
-        if self._store.add(ck, {**self._token, "time": time.time()}):
-            return True
-        with self._store.transact():
-            held = self._store.get(ck)
-            if held is not None and held["host"] == _HOST and held["pid"] == os.getpid():
-                return True
-            if self._stale(held):
-                self._store.set(ck, {**self._token, "time": time.time()})
-                return True
-        return False
-
-    def release(self, key: str) -> None:
-        """Drop this process's claim on ``key`` (after storing its result, or on giving up)."""
-        ck = ("claim", key)
-        with self._store.transact():
-            held = self._store.get(ck)
-            if held is not None and held["host"] == _HOST and held["pid"] == os.getpid():
-                self._store.delete(ck)
-
-    def close(self) -> None:
-        self._store.close()

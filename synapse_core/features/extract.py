@@ -27,6 +27,7 @@ import collections
 import dataclasses
 import logging
 import multiprocessing
+import os
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -49,7 +50,8 @@ from synapse_core.features.jobs import (
     open_cache,
     prepare_synapse,
 )
-from synapse_core.features.cache import FEATURE_CODE_VERSION, code_fingerprint
+from synapse_core.features.cache import FEATURE_CODE_VERSION, code_fingerprint, new_job_id
+from synapse_core.features.executors import ExtractProgress, ProgressReporter, die_with_parent
 from synapse_core.features.morphology import morphology_columns
 from synapse_core.features.settings import ExtractSettings
 
@@ -188,8 +190,10 @@ def _executor(workers: int):
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
     if method == "forkserver":
-        context.set_forkserver_preload(["synapse_core.features.jobs"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        context.set_forkserver_preload(["synapse_core.features.jobs", "synapse_core.features.executors"])
+    # A killed run must not leave its crop workers behind (they watch this process's pid).
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=die_with_parent,
+                               initargs=(os.getpid(),))
 
 
 def _prepared_stream(jobs: list[PrepareJob], workers: int, window: int):
@@ -219,7 +223,8 @@ def _prepared_stream(jobs: list[PrepareJob], workers: int, window: int):
 def extract_features(dataset, settings: ExtractSettings = ExtractSettings(), cache_dir=None, bboxes=None,
                      progress: Callable[[int, int], None] | None = None,
                      cancel: Callable[[], bool] | None = None, use_cache: bool = True,
-                     synapses=None, model: FeatureModel | None = None) -> ExtractResult:
+                     synapses=None, model: FeatureModel | None = None, job_id: str | None = None,
+                     status: Callable[[ExtractProgress], None] | None = None) -> ExtractResult:
     """Extract features of every valid synapse of ``dataset`` (optionally only ``bboxes``).
 
     Parameters
@@ -235,6 +240,14 @@ def extract_features(dataset, settings: ExtractSettings = ExtractSettings(), cac
     synapses : iterable of (bbox_name, Var1) to restrict to; None for all.
     model : a :class:`FeatureModel` built for settings with the same :meth:`FeatureModel.key`, to reuse
         a loaded network across runs; None builds one for this run.
+    job_id : identity of this run's claims in the result store: two runs with different ids split the
+        synapses both want (one computes, the other waits for its result); a dashboard job shared by
+        several users passes one id. None: a new id for this call.
+    status : called with an :class:`~synapse_core.features.executors.ExtractProgress` (done, total,
+        failed, rate, ETA, Dask dashboard) whenever ``progress`` is.
+
+    ``settings.executor`` chooses where the per-synapse work runs: ``local`` (``settings.workers``
+    crop processes, the network in this process) or ``dask`` (:func:`synapse_core.features.executors.run_dask`).
 
     Returns
     -------
@@ -262,7 +275,9 @@ def extract_features(dataset, settings: ExtractSettings = ExtractSettings(), cac
             log.warning("bf16 with an untrained network: its features differ between synapses by less than "
                         "bf16 rounding (benchmarks/extract.py), so clusters may reflect rounding; use fp32")
     cache_root = str(resolve_cache_dir(cache_dir) / "features") if use_cache else None
-    cache = open_cache(cache_root) if cache_root is not None else None
+    job_id = job_id or new_job_id()
+    cache = open_cache(cache_root, job=job_id) if cache_root is not None else None
+    progress = ProgressReporter(progress, status)
     voxel = tuple(float(v) for v in dataset.voxel_size_nm) if dataset.voxel_size_nm is not None else None
     records = rows.to_dict("records")
     jobs = [PrepareJob(dataset.bboxes[str(r["bbox_name"])], r, settings.crop, voxel,
@@ -309,6 +324,18 @@ def extract_features(dataset, settings: ExtractSettings = ExtractSettings(), cac
         if progress:
             progress(done, total)
 
+    if settings.executor == "dask":  # the per-synapse work and the network run on the cluster's workers
+        from synapse_core.features.executors import run_dask
+
+        out = run_dask(jobs, settings, job_id, FeatureModel, progress=progress,
+                       cancel=cancel)
+        features, skipped_df = _assemble(records, out.results, skipped, settings, deep.identity if deep else None,
+                                         deep.spec.layer if deep else "", voxel_known=voxel is not None)
+        log.info("extract (dask): %d synapses, %d from cache, %d computed in %d forward passes on %d workers, "
+                 "%d skipped, %d in failed tasks%s", total, out.n_cached, out.n_computed, out.n_forward_passes,
+                 len(out.worker_pids), len(skipped_df), out.failed, " (cancelled)" if out.cancelled else "")
+        return ExtractResult(features, skipped_df, out.n_cached, out.n_computed, out.n_forward_passes,
+                             deep.identity if deep else "not used (morphology only)", out.cancelled, settings)
     window = 2 * settings.batch_size + settings.workers
     stream = _prepared_stream(jobs, settings.workers, window)
     try:

@@ -72,15 +72,17 @@ class Prepared:
 _CACHES: dict[tuple[int, str], FeatureCache] = {}
 
 
-def open_cache(cache_dir: str | os.PathLike) -> FeatureCache:
-    """This process's :class:`FeatureCache` for ``cache_dir`` (opened once per process).
+def open_cache(cache_dir: str | os.PathLike, job: str | None = None) -> FeatureCache:
+    """This process's :class:`FeatureCache` for ``cache_dir``, making claims for ``job``.
 
-    Keyed by pid too: a forked worker must open its own SQLite connection, never reuse its parent's.
+    The store holds no open handles, so one object per process and folder is kept only to avoid
+    re-creating folders; ``job`` (e.g. one id per extraction run or dashboard job) decides whose
+    claims :meth:`FeatureCache.claim` makes. Without it, claims are this process's.
     """
     key = (os.getpid(), str(cache_dir))
     if key not in _CACHES:
         _CACHES[key] = FeatureCache(key[1])
-    return _CACHES[key]
+    return _CACHES[key] if job is None else _CACHES[key].for_job(job)
 
 
 def crop_cache_key(ctx, crop: CropSettings, voxel_size_nm) -> str:

@@ -19,6 +19,7 @@ from synapse_core.settings_base import settings
 FeatureSet = Literal["vgg3d", "morphology", "both"]
 Pooling = Literal["avg", "max", "concat_avg_max", "spp"]
 Precision = Literal["fp32", "bf16"]
+Executor = Literal["local", "dask"]
 
 #: ``vgg3d`` → ``feat_*`` columns, ``morphology`` → ``morph_*``, ``both`` → both.
 FEATURE_SETS: tuple[str, ...] = typing.get_args(FeatureSet)
@@ -29,6 +30,7 @@ PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 #: Devices by name; ``cuda:N`` names one GPU.
 DEVICES = ("auto", "cpu", "cuda")
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+_SCHEDULER = re.compile(r"(tcp|tls|ucx|inproc)://\S+")
 
 
 @settings
@@ -71,6 +73,21 @@ class ExtractSettings:
     seed: int = Field(0, ge=0, description="initialisation seed of the untrained network (ignored with a checkpoint)")
     fmaps: int = Field(24, ge=1, description="first-stage feature maps of VGG3D (24 = the original network)")
     workers: int = Field(1, ge=0, description="processes building crops while the network runs (0: the main process)")
+    executor: Executor = Field("local", description="where the per-synapse work runs: local (a process pool on this "
+                                                    "machine, the network in this process) or dask (a Dask "
+                                                    "cluster's workers build crops and run the network; "
+                                                    "docs/scale.md)")
+    dask_workers: int = Field(2, ge=1, description="dask: worker processes of the local cluster started when no "
+                                                   "scheduler is given (one thread each)")
+    scheduler: str | None = Field(None, description="dask: address of a running Dask scheduler to join, "
+                                                     "tcp://HOST:PORT (None: start a local cluster)")
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler(cls, value: str | None) -> str | None:
+        if value is not None and not _SCHEDULER.fullmatch(value):
+            raise ValueError("must be a Dask scheduler address such as tcp://10.0.0.5:8786 (or None)")
+        return value
 
     @field_validator("device")
     @classmethod
