@@ -190,3 +190,76 @@ def test_crop_mismatch_names_each_differing_field():
     assert problems == [("trained on crops with size=64, extracting with size=80; features of other crops are less "
                          "meaningful")]
     assert crop_mismatch(None, CropSettings()) == []
+
+
+def test_trunk_only_load_builds_no_classifier_and_the_same_trunk(tmp_path):
+    src = trained_like_vgg3d(output_classes=6)
+    save_checkpoint(src, tmp_path / "c.pt")
+    loaded = load_checkpoint(tmp_path / "c.pt", TINY, classifier=False)
+    assert loaded.model.classifier is None and loaded.n_classes == 6
+    assert all(torch.equal(a, b) for a, b in zip(loaded.model.features.state_dict().values(),
+                                                 src.features.state_dict().values()))
+
+
+def test_nan_in_the_unread_classifier_does_not_stop_a_trunk_load(tmp_path):
+    model = trained_like_vgg3d()
+    with torch.no_grad():
+        model.classifier[0].weight[0, 0] = float("nan")
+    save_checkpoint(model, tmp_path / "head_nan.pt")
+    assert load_checkpoint(tmp_path / "head_nan.pt", TINY, classifier=False).model.classifier is None
+    with pytest.raises(CheckpointError, match=r"NaN/inf values in \['classifier.0.weight'\]"):
+        load_checkpoint(tmp_path / "head_nan.pt", TINY)
+
+
+def test_inspect_names_and_checks_a_file_without_loading_it(tmp_path):
+    from synapse_core.features.checkpoints import inspect_checkpoint
+
+    sha = save_checkpoint(trained_like_vgg3d(output_classes=6), tmp_path / "c.pt")
+    info = inspect_checkpoint(tmp_path / "c.pt", TINY, cache_dir=tmp_path / "cache")
+    assert (info.identity, info.n_classes, info.config.fmaps) == (f"sha256:{sha}", 6, TINY.fmaps)
+    with pytest.raises(CheckpointError, match="does not match the VGG3D architecture"):
+        inspect_checkpoint(tmp_path / "c.pt", Vgg3DConfig(input_size=(16, 16, 16)), cache_dir=tmp_path / "cache")
+
+
+def test_sha256_memo_is_kept_on_disk_by_path_size_and_mtime(tmp_path):
+    import json
+    import os
+
+    from synapse_core.features.checkpoints import SHA_MEMO_FILE, file_identity
+
+    path = tmp_path / "c.pt"
+    sha = save_checkpoint(trained_like_vgg3d(), path)
+    assert file_identity(path, tmp_path / "cache") == f"sha256:{sha}"
+    memo = json.loads((tmp_path / "cache" / SHA_MEMO_FILE).read_text())
+    assert memo[os.path.realpath(path)]["sha256"] == sha
+
+
+def test_a_rewritten_checkpoint_is_hashed_again(tmp_path):
+    import os
+
+    from synapse_core.features.checkpoints import file_identity
+
+    path = tmp_path / "c.pt"
+    save_checkpoint(trained_like_vgg3d(output_classes=6), path)
+    first = file_identity(path, tmp_path / "cache")
+    sha = save_checkpoint(trained_like_vgg3d(output_classes=7), path)
+    os.utime(path, ns=(1, 1))  # a different mtime even on a coarse clock
+    assert file_identity(path, tmp_path / "cache") == f"sha256:{sha}" != first
+
+
+def test_extraction_model_reads_weights_only_at_the_first_forward_pass(tmp_path):
+    import numpy as np
+
+    from synapse_core.crops.settings import CropSettings
+    from synapse_core.features.extract import FeatureModel
+    from synapse_core.features.settings import ExtractSettings
+
+    save_checkpoint(trained_like_vgg3d(Vgg3DConfig(input_size=(16, 16, 16), fmaps=2, classifier_width=4)),
+                    tmp_path / "c.pt")
+    settings = ExtractSettings(checkpoint=str(tmp_path / "c.pt"), fmaps=2, layer="stage1", workers=0,
+                               crop=CropSettings(size=16))
+    model = FeatureModel(settings)
+    assert model._net is None and model.identity.startswith("sha256:")
+    crops = np.random.default_rng(0).normal(size=(2, 16, 16, 16)).astype(np.float32)
+    out = model(crops)
+    assert model._net is not None and out.shape[0] == 2

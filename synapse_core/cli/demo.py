@@ -10,18 +10,16 @@ in ``demo_data/truth.csv``).
 
 from __future__ import annotations
 
-from synapse_core.data.demo import (
-    MAX_SYNAPSES_PER_BBOX,
-    PLANTED_TYPES,
-    SYNAPSES_PER_BBOX,
-    write_demo_dataset,
-)
-
 NAME = "demo"
 HELP = "write a deterministic EM-like demo dataset with planted synapse types"
 
 
 def add_arguments(p) -> None:
+    from synapse_core.data.demo import (  # only when `demo` is asked for
+        MAX_SYNAPSES_PER_BBOX,
+        SYNAPSES_PER_BBOX,
+    )
+
     p.add_argument("--out", required=True, help="folder to write (raw/, seg/, mask/, excel/, truth.csv)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same bytes")
     p.add_argument("--n-synapses", "--n_synapses", dest="n_synapses", type=int, default=None,
@@ -37,6 +35,8 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     import time
+
+    from synapse_core.data.demo import PLANTED_TYPES, write_demo_dataset
 
     t = time.perf_counter()
     out = write_demo_dataset(args.out, seed=args.seed, n_bboxes=args.bboxes, n_synapses=args.n_synapses,

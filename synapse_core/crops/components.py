@@ -7,7 +7,6 @@ volume, so the cost of a crop does not grow with the size of the bbox.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 
 def closest_component(mask: np.ndarray, point_zyx) -> np.ndarray:
@@ -38,6 +37,10 @@ def closest_component(mask: np.ndarray, point_zyx) -> np.ndarray:
         return out
     # Label only the bounding box of the foreground: cheap when the foreground is sparse.
     sub = mask[box]
+    from scipy import (
+        ndimage,  # lazy: segmentation_types (imported by every --help) needs only box_sums
+    )
+
     labelled, n = ndimage.label(sub)
     if n == 1:
         out[box] = sub

@@ -17,15 +17,25 @@ holds ``"synapse_cluster_em": metadata`` (plain JSON values): the network shape 
 ``input_size``, ``fmaps`` ...), training and crop settings, data fingerprint and loss curve. The
 network is then built from that metadata, not from the caller's configuration, so such a file
 needs no other setting (:func:`read_metadata`, :attr:`LoadedModel.metadata`).
+
+Cost (issue 16): a zip checkpoint is opened memory-mapped (``torch.load(mmap=True)``), so checking it
+(:func:`inspect_checkpoint`: keys, shapes, metadata, identity) reads no weights; shapes are compared
+with a network built on PyTorch's ``meta`` device (no memory, no initialisation). Loading
+(:func:`load_checkpoint`) copies only the tensors the network needs: the trunk (``features.*``)
+unless ``classifier=True``, so the 100M-parameter head of the hemibrain classifier is never built
+for feature extraction; NaN/inf are checked on those tensors only. The file's sha256 is memoised
+by (path, size, mtime): in this process and in ``<cache_dir>/checkpoint_sha256.json``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import pickle
 import re
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +79,29 @@ class LoadedModel:
         return self.metadata is not None
 
 
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What a checkpoint file is, checked without loading its weights (:func:`inspect_checkpoint`).
+
+    ``config`` is the network the file holds (from its metadata, or the caller's trunk with the
+    classifier's width and input size read from the file).
+    """
+
+    identity: str
+    n_classes: int
+    path: str
+    config: Vgg3DConfig
+    metadata: dict | None = dataclasses.field(default=None, compare=False)
+
+    @property
+    def untrained(self) -> bool:
+        return False
+
+    @property
+    def self_supervised(self) -> bool:
+        return self.metadata is not None
+
+
 def untrained_identity(seed: int) -> str:
     return f"untrained (random weights, seed {seed})"
 
@@ -80,6 +113,57 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+#: File of the sha256 memo inside the cache folder: {"<abs path>": {"size": N, "mtime_ns": T, "sha256": hex}}.
+SHA_MEMO_FILE = "checkpoint_sha256.json"
+_SHA_MEMO: dict[tuple[str, int, int], str] = {}
+_SHA_LOCK = threading.Lock()
+
+
+def file_identity(path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> str:
+    """``"sha256:<hex>"`` of a file, memoised by (absolute path, size, mtime).
+
+    The memo lives in this process and in ``<cache_dir>/checkpoint_sha256.json`` (default: the
+    project's cache folder, :func:`synapse_core.data.cache_dir.resolve_cache_dir`); a file whose
+    size or mtime changed is hashed again. An unwritable cache folder only costs the hash.
+    """
+    from synapse_core.data.cache_dir import resolve_cache_dir
+
+    real = os.path.realpath(path)
+    st = os.stat(real)
+    key = (real, st.st_size, st.st_mtime_ns)
+    with _SHA_LOCK:
+        if key in _SHA_MEMO:
+            return "sha256:" + _SHA_MEMO[key]
+    try:
+        memo_path = resolve_cache_dir(cache_dir) / SHA_MEMO_FILE
+    except OSError:
+        memo_path = None
+    memo = {}
+    if memo_path is not None and memo_path.is_file():
+        try:
+            memo = json.loads(memo_path.read_text())
+        except (OSError, ValueError):
+            memo = {}  # a damaged memo is only a lost shortcut
+    entry = memo.get(real) if isinstance(memo, dict) else None
+    if isinstance(entry, dict) and entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns \
+            and isinstance(entry.get("sha256"), str):
+        digest = entry["sha256"]
+    else:
+        digest = file_sha256(real)
+        if memo_path is not None:
+            memo = memo if isinstance(memo, dict) else {}
+            memo[real] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
+            tmp = memo_path.with_name(f"{memo_path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            try:
+                tmp.write_text(json.dumps(memo, indent=1, sort_keys=True))
+                os.replace(tmp, memo_path)  # atomic: concurrent writers leave one whole file
+            except OSError:
+                tmp.unlink(missing_ok=True)
+    with _SHA_LOCK:
+        _SHA_MEMO[key] = digest
+    return "sha256:" + digest
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -105,7 +189,8 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
                               f"not a torch.save archive; an HTML error page from a failed download looks like "
                               f"this); download it again or check the path")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        # zip archives are memory-mapped: nothing is read until a tensor is used (legacy pickles cannot be)
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=head.startswith(b"PK"))
     except pickle.UnpicklingError as exc:
         # torch's own text advises weights_only=False (arbitrary code execution): never pass that on.
         found = re.search(r"(?:Unsupported global: GLOBAL|global) '?([\w.]+)", str(exc))
@@ -236,27 +321,64 @@ def crop_mismatch(metadata: dict | None, crop) -> list[str]:
             f"other crops are less meaningful" for name in sorted(now) if name in trained and trained[name] != now[name]]
 
 
-def load_checkpoint(path: str | os.PathLike, config: Vgg3DConfig = Vgg3DConfig()) -> LoadedModel:
+def _trunk_config(state, metadata, path, config: Vgg3DConfig) -> tuple[Vgg3DConfig, int]:
+    n_classes = _classes_of(state, path)
+    return (metadata_config(metadata, path) if metadata is not None else _head_config(state, config)), n_classes
+
+
+def _check_architecture(state, path, config: Vgg3DConfig, n_classes: int) -> None:
+    """CheckpointError unless ``state`` has exactly the keys and shapes of ``Vgg3D(config, n_classes)``.
+
+    The reference network is built on the ``meta`` device: shapes only, no memory, no initialisation.
+    """
+    with torch.device("meta"):
+        expected = Vgg3D(config, output_classes=n_classes).state_dict()
+    if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):
+        raise CheckpointError(_describe_mismatch(state, expected, path, config))
+
+
+def inspect_checkpoint(path: str | os.PathLike, config: Vgg3DConfig = Vgg3DConfig(),
+                       cache_dir: str | os.PathLike | None = None) -> CheckpointInfo:
+    """Check ``path`` (format, safety, metadata, keys and shapes) and name it, without loading its weights.
+
+    Raises CheckpointError for a missing, corrupt, unsafe or mismatched file (NaN/inf weights are
+    found by :func:`load_checkpoint`, which reads them).
+    """
+    state, metadata = read_checkpoint(path)
+    config, n_classes = _trunk_config(state, metadata, path, config)
+    _check_architecture(state, path, config, n_classes)
+    return CheckpointInfo(file_identity(path, cache_dir), n_classes, str(path), config, metadata)
+
+
+def load_checkpoint(path: str | os.PathLike, config: Vgg3DConfig = Vgg3DConfig(), classifier: bool = True,
+                    cache_dir: str | os.PathLike | None = None) -> LoadedModel:
     """Build a VGG3D with the trunk of ``config`` and the class count, classifier width and input size
     found in ``path``, and load its weights strictly.
 
     A trained checkpoint with ``synapse_cluster_em`` metadata is built from its metadata instead
     (``config`` is ignored): its network width and input size are the file's.
 
-    Raises CheckpointError for a missing, corrupt, unsafe or mismatched file.
+    Parameters
+    ----------
+    classifier : False builds and reads only the trunk (``features.*``; what feature extraction uses):
+        the classifier's weights are checked for shape but never read or built (``model.classifier``
+        is None).
+    cache_dir : where the file's sha256 is memoised (:func:`file_identity`).
+
+    Raises CheckpointError for a missing, corrupt, unsafe, mismatched or non-finite file.
     """
     state, metadata = read_checkpoint(path)
-    n_classes = _classes_of(state, path)
-    config = metadata_config(metadata, path) if metadata is not None else _head_config(state, config)
-    model = Vgg3D(config, output_classes=n_classes)
-    expected = model.state_dict()
-    if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):
-        raise CheckpointError(_describe_mismatch(state, expected, path, config))
-    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    config, n_classes = _trunk_config(state, metadata, path, config)
+    _check_architecture(state, path, config, n_classes)
+    wanted = {k: v for k, v in state.items() if classifier or k.startswith("features.")}
+    bad = [k for k, v in wanted.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise CheckpointError(f"checkpoint {path} holds NaN/inf values in {bad[:5]}; the file is damaged")
-    model.load_state_dict(state, strict=True)
-    return LoadedModel(model.eval(), "sha256:" + file_sha256(path), n_classes, str(path), metadata)
+    with torch.device("meta"):  # no memory and no random init for weights that are overwritten anyway
+        model = Vgg3D(config, output_classes=n_classes, classifier=classifier)
+    # clone: own memory, independent of the memory-mapped file
+    model.load_state_dict({k: v.clone() for k, v in wanted.items()}, strict=True, assign=True)
+    return LoadedModel(model.eval(), file_identity(path, cache_dir), n_classes, str(path), metadata)
 
 
 def load_model(checkpoint: str | os.PathLike | None, config: Vgg3DConfig = Vgg3DConfig(), seed: int = 0) -> LoadedModel:
@@ -269,5 +391,8 @@ def load_model(checkpoint: str | os.PathLike | None, config: Vgg3DConfig = Vgg3D
 
 def save_checkpoint(model: Vgg3D, path: str | os.PathLike) -> str:
     """Write ``model`` in the synister format ``{"model_state_dict": ...}``; returns the file's sha256."""
+    if model.classifier is None:
+        raise ValueError("save_checkpoint: this network was built without its classifier (classifier=False); "
+                         "a checkpoint holds the whole VGG3D")
     torch.save({"model_state_dict": model.state_dict()}, path)
     return file_sha256(path)

@@ -113,11 +113,12 @@ class FeatureModel:
     Build one per set of model settings and pass it to :func:`extract_features` (``model=``) to keep
     it loaded across runs, e.g. in a dashboard's ``st.cache_resource``; :meth:`key` says which
     settings it depends on. A bad checkpoint fails here, before any work; ``checkpoint`` is the
-    loaded :class:`~synapse_core.features.checkpoints.LoadedModel` (None for an untrained network).
+    checked :class:`~synapse_core.features.checkpoints.CheckpointInfo` (None for an untrained network);
+    its weights (the trunk only) are read when the first synapse needs the network.
     """
 
     def __init__(self, settings: ExtractSettings):
-        from synapse_core.features.checkpoints import crop_mismatch, load_checkpoint, untrained_identity
+        from synapse_core.features.checkpoints import crop_mismatch, inspect_checkpoint, untrained_identity
         from synapse_core.features.net import resolve_device
         from synapse_core.features.vgg3d import parse_layers
 
@@ -128,11 +129,12 @@ class FeatureModel:
         self.checkpoint = None
         self.input_size = None  # (z, y, x) voxels a trained checkpoint's network expects; crops are resampled to it
         if settings.checkpoint:
-            # Load now: a bad checkpoint must fail before any work, loudly.
-            self.checkpoint = load_checkpoint(settings.checkpoint, self.config)
+            # Check now (a bad file fails before any work), without reading weights: the memory-mapped file's
+            # keys, shapes and metadata, and its memoised sha256. The weights load at the first cache miss.
+            self.checkpoint = inspect_checkpoint(settings.checkpoint, self.config)
             self.identity = self.checkpoint.identity
             if self.checkpoint.metadata is not None:  # from `train`: its width and input size are the file's
-                self.config = self.checkpoint.model.config
+                self.config = self.checkpoint.config
                 self.input_size = self.config.input_size
                 for problem in crop_mismatch(self.checkpoint.metadata, settings.crop):
                     log.warning("checkpoint %s: %s", settings.checkpoint, problem)
@@ -156,13 +158,16 @@ class FeatureModel:
 
     def _build(self):
         if self._net is None:
-            from synapse_core.features.checkpoints import load_model
+            from synapse_core.features.checkpoints import load_checkpoint, load_model
             from synapse_core.features.net import FeatureNet
 
             # Untrained: the head is never used and its init comes after the trunk's, so a 1-unit head
-            # gives the same trunk weights without 100M random parameters.
-            loaded = self.checkpoint or load_model(None, dataclasses.replace(self.config, classifier_width=1),
-                                                seed=self.settings.seed)
+            # gives the same trunk weights without 100M random parameters. A checkpoint: its trunk only.
+            if self.checkpoint is not None:
+                loaded = load_checkpoint(self.checkpoint.path, self.config, classifier=False)
+            else:
+                loaded = load_model(None, dataclasses.replace(self.config, classifier_width=1),
+                                    seed=self.settings.seed)
             self._net = FeatureNet(loaded.model, self.layers, self.settings.pooling, self.device,
                                    self.settings.precision)
         return self._net

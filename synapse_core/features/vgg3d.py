@@ -23,6 +23,7 @@ ReLU. ``layer{N}`` and ``features.N`` name module N directly. Input is ``(B, 1, 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -76,9 +77,12 @@ class Vgg3DConfig:
 class Vgg3D(nn.Module):
     """funlib's Vgg3D: stages of (Conv3d(k=3, p=1) → BatchNorm3d → ReLU) × n, each ending in a max-pool,
     then ``Linear → ReLU → Dropout → Linear → ReLU → Dropout → Linear`` to ``output_classes``.
+
+    ``classifier=False`` builds the trunk only (``self.classifier`` is None; features need no head,
+    and the original's head holds 100M parameters).
     """
 
-    def __init__(self, config: Vgg3DConfig = Vgg3DConfig(), output_classes: int = 7):
+    def __init__(self, config: Vgg3DConfig = Vgg3DConfig(), output_classes: int = 7, classifier: bool = True):
         super().__init__()
         if len(config.downsample_factors) != len(config.n_convolutions):
             raise ValueError("Vgg3DConfig: downsample_factors and n_convolutions must have one entry per stage")
@@ -92,7 +96,10 @@ class Vgg3D(nn.Module):
                 in_ch = out_ch
             layers.append(nn.MaxPool3d(factor))
         self.features = nn.Sequential(*layers)
-        flat = in_ch * int(torch.tensor(config.output_size()).prod())
+        self.classifier = None
+        if not classifier:
+            return
+        flat = in_ch * math.prod(config.output_size())  # plain ints: also under torch.device("meta")
         w = config.classifier_width
         self.classifier = nn.Sequential(
             nn.Linear(flat, w), nn.ReLU(inplace=True), nn.Dropout(),
@@ -101,6 +108,9 @@ class Vgg3D(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, return_features: bool = False):
+        if self.classifier is None:
+            raise ValueError("this VGG3D was built without its classifier (classifier=False); run model.features(x) "
+                             "for the trunk's output")
         f = self.features(x)
         logits = self.classifier(f.reshape(f.shape[0], -1))
         return (logits, f) if return_features else logits

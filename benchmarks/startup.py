@@ -1,0 +1,351 @@
+"""What a user waits for (issue 16), measured side by side in one run and printed as one table.
+
+Usage::
+
+    python benchmarks/startup.py                     # everything (~3-6 min on 2 busy cores)
+    python benchmarks/startup.py --skip cluster vgg  # only the fast sections
+    python benchmarks/startup.py --json out.json
+
+Sections (every CLI measurement is a fresh ``python -m synapse_core`` subprocess; peak RSS is that
+process's own, from ``wait4``):
+
+* ``help``: ``<command> --help`` wall time and peak RSS per command;
+* ``crop``: one synapse cropped end to end (``crop --out x.npy`` on a 24-synapse demo dataset);
+* ``rerun``: ``extract`` of the 24 demo synapses (untrained VGG3D, stage4), then the same command
+  again (the cached rerun); and in-process, the cached-rerun lookup of a 10⁴-synapse table (the
+  demo volumes with the table repeated to 10⁴ rows: the rerun path's cost is a stat of each file,
+  a hash of the table and one Parquet read, so the stored result is written directly there, not
+  computed: say so next to the number);
+* ``cluster``: a fresh ``cluster`` process at 10⁴ synthetic 192-d rows with an empty numba cache
+  (cold), then again with the cache the first run left (warm); compile time = cold − warm on its
+  own line;
+* ``vgg``: per-layer GFLOP/s of the VGG3D trunk (one forward at batch 2, 80³ input, best of 2),
+  fp32 and bf16, next to the same run's square-matmul peak in each precision;
+* ``morphology``: ms per synapse of :func:`morphology_features` on the demo crops.
+
+Timings are wall-clock on a shared machine: the load average is printed; read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+COMMANDS = ("demo", "validate", "crop", "gif", "train", "extract", "cluster")
+ROWS: list[tuple[str, str, float | str, str]] = []  # (section, what, value, unit)
+
+
+def add(section: str, what: str, value, unit: str) -> None:
+    ROWS.append((section, what, value, unit))
+    shown = f"{value:.3g}" if isinstance(value, float) else value
+    print(f"  [{section}] {what}: {shown} {unit}", file=sys.stderr, flush=True)
+
+
+def run_cli_rss(args: list[str], env: dict | None = None) -> tuple[float, float, subprocess.CompletedProcess]:
+    """As :func:`run_cli`, with the peak RSS of this process alone (reaped with ``wait4``)."""
+    t = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "synapse_core", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
+    # Read the pipes ourselves so wait4 (not communicate) reaps the child and returns its rusage.
+    import threading
+
+    chunks = {"out": b"", "err": b""}
+
+    def drain(name, stream):
+        chunks[name] = stream.read()
+
+    threads = [threading.Thread(target=drain, args=("out", proc.stdout)),
+               threading.Thread(target=drain, args=("err", proc.stderr))]
+    for th in threads:
+        th.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    for th in threads:
+        th.join()
+    wall = time.perf_counter() - t
+    code = os.waitstatus_to_exitcode(status)
+    proc.returncode = code
+    result = subprocess.CompletedProcess(args, code, chunks["out"].decode(), chunks["err"].decode())
+    if code != 0:
+        print(f"command {' '.join(args)} failed:\n{result.stderr[-2000:]}", file=sys.stderr)
+    return wall, usage.ru_maxrss / 1024, result
+
+
+def section_help() -> None:
+    for name in COMMANDS:
+        wall, peak, _ = run_cli_rss([name, "--help"])
+        add("help", f"{name} --help", wall, f"s, peak {peak:.0f} MB")
+
+
+def make_demo(tmp: str) -> str:
+    data = os.path.join(tmp, "demo24")
+    _, _, res = run_cli_rss(["demo", "--out", data, "--n-synapses", "24", "--seed", "0"])
+    if res.returncode != 0:
+        raise SystemExit("demo dataset could not be written")
+    return data
+
+
+def section_crop(data: str, tmp: str) -> None:
+    import pandas as pd
+
+    table = pd.read_csv(os.path.join(data, "truth.csv"))
+    b, v = str(table["bbox_name"].iloc[0]), str(table["Var1"].iloc[0])
+    cache = os.path.join(tmp, "cache-crop")
+    args = ["crop", "--data", data, "--cache-dir", cache, "--synapse", f"{b}/{v}", "--out",
+            os.path.join(tmp, "one.npy")]
+    wall, peak, _ = run_cli_rss(args)  # first: volumes converted into the cache
+    add("crop", "one synapse, first run (volume cache filled)", wall, f"s, peak {peak:.0f} MB")
+    wall, peak, _ = run_cli_rss(args)
+    add("crop", "one synapse, end to end", wall, f"s, peak {peak:.0f} MB")
+
+
+def section_rerun(data: str, tmp: str) -> None:
+    cache = os.path.join(tmp, "cache-extract")
+    out = os.path.join(tmp, "features.csv")
+    args = ["extract", "--data", data, "--cache-dir", cache, "--out", out, "--no-progress", "--workers", "1"]
+    wall, peak, _ = run_cli_rss(args)
+    add("rerun", "extract 24 synapses, first run (computes)", wall, f"s, peak {peak:.0f} MB")
+    wall, peak, _ = run_cli_rss(args)
+    add("rerun", "extract 24 synapses, cached rerun (CLI, fresh process)", wall, f"s, peak {peak:.0f} MB")
+    _rerun_in_process(data, cache, 24)
+    _rerun_10k(data, tmp)
+
+
+def _rerun_in_process(data: str, cache: str, n: int) -> None:
+    from synapse_core.data.dataset import open_dataset
+    from synapse_core.features.extract import extract_features
+    from synapse_core.features.settings import ExtractSettings
+
+    ds = open_dataset(data, cache_dir=cache)
+    settings = ExtractSettings(workers=1)
+    extract_features(ds, settings, cache_dir=cache)  # fill (or confirm) the cache
+    t = time.perf_counter()
+    r = extract_features(ds, settings, cache_dir=cache)
+    wall = time.perf_counter() - t
+    add("rerun", f"extract_features {n} synapses, cached rerun (in process, imports done)", wall,
+        f"s ({r.n_cached} from cache)")
+
+
+def _rerun_10k(data: str, tmp: str, n: int = 10_000) -> None:
+    """A dataset whose table repeats the demo rows to ``n`` rows (same volumes, new Var1)."""
+    try:
+        from synapse_core.features import rerun
+    except ImportError:
+        add("rerun", f"{n} synapses cached rerun", "n/a", "(no rerun fast path in this version: per-synapse "
+            "cache checks, see the 24-synapse in-process row × n/24)")
+        return
+    import numpy as np
+    import pandas as pd
+
+    from synapse_core.data.dataset import open_dataset
+    from synapse_core.features.extract import extract_features
+    from synapse_core.features.settings import ExtractSettings
+
+    big = os.path.join(tmp, "demo10k")
+    shutil.copytree(data, big, symlinks=True)
+    excel = os.path.join(big, "excel")
+    for name in os.listdir(excel):
+        path = os.path.join(excel, name)
+        if name.endswith(".csv"):
+            t = pd.read_csv(path)
+            reps = int(np.ceil(n / 24))
+            t = pd.concat([t.assign(Var1=[f"{v}_r{r}" for v in t["Var1"]]) for r in range(reps)], ignore_index=True)
+            t.to_csv(path, index=False)
+        elif name.endswith(".xlsx"):
+            t = pd.read_excel(path)
+            reps = int(np.ceil(n / 24))
+            t = pd.concat([t.assign(Var1=[f"{v}_r{r}" for v in t["Var1"]]) for r in range(reps)], ignore_index=True)
+            t.to_excel(path, index=False)
+    cache = os.path.join(tmp, "cache-10k")
+    ds = open_dataset(big, cache_dir=cache)
+    settings = ExtractSettings(workers=1)
+    rows = len(ds.synapses)
+    # Store a result for this dataset without computing 10⁴ crops (24 computed rows repeated).
+    small = extract_features(open_dataset(data, cache_dir=cache), settings, cache_dir=cache).features
+    feats = pd.concat([small.assign(Var1=[f"{v}_r{r}" for v in small["Var1"]]) for r in range(int(np.ceil(n / 24)))],
+                      ignore_index=True)
+    key = rerun.run_key(ds, settings, bboxes=None, synapses=None)
+    rerun.store(cache, key, feats, small.iloc[:0][["bbox_name", "Var1"]].assign(reason=[]))
+    t = time.perf_counter()
+    ds = open_dataset(big, cache_dir=cache)
+    t_open = time.perf_counter() - t
+    r = extract_features(ds, settings, cache_dir=cache)
+    wall = time.perf_counter() - t
+    add("rerun", f"extract_features {rows} synapses, cached rerun (in process; stored result written directly)",
+        wall, f"s (open_dataset {t_open:.2f} s; {len(r.features)} rows returned)")
+
+
+def synthetic_features(n: int, d: int = 192, seed: int = 0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 4, size=(8, 20))
+    latent = centres[rng.integers(0, 8, n)] + rng.normal(size=(n, 20))
+    mix = rng.normal(size=(20, d)) / np.sqrt(20)
+    return (latent @ mix + 0.5 * rng.normal(size=(n, d))).astype(np.float32)
+
+
+def section_cluster(tmp: str, n: int) -> None:
+    import pandas as pd
+
+    X = synthetic_features(n)
+    df = pd.DataFrame(X, columns=[f"feat_{j + 1}" for j in range(X.shape[1])])
+    df.insert(0, "Var1", [f"syn_{i}" for i in range(n)])
+    df.insert(0, "bbox_name", [f"bbox{i % 7 + 1}" for i in range(n)])
+    path = os.path.join(tmp, f"features{n}.csv")
+    df.to_csv(path, index=False)
+    numba_dir = os.path.join(tmp, "numba-cache")
+    env = {"NUMBA_CACHE_DIR": numba_dir}  # the same empty folder for before/after code: cold is cold
+    walls = []
+    for label in ("cold: empty numba cache", "warm: numba cache of the cold run"):
+        cache = tempfile.mkdtemp(dir=tmp, prefix="cluster-cache-")  # no projection cache hit
+        env_run = {**env, "SYNAPSE_NUMBA_CACHE_DIR": numba_dir}
+        wall, peak, _ = run_cli_rss(["cluster", "--features", path, "--out", os.path.join(cache, "c.csv"),
+                                       "--no-figures", "--cache-dir", cache], env=env_run)
+        walls.append(wall)
+        add("cluster", f"cluster {n} rows, fresh process, {label}", wall, f"s, peak {peak:.0f} MB")
+    add("cluster", "numba compile time (cold − warm)", walls[0] - walls[1], "s")
+
+
+def section_vgg() -> None:
+    import torch
+
+    from synapse_core.features.net import FeatureNet
+    from synapse_core.features.vgg3d import Vgg3DConfig, parse_layers, untrained_vgg3d
+
+    def matmul_peak(dtype, n=2048, reps=5) -> float:
+        g = torch.Generator().manual_seed(0)
+        a, b = torch.randn(n, n, generator=g).to(dtype), torch.randn(n, n, generator=g).to(dtype)
+        a @ b
+        best = 0.0
+        for _ in range(reps):
+            t = time.perf_counter()
+            a @ b
+            best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
+        return best
+
+    model = untrained_vgg3d(Vgg3DConfig(), seed=0)
+    layers = parse_layers("stage4")
+    x0 = torch.randn(2, 1, 80, 80, 80, generator=torch.Generator().manual_seed(0))
+    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        net = FeatureNet(model, layers, "avg", "cpu", precision)
+        peak = matmul_peak(dtype)
+        add("vgg", f"{precision} square matmul peak (same run)", peak, "GFLOP/s")
+        steps = net.timed_steps(x0) if hasattr(net, "timed_steps") else _timed_steps(net, x0)
+        total_t = sum(t for _, t, _ in steps)
+        total_f = sum(f for _, _, f in steps)
+        for name, t, flops in steps:
+            if flops:
+                add("vgg", f"{precision} {name}", flops / t / 1e9,
+                    f"GFLOP/s ({flops / t / 1e9 / peak:.0%} of peak, {t * 1e3:.0f} ms, {t / total_t:.0%} of forward)")
+        add("vgg", f"{precision} whole trunk (convs' FLOPs / forward time)", total_f / total_t / 1e9,
+            f"GFLOP/s ({total_f / total_t / 1e9 / peak:.0%} of peak, forward {total_t * 1e3:.0f} ms for 2 crops)")
+
+
+def _timed_steps(net, x0):
+    """[(name, seconds, flops)] of each step of a FeatureNet, best of 2, in its precision."""
+    import torch
+    from torch import nn
+
+    out = []
+    x = x0.contiguous(memory_format=torch.channels_last_3d) if net.channels_last else x0
+    conv_i = 0
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=net.precision == "bf16"):
+        for module, idx in net._steps:
+            best = float("inf")
+            for _ in range(2):
+                t = time.perf_counter()
+                if isinstance(module, nn.MaxPool3d):
+                    with torch.autocast("cpu", enabled=False):
+                        y = module(x)
+                else:
+                    y = module(x.clone() if isinstance(module, nn.ReLU) else x)
+                best = min(best, time.perf_counter() - t)
+            conv = module if isinstance(module, nn.Conv3d) else None
+            if conv is not None:
+                conv_i += 1
+                flops = 2 * conv.in_channels * conv.out_channels * 27 * y.shape[0] * y[0, 0].numel()
+                name = f"conv{conv_i} {conv.in_channels}->{conv.out_channels} at {y.shape[2]}^3"
+            else:
+                flops, name = 0, type(module).__name__
+            out.append((name, best, flops))
+            x = y
+    return out
+
+
+def section_morphology(data: str, n: int = 24) -> None:
+    import numpy as np
+
+    from synapse_core.crops.build import build_crop, read_context
+    from synapse_core.crops.settings import CropSettings
+    from synapse_core.data.dataset import open_dataset
+    from synapse_core.features.morphology import (
+        morphology_features,
+        valid_mask_from_box,
+    )
+
+    ds = open_dataset(data, cache_dir=None)
+    s = CropSettings()
+    crops = []
+    for _, r in ds.synapses.iloc[:n].iterrows():
+        c = build_crop(read_context(ds.bboxes[r.bbox_name], r, s), s)
+        if hasattr(c, "raw"):
+            crops.append(c)
+    voxel = tuple(float(v) for v in ds.voxel_size_nm) if ds.voxel_size_nm is not None else None
+    voxel = crops[0].voxel_size_nm if crops and crops[0].voxel_size_nm is not None else voxel
+    best = float("inf")
+    for _ in range(2):
+        t = time.perf_counter()
+        for c in crops:
+            morphology_features(c.structures, c.raw, voxel, valid_mask_from_box(c.raw.shape, c.valid_box_zyx))
+        best = min(best, (time.perf_counter() - t) / len(crops))
+    add("morphology", f"morphology_features, {len(crops)} demo crops 80^3", best * 1e3, "ms/synapse")
+    _ = np
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["help", "crop", "rerun", "cluster", "vgg", "morphology"])
+    ap.add_argument("--cluster-rows", type=int, default=10_000)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="bench-startup-")
+    print(f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (shared)", file=sys.stderr)
+    try:
+        if "help" not in args.skip:
+            section_help()
+        data = make_demo(tmp) if {"crop", "rerun", "morphology"} - set(args.skip) else None
+        if "crop" not in args.skip:
+            section_crop(data, tmp)
+        if "rerun" not in args.skip:
+            section_rerun(data, tmp)
+        if "cluster" not in args.skip:
+            section_cluster(tmp, args.cluster_rows)
+        if "vgg" not in args.skip:
+            section_vgg()
+        if "morphology" not in args.skip:
+            section_morphology(data)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"\nwhat a user waits for; load average now {os.getloadavg()[0]:.1f}\n")
+    print(f"{'section':<10} | {'measurement':<82} | {'value':>9} | unit")
+    print("-" * 140)
+    for section, what, value, unit in ROWS:
+        shown = f"{value:9.3g}" if isinstance(value, float) else f"{value:>9}"
+        print(f"{section:<10} | {what:<82} | {shown} | {unit}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(ROWS, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
