@@ -271,7 +271,7 @@ def read_columns(path: str | Path, columns: list[str], sheet: str | None = None)
         raise
     except Exception as exc:
         raise ValueError(f"{path}: cannot read the synapse table ({exc.__class__.__name__}: {exc})") from exc
-    return table.to_pandas()
+    return table.to_pandas(self_destruct=True, split_blocks=True)  # frees each Arrow column once converted
 
 
 def _check_columns(path, have, needed) -> None:
@@ -280,6 +280,13 @@ def _check_columns(path, have, needed) -> None:
         raise ValueError(f"{path}: column(s) {missing} not in the table; it has {list(have)[:30]}. Map the "
                          f"table's columns in [synapses] of the dataset config (central = [x, y, z column names], "
                          f"side_1, side_2, id, group)")
+
+
+def _numbers(column: pd.Series) -> np.ndarray:
+    """A column as float64; cells that are not numbers become NaN."""
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return column.to_numpy(np.float64, na_value=np.nan)
+    return pd.to_numeric(column, errors="coerce").to_numpy(np.float64, na_value=np.nan)
 
 
 def to_volume_voxels(table: pd.DataFrame, mapping: ColumnMapping, voxel_size_nm, offset_nm=(0.0, 0.0, 0.0),
@@ -307,7 +314,7 @@ def to_volume_voxels(table: pd.DataFrame, mapping: ColumnMapping, voxel_size_nm,
     offset = np.asarray(mapping.offset, float)
     flip = mapping.axis_order == "xyz"
     for name, cols in mapping.points:
-        xyz = np.column_stack([pd.to_numeric(table[c], errors="coerce").to_numpy(np.float64) for c in cols])
+        xyz = np.column_stack([_numbers(table[c]) for c in cols])
         xyz = xyz + offset
         zyx = xyz[:, ::-1] if flip else xyz
         if mapping.units == "voxel":
@@ -335,15 +342,21 @@ def synapse_frame(table: pd.DataFrame, mapping: ColumnMapping, points_zyx: dict[
     indices of the level read: ``floor`` of the position) in front of the table's own columns.
     """
     n = len(table)
-    group = (table[mapping.group_column].astype(str).to_numpy() if mapping.group_column
-             else np.full(n, DEFAULT_GROUP, dtype=object))
+    if mapping.group_column:
+        group = table[mapping.group_column].astype("str").reset_index(drop=True)
+        group_codes = pd.factorize(table[mapping.group_column])[0].astype(np.int64)
+    else:
+        group = pd.Series(pd.Categorical.from_codes(np.zeros(n, np.int8), [DEFAULT_GROUP])).astype("str")
+        group_codes = np.zeros(n, np.int64)
     if mapping.id_column:
-        ids = table[mapping.id_column]
+        ids = table[mapping.id_column].reset_index(drop=True)
         missing_id = ids.isna().to_numpy()
-        var1 = ids.astype(str).to_numpy()
+        var1 = ids.astype("str")
+        id_codes = pd.factorize(ids)[0].astype(np.int64)
     else:
         missing_id = np.zeros(n, bool)
-        var1 = np.arange(1, n + 1).astype(str)
+        var1 = pd.Series(np.arange(1, n + 1)).astype("str")
+        id_codes = np.arange(n, dtype=np.int64)
     shape = np.asarray(shape_zyx, float)
     problems = []  # (row mask, column, problem text)
     bad = missing_id.copy()
@@ -365,16 +378,16 @@ def synapse_frame(table: pd.DataFrame, mapping: ColumnMapping, points_zyx: dict[
         zyx = idx.astype(np.int64)
         for i, axis in zip((1, 2, 3), (2, 1, 0)):  # _coord_1..3 = x, y, z
             out[f"{name}_coord_{i}"] = zyx[:, axis]
-    keys = pd.DataFrame({"g": group, "v": var1})
-    dup = keys.duplicated(keep="first").to_numpy() & ~bad
+    key = group_codes * (int(id_codes.max(initial=0)) + 2) + id_codes  # one int per (group, id)
+    dup = pd.Series(key).duplicated(keep="first").to_numpy() & ~bad
     if dup.any():
         problems.append((dup, mapping.id_column or "row", "duplicate (group, synapse id); the first row is kept"))
     bad |= dup
-    extra = [c for c in table.columns if c not in ("bbox_name", "Var1")]
-    frame = pd.DataFrame(out)
-    frame = pd.concat([frame, table[extra].reset_index(drop=True)], axis=1)
-    valid = frame.loc[~bad].reset_index(drop=True)
-    issues = [pd.DataFrame({"bbox_name": group[m], "Var1": var1[m], "row": np.flatnonzero(m) + 2,
+    table = table.reset_index(drop=True)
+    out.update({c: table[c] for c in table.columns if c not in out})
+    frame = pd.DataFrame(out, copy=False)
+    valid = frame.loc[~bad].reset_index(drop=True) if bad.any() else frame
+    issues = [pd.DataFrame({"bbox_name": group[m].to_numpy(), "Var1": var1[m].to_numpy(), "row": np.flatnonzero(m) + 2,
                             "column": col, "problem": text, "action": "skipped", "file": table_path})
               for m, col, text in problems if m.any()]
     columns = ["bbox_name", "Var1", "row", "column", "problem", "action", "file"]
