@@ -145,3 +145,15 @@ def test_volume_and_bboxes_in_one_config_are_refused(big_root, tmp_path):
     cfg.write_text(cfg.read_text() + '[bboxes.b1]\noffset_xyz = [0, 0, 0]\n')
     with pytest.raises(DatasetError, match=r"\[bboxes\] cannot be combined with \[volume\]"):
         open_dataset(cfg, cache_dir=tmp_path)
+
+
+def test_a_volume_outside_the_data_roots_is_refused(tmp_path):
+    outside = tmp_path / "elsewhere"
+    write_big_ome_zarr(outside / "raw.ome.zarr")
+    root = tmp_path / "DATA"
+    root.mkdir()
+    synthetic_table(3).to_parquet(root / "three.parquet")
+    cfg = write_config(root, "three.parquet")
+    cfg.write_text(cfg.read_text().replace('path = "raw.ome.zarr"', 'path = "../elsewhere/raw.ome.zarr"'))
+    with pytest.raises(DatasetError, match=r"\[volume\] raw: .* outside the allowed data roots"):
+        open_dataset(cfg, cache_dir=tmp_path / "cache")

@@ -21,7 +21,6 @@ against the ids its mask holds (counted once per mask and cached, see
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -40,7 +39,8 @@ from synapse_core.data.config import (
     config_line,
     load_dataset_config,
 )
-from synapse_core.data.labels import LabelIds, count_label_ids, default_labels
+from synapse_core.data.labels import LabelIds, default_labels
+from synapse_core.data.paths import allowed_roots, describe_roots, is_inside
 from synapse_core.data.synapse_keys import synapse_row
 from synapse_core.data.tables import (
     REQUIRED_COLUMNS,
@@ -54,6 +54,9 @@ from synapse_core.data.validate import (
     ValidationReport,
     anisotropy,
     check_labels,
+    label_counts_near_points,
+    mask_label_counts,  # noqa: F401 (moved to validate; kept importable from here)
+    synapse_points_zyx,
     validate_rows,
 )
 from synapse_core.data.volumes import (
@@ -63,7 +66,9 @@ from synapse_core.data.volumes import (
     list_slices,
     natural_key,
     source_from_spec,
+    stray_files,
     tiff_header_shape,
+    unmatched_slices,
 )
 
 ORIGINAL_MASK_DIR = "vesicle_cloud__syn_interface__mitochondria_annotation"
@@ -177,28 +182,42 @@ class WholeVolumeInfo:
         return int(zyx[2]), int(zyx[1]), int(zyx[0])
 
 
-def _mask_dir(data_dir: Path, bbox: str) -> Path | None:
+def _mask_dir(data_dir: Path, bbox: str, roots=None, report: ValidationReport | None = None) -> Path | None:
     m = re.fullmatch(r"bbox_?(\d+)", bbox)
     names = [bbox] + ([f"bbox_{m.group(1)}"] if m else [])
     candidates = [data_dir / "mask" / n for n in names]
     for base in (data_dir / ORIGINAL_MASK_DIR, data_dir.parent / ORIGINAL_MASK_DIR):
         candidates += [base / n for n in names]
-    return next((c for c in candidates if c.is_dir()), None)
+    for c in candidates:
+        if not c.is_dir():
+            continue
+        if roots is None or is_inside(c, roots):
+            return c
+        if report is not None:  # e.g. the original mask folder next to DATA, outside the allowed roots
+            report.warnings.append(
+                f"{bbox}: mask folder {c} is outside the allowed data roots ({describe_roots(roots)}) and is not "
+                f"read; to use it, add its folder to SYNAPSE_DATA_ROOTS (export SYNAPSE_DATA_ROOTS={c.parent.parent})")
+    return None
 
 
-def _tiff_bbox(name: str, data_dir: Path, volumes_dir: Path, config: DatasetConfig, report: ValidationReport):
+def _tiff_bbox(name: str, data_dir: Path, volumes_dir: Path, config: DatasetConfig, report: ValidationReport,
+               roots=None):
     raw_dir, seg_dir = data_dir / "raw" / name, data_dir / "seg" / name
     if not seg_dir.is_dir():
         report.fatal.append(f"{name}: segmentation folder {seg_dir} is missing (expected next to {raw_dir})")
         return None
-    mask_dir = _mask_dir(data_dir, name)
-    stacks = {"raw": list_slices(raw_dir), "seg": list_slices(seg_dir)}
+    mask_dir = _mask_dir(data_dir, name, roots, report)
+    try:
+        stacks = {"raw": list_slices(raw_dir, roots), "seg": list_slices(seg_dir, roots)}
+        if mask_dir is not None:
+            stacks["mask"] = list_slices(mask_dir, roots)
+    except VolumeError as exc:
+        report.fatal.append(f"{name}: {exc}")
+        return None
     if mask_dir is None:
         report.warnings.append(
             f"{name}: no semantic mask folder (mask/{name} or {ORIGINAL_MASK_DIR}/bbox_N); segmentation types "
             "that need vesicle cloud, cleft or mitochondria labels are unavailable for it")
-    else:
-        stacks["mask"] = list_slices(mask_dir)
     folders = {"raw": raw_dir, "seg": seg_dir, "mask": mask_dir}
     empty = [k for k, files in stacks.items() if not files]
     if empty:
@@ -206,8 +225,14 @@ def _tiff_bbox(name: str, data_dir: Path, volumes_dir: Path, config: DatasetConf
         return None
     counts = {k: len(v) for k, v in stacks.items()}
     if len(set(counts.values())) > 1:
+        unmatched = unmatched_slices(stacks)
+        extra = "".join(f"; slices only in {k}: {', '.join(v[:5])}{' …' if len(v) > 5 else ''}"
+                        for k, v in unmatched.items())
+        stray = {k: stray_files(folders[k]) for k in stacks}
+        extra += "".join(f"; files in {folders[k]} that are not slice_*.tif (not read): {', '.join(v[:5])}"
+                         for k, v in stray.items() if v)
         report.fatal.append(f"{name}: slice counts differ: " + ", ".join(f"{k} {n} ({folders[k]})" for k, n in counts.items())
-                            + "; every stack needs one slice per z")
+                            + extra + "; every stack needs one slice per z: remove or rename the extra files")
         return None
     try:
         shapes = {k: tiff_header_shape(files[0]) for k, files in stacks.items()}
@@ -255,8 +280,8 @@ def _config_bbox(name: str, config: DatasetConfig, report: ValidationReport):
                       shapes["raw"], bc.offset_xyz, source=f"{'/'.join(kinds)} {Path(bc.raw.path).name}"), readers
 
 
-def _load_tables(data_dir: Path, bbox_names: list[str], config: DatasetConfig, report: ValidationReport
-                 ) -> pd.DataFrame:
+def _load_tables(data_dir: Path, bbox_names: list[str], config: DatasetConfig, report: ValidationReport,
+                 roots=None) -> pd.DataFrame:
     per_bbox, combined = find_tables(data_dir, bbox_names)
     for name, bc in config.bboxes.items():
         if bc.table:
@@ -264,12 +289,12 @@ def _load_tables(data_dir: Path, bbox_names: list[str], config: DatasetConfig, r
     frames = []
     for name, path in per_bbox.items():
         try:
-            frames.append(read_table(path).assign(bbox_name=name))
+            frames.append(read_table(path, roots).assign(bbox_name=name))
         except TableError as exc:
             report.fatal.append(str(exc))
     for path in combined:
         try:
-            df = read_table(path)
+            df = read_table(path, roots)
         except TableError as exc:
             report.fatal.append(str(exc))
             continue
@@ -343,33 +368,16 @@ def _with_voxel_size(b: BboxSource, readers: dict, config: DatasetConfig, config
     return replace(b, voxel_size_nm=tuple(float(v) for v in data.zyx_nm), voxel_size_source=data.source)
 
 
-def mask_label_counts(mask: VolumeSource, cache_dir: Path | None = None) -> dict[int, int]:
-    """Voxels per id of a mask volume (:func:`~synapse_core.data.labels.count_label_ids`), cached.
+def _with_labels(b: BboxSource, config: DatasetConfig, config_file: str, report: ValidationReport,
+                 points_zyx=()) -> BboxSource:
+    """``b`` with the label ids it will use, checked against the ids its mask holds near ``points_zyx``.
 
-    Counted once per mask: the counts are kept in ``cache_dir/label_counts/<fingerprint>.json``
-    (the fingerprint changes when the file does).
+    Ids are counted in windows around the synapse centres (:func:`label_counts_near_points`), so the
+    cost does not grow with the volume; ``validate`` also counts the whole mask.
     """
-    path = cache_dir / "label_counts" / f"{mask.fingerprint}.json" if cache_dir and mask.fingerprint else None
-    if path is not None and path.exists():
-        try:
-            return {int(k): int(v) for k, v in json.loads(path.read_text()).items()}
-        except (ValueError, OSError):
-            pass  # a damaged cache entry: count again
-    counts = count_label_ids(mask.open())
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp-{os.getpid()}")
-        tmp.write_text(json.dumps({str(k): v for k, v in counts.items()}))
-        tmp.replace(path)
-    return counts
-
-
-def _with_labels(b: BboxSource, config: DatasetConfig, config_file: str, cache_dir: Path,
-                 report: ValidationReport) -> BboxSource:
-    """``b`` with the label ids it will use, checked against the ids its mask holds."""
     configured, where = config.configured_labels(b.name)
-    counts = mask_label_counts(b.mask, cache_dir) if b.mask is not None else None
-    check = check_labels(b.name, counts, configured, config_file, where)
+    counts, scope = label_counts_near_points(b.mask.open(), points_zyx) if b.mask is not None else (None, "")
+    check = check_labels(b.name, counts, configured, config_file, where, scope=scope or "in the mask")
     report.warnings.extend(check.warnings)
     if configured is not None and b.mask is not None:
         declared = [k for k in ("mito", "vesicle", "cleft") if getattr(configured, k) is None]
@@ -381,18 +389,25 @@ def _with_labels(b: BboxSource, config: DatasetConfig, config_file: str, cache_d
     return replace(b, labels=check.labels, labels_source=check.source, mask_ids=ids)
 
 
-def open_dataset(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Dataset:
+def open_dataset(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
+                 extra_roots=()) -> Dataset:
     """Open and validate the data root ``root`` (a folder, or a dataset config file).
 
     Bboxes with fatal problems are left out and reported; rows with problems are skipped and
     reported; everything valid is kept. Raises :class:`DatasetError` (with the report) only when
     no bbox is usable. TIFF stacks are converted into ``cache_dir/volumes`` on first use.
+
+    Every file read lies inside the dataset folder, ``extra_roots`` or the operator's
+    ``SYNAPSE_DATA_ROOTS`` (:func:`synapse_core.data.paths.allowed_roots`; symlinks are followed
+    before the check): config paths outside them are a :class:`ConfigError`, symlinked slice
+    folders or tables outside them a fatal problem of that bbox or table.
     """
     root = Path(root).expanduser()
     if not root.exists():
         raise DatasetError(f"{root}: data folder not found; pass the folder that holds raw/, seg/ and excel/")
-    config = load_dataset_config(root)
-    whole = _whole_volume_config(config)
+    roots = allowed_roots(root, extra_roots)
+    config = load_dataset_config(root, roots)
+    whole = _whole_volume_config(config, roots)
     if whole is not None:
         return open_whole_volume(root, config, whole)
     data_dir = root if root.is_dir() else root.parent
@@ -408,7 +423,7 @@ def open_dataset(root: str | os.PathLike, cache_dir: str | os.PathLike | None = 
     if raw_root.is_dir():
         for d in sorted((p for p in raw_root.iterdir() if p.is_dir()), key=lambda p: natural_key(p.name)):
             if d.name not in config.bboxes or config.bboxes[d.name].raw is None:
-                found[d.name] = _tiff_bbox(d.name, data_dir, volumes_dir, config, report)
+                found[d.name] = _tiff_bbox(d.name, data_dir, volumes_dir, config, report, roots)
         if not any(p.is_dir() for p in raw_root.iterdir()):
             report.fatal.append(f"{raw_root}: no bbox folders inside (expected raw/<bbox>/slice_*.tif)")
     elif not any(bc.raw for bc in config.bboxes.values()):
@@ -419,10 +434,12 @@ def open_dataset(root: str | os.PathLike, cache_dir: str | os.PathLike | None = 
             continue
         b = _with_voxel_size(got[0], got[1], config, config_file, report)
         if b is not None:
-            bboxes[name] = _with_labels(b, config, config_file, resolve_cache_dir(cache_dir), report)
+            bboxes[name] = b
     raw_dirs = {p.name for p in raw_root.iterdir() if p.is_dir()} if raw_root.is_dir() else set()
     all_names = sorted(set(bboxes) | raw_dirs, key=natural_key)
-    table = _load_tables(data_dir, all_names, config, report)
+    table = _load_tables(data_dir, all_names, config, report, roots)
+    for name, b in bboxes.items():  # mask ids near the synapses: a cost that does not grow with the volume
+        bboxes[name] = _with_labels(b, config, config_file, report, synapse_points_zyx(table, name, b.shape_zyx))
     seg_volumes = {n: b.seg.open() for n, b in bboxes.items()}
     valid, issues = validate_rows(table, {n: b.shape_zyx for n, b in bboxes.items()}, seg_volumes)
     report.row_issues = issues
@@ -450,13 +467,13 @@ def open_dataset(root: str | os.PathLike, cache_dir: str | os.PathLike | None = 
 # ------------------------------------------------------------------------------------- whole volume
 
 
-def _whole_volume_config(config: DatasetConfig):
-    """The config's ``[volume]``/``[synapses]`` sections, or None for a bbox dataset."""
+def _whole_volume_config(config: DatasetConfig, roots):
+    """The config's ``[volume]``/``[synapses]`` sections (local paths confined to ``roots``), or None."""
     if not config.path:
         return None
     data = wv.read_config_mapping(config.path)
     try:
-        return wv.parse_whole_volume(config.path, data)
+        return wv.parse_whole_volume(config.path, data, roots)
     except wv.WholeVolumeConfigError as exc:
         raise DatasetError(str(exc)) from exc
 

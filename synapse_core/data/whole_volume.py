@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from synapse_core.data.paths import OutsideRootsError, allowed_roots, confine
 from synapse_core.data.voxel_size import check_voxel_size, format_voxel_size
 
 SECTION_VOLUME, SECTION_SYNAPSES = "volume", "synapses"
@@ -121,10 +122,6 @@ def _resolve(config: Path, where: str, value, roots) -> str:
     if text.startswith(("gs://", "s3://", "http://", "https://")):
         return text
     text = text.removeprefix("file://")
-    try:
-        from synapse_core.data.paths import OutsideRootsError, allowed_roots, confine
-    except ImportError:  # TODO(issue 14): drop once data/paths.py (data-root confinement) is committed
-        return str((config.parent / text).expanduser().resolve())
     try:
         return str(confine(config.parent / text, allowed_roots(config) if roots is None else roots,
                            what=f"{config}: {where}"))
