@@ -208,3 +208,12 @@ def test_medulla_without_a_configured_voxel_size_takes_it_from_the_hdf5_attribut
     ds = open_dataset(tmp_path, cache_dir=tmp_path / "cache")
     assert ds.bboxes["medulla"].voxel_size_nm == (10.0, 10.0, 10.0)
     assert ds.bboxes["medulla"].voxel_size_source == "training_sample2.h5:raw attribute resolution_nm_zyx"
+
+
+def test_per_bbox_parquet_table_is_read_like_excel(tmp_path):
+    root = write_small_dataset(tmp_path / "DATA")
+    (root / "excel" / "bbox1.xlsx").unlink()
+    synapse_rows().assign(Var1=["007", "008", "009"]).to_parquet(root / "excel" / "bbox1.parquet")
+    ds = open_dataset(root, cache_dir=tmp_path / "cache")
+    assert list(ds.synapses["Var1"]) == ["007", "008", "009"]
+    assert list(ds.synapses["note"]) == ["row 1", "row 2", "row 3"]

@@ -19,7 +19,7 @@ COORD_COLUMNS = tuple(f"{p}_coord_{i}" for p in POINTS for i in (1, 2, 3))
 REQUIRED_COLUMNS = ("Var1", *COORD_COLUMNS)
 #: Where each row came from: file path and the row number a spreadsheet shows (header = row 1).
 SOURCE_FILE, SOURCE_ROW = "_source_file", "_source_row"
-TABLE_SUFFIXES = (".xlsx", ".xls", ".csv")
+TABLE_SUFFIXES = (".xlsx", ".xls", ".csv", ".parquet")
 COMBINED_NAMES = ("synapse_info",)
 
 
@@ -32,7 +32,7 @@ def point_columns(point: str) -> tuple[str, str, str]:
     return tuple(f"{point}_coord_{i}" for i in (1, 2, 3))
 
 
-_ZIP_MAGIC, _OLE_MAGIC = b"PK\x03\x04", b"\xd0\xcf\x11\xe0"
+_ZIP_MAGIC, _OLE_MAGIC, _PARQUET_MAGIC = b"PK\x03\x04", b"\xd0\xcf\x11\xe0", b"PAR1"
 
 
 def _sniff(path: Path) -> str:
@@ -43,6 +43,8 @@ def _sniff(path: Path) -> str:
         return "xlsx"
     if head.startswith(_OLE_MAGIC):
         return "xls"
+    if head.startswith(_PARQUET_MAGIC):
+        return "parquet"
     return "text"
 
 
@@ -60,7 +62,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 def read_table(path: str | Path, roots=None) -> pd.DataFrame:
-    """Read one synapse table (.xlsx/.xls via openpyxl, or .csv) with source-file/row columns added.
+    """Read one synapse table (.xlsx/.xls via openpyxl, .csv or .parquet) with source-file/row columns added.
 
     ``Var1`` is read as text so ids like ``007`` keep their zeros. The format is taken from the
     file's content when its suffix lies (a CSV named ``.xlsx``); CSVs may use ``,``, ``;`` or tabs
@@ -78,6 +80,9 @@ def read_table(path: str | Path, roots=None) -> pd.DataFrame:
         kind = _sniff(path)
         if kind == "text":
             df = _read_csv(path)  # also a CSV saved under a spreadsheet name
+        elif kind == "parquet":  # Var1/bbox_name as text, as for CSV and Excel
+            df = pd.read_parquet(path)
+            df = df.astype({c: str for c in ("Var1", "bbox_name") if c in df.columns})
         else:
             if path.suffix.lower() == ".csv":
                 raise ValueError(f"the file is a {kind} spreadsheet saved under a .csv name; rename it to .{kind}")
