@@ -156,3 +156,34 @@ def test_nml_has_one_node_per_synapse_grouped_by_cluster(tmp_path):
     assert (int(node.get("x")), int(node.get("y")), int(node.get("z"))) == (x + 16, y + 32, z + 8)  # + voxel_offset
     assert things.find("parameters/scale").attrib == {"x": "8", "y": "8", "z": "8"}
     assert [c.get("content") for c in things.find("comments")] == ["cluster 1", "cluster 1", "noise"]
+
+
+def test_cluster_cli_reads_parquet_and_writes_parquet_by_suffix(tmp_path):
+    from synapse_core.cli.parser import main
+
+    df = feature_table(30).drop(columns=["morph_cleft_area_nm2", "annotation"])
+    df.to_parquet(tmp_path / "features.parquet")
+    code = main(["cluster", "--features", str(tmp_path / "features.parquet"), "--out", str(tmp_path / "c.parquet"),
+                 "--k", "2", "--projection", "none", "--no-figures", "--cache-dir", str(tmp_path / "cache")])
+    assert code == 0
+    out = pd.read_parquet(tmp_path / "c.parquet")
+    assert out["Var1"].tolist() == df["Var1"].tolist() and set(out["cluster"]) == {0, 1}
+
+
+def test_cluster_cli_writes_h5ad_that_anndata_reads(tmp_path):
+    from synapse_core.cli.parser import main
+
+    df = feature_table(30).drop(columns=["morph_cleft_area_nm2", "annotation"])
+    df.to_csv(tmp_path / "features.csv", index=False)
+    code = main(["cluster", "--features", str(tmp_path / "features.csv"), "--out", str(tmp_path / "c.h5ad"),
+                 "--k", "2", "--projection", "none", "--no-figures", "--cache-dir", str(tmp_path / "cache")])
+    assert code == 0
+    ad = anndata.read_h5ad(tmp_path / "c.h5ad")
+    assert ad.shape == (30, 4) and sorted(ad.obs["cluster"].cat.categories) == ["0", "1"]
+
+
+def test_extract_cli_refuses_an_unknown_out_suffix_before_any_work(tmp_path, capsys):
+    from synapse_core.cli.parser import main
+
+    assert main(["extract", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "f.txt")]) == 2
+    assert "give a file name ending in .csv, .parquet, .h5ad" in capsys.readouterr().err

@@ -5,7 +5,8 @@ Example::
     python -m synapse_core cluster --features features.csv --out out/clusters.csv --k auto
 
 writes ``out/clusters.csv`` (input rows + ``cluster`` (−1 = noise), ``proj_1..proj_d``,
-``distance_to_centroid``, ``cluster_space``) and next to it ``clusters_k_curves.csv``,
+``distance_to_centroid``, ``cluster_space``; ``--out clusters.parquet`` or ``clusters.h5ad`` for
+large runs or scanpy/cellxgene, see :mod:`synapse_core.export`) and next to it ``clusters_k_curves.csv``,
 ``clusters_diagnostics.json``, ``clusters_summary.csv``, ``clusters_representatives.csv``,
 ``clusters_effect_sizes.csv``, ``clusters_bbox_composition.csv`` and the figures
 ``clusters_*.html`` / ``clusters_*.png``.
@@ -38,8 +39,10 @@ NEGATIONS: dict[str, tuple[str, ...]] = {"reproducible": ("--parallel",)}
 def add_arguments(p) -> None:
     from synapse_core.cluster.settings import ClusterSettings
 
-    p.add_argument("--features", required=True, help="feature CSV from `extract` (columns feat_* and/or morph_*)")
-    p.add_argument("--out", required=True, help="output CSV; side files are written next to it")
+    p.add_argument("--features", required=True, help="feature table from `extract`, .csv or .parquet (columns feat_* "
+                   "and/or morph_*)")
+    p.add_argument("--out", required=True, help="output table: .csv, .parquet or .h5ad (scanpy/cellxgene); side "
+                   "files are written next to it")
     p.add_argument("--no-figures", dest="figures", action="store_false", help="skip HTML/PNG figures")
     p.add_argument("--cache-dir", "--cache_dir", dest="cache_dir", default=None,
                    help="projection cache (default: cache/ or $SYNAPSE_CACHE_DIR)")
@@ -47,19 +50,25 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    import pandas as pd
-
     from synapse_core.cluster.run import run_clustering, write_result
     from synapse_core.cluster.settings import ClusterSettings
     from synapse_core.data.cache_dir import resolve_cache_dir
+    from synapse_core.export.tables import (
+        check_table_suffix,
+        read_features,
+        write_clusters,
+    )
     from synapse_core.viz.figures import save_figures
 
     settings = settings_from_args(ClusterSettings, args)
+    suffix = check_table_suffix(args.out)  # before any work
     if not os.path.isfile(args.features):
         raise FileNotFoundError(f"--features {args.features}: no such file")
-    df = pd.read_csv(args.features)
+    df = read_features(args.features)
     result = run_clustering(df, settings, cache_dir=resolve_cache_dir(args.cache_dir))
-    paths = write_result(result, args.out)
+    paths = write_result(result, args.out)  # the table as CSV and the side files next to it
+    if suffix != ".csv":  # the table again, in the format asked for
+        paths["table"] = write_clusters(result, args.out)
     if args.figures:
         stem = os.path.splitext(os.path.basename(args.out))[0]
         paths.update(save_figures(result, os.path.dirname(os.path.abspath(args.out)), stem))

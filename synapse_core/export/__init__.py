@@ -13,7 +13,8 @@ import lazy_loader as _lazy
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
     submod_attrs={
-        'tables': ['TABLE_SUFFIXES', 'write_table', 'read_table', 'check_table_suffix'],
+        'tables': ['TABLE_SUFFIXES', 'write_table', 'read_table', 'check_table_suffix', 'write_features', 'write_clusters',
+                   'read_features'],
         'h5ad': ['write_h5ad', 'features_to_h5ad', 'clusters_to_h5ad'],
         'neuroglancer': ['synapse_state', 'state_url', 'write_annotation_layer', 'neuroglancer_source'],
         'webknossos': ['write_nml'],

@@ -47,3 +47,31 @@ def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.
     if suffix == ".parquet":
         return pd.read_parquet(path, columns=columns)
     return pd.read_csv(path, usecols=columns)
+
+
+def write_features(features: pd.DataFrame, path: str | os.PathLike) -> str:
+    """An extraction table as ``.csv``, ``.parquet`` or ``.h5ad`` (:func:`~synapse_core.export.h5ad.features_to_h5ad`)."""
+    if check_table_suffix(path) == ".h5ad":
+        from synapse_core.export.h5ad import features_to_h5ad
+
+        return features_to_h5ad(features, path)
+    return write_table(features, path)
+
+
+def write_clusters(result, path: str | os.PathLike) -> str:
+    """A clustering run's table as ``.csv``, ``.parquet`` or ``.h5ad`` (:func:`~synapse_core.export.h5ad.clusters_to_h5ad`)."""
+    if check_table_suffix(path) == ".h5ad":
+        from synapse_core.export.h5ad import clusters_to_h5ad
+
+        return clusters_to_h5ad(result, path)
+    return write_table(result.table, path)
+
+
+def read_features(path: str | os.PathLike) -> pd.DataFrame:
+    """A feature table from ``extract`` (``.csv`` or ``.parquet``); ``ValueError`` naming the file otherwise."""
+    return read_table(path) if Path(path).suffix.lower() in (".csv", ".parquet") else _refuse(path)
+
+
+def _refuse(path) -> pd.DataFrame:
+    raise ValueError(f"--features {path}: give the .csv or .parquet table written by extract (an .h5ad file is "
+                     f"for scanpy/cellxgene)")
