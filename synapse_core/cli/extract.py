@@ -1,4 +1,4 @@
-"""``python -m synapse_core extract``: features of every synapse of a dataset, as one CSV.
+"""``python -m synapse_core extract``: features of every synapse of a dataset, as one table (.csv, .parquet or .h5ad).
 
 Writes ``--out`` (one row per synapse: key, table columns, presynaptic record, morphology,
 ``feat_1..feat_N``, run settings) and ``<out stem>.skipped.csv`` (bbox_name, Var1, reason) for
@@ -34,7 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from synapse_core.features.settings import ExtractSettings
 
     add_data_arguments(p)
-    p.add_argument("--out", required=True, help="output CSV, e.g. features.csv")
+    p.add_argument("--out", required=True, help="output table: features.csv, features.parquet (large runs) or "
+                   "features.h5ad (scanpy/cellxgene)")
     p.add_argument("--bbox", "--bbox_name", "--bbox-name", dest="bbox", nargs="+", default=None, metavar="BBOX",
                    help="only these bboxes (default: all)")
     p.add_argument("--no-cache", dest="use_cache", action="store_false", help="compute everything, store nothing")
@@ -54,8 +55,9 @@ def run(args) -> int:
     from synapse_core.features.settings import ExtractSettings
 
     out = Path(args.out)
-    if out.suffix.lower() != ".csv":
-        raise ValueError(f"--out {out}: give a .csv file name")
+    from synapse_core.export.tables import check_table_suffix, write_features
+
+    check_table_suffix(out)  # .csv, .parquet or .h5ad, before any work
     if not out.parent.exists():
         raise ValueError(f"--out {out}: folder {out.parent} does not exist")
     settings = settings_from_args(ExtractSettings, args, crop=crop_settings_from_args(args))
@@ -81,7 +83,7 @@ def run(args) -> int:
     finally:
         if bar is not None:
             bar.close()
-    result.features.to_csv(out, index=False)
+    write_features(result.features, out)
     skipped_file = skipped_path(out)
     result.skipped.to_csv(skipped_file, index=False)
     n_feat = sum(c.startswith("feat_") for c in result.features.columns)
