@@ -21,7 +21,9 @@ from synapse_core.crops.availability import (
 )
 from synapse_core.crops.settings import CropSettings
 from synapse_core.data.dataset import open_dataset
+from synapse_core.data import validate as validate_module
 from synapse_core.data.labels import NO_LABELS, LabelIds, count_blocks, count_label_ids
+from synapse_core.data.validate import label_counts_near_points, mask_label_counts
 
 # ---------------------------------------------------------------------------------------- counting
 
@@ -182,13 +184,64 @@ def test_vesicle_none_makes_vesicle_types_unavailable_with_the_line_to_add(tmp_p
     check_segmentation_type_for_dataset(ds, CropSettings(segmentation_type=8))  # mito types still work
 
 
-def test_label_counts_are_cached_per_mask_and_reused(tmp_path):
+def test_whole_mask_label_counts_are_cached_per_mask_and_reused(tmp_path):
     _dataset(tmp_path, {"b1": _mask(5, 6, 7)}, labels="{ mito = 5, vesicle = 6, cleft = 7 }")
-    fingerprint = _open(tmp_path).bboxes["b1"].mask.fingerprint
-    cached = tmp_path / "cache" / "label_counts" / f"{fingerprint}.json"
-    assert json.loads(cached.read_text()) == {"0": 8 * 24 * 24 - 3 * 224, "5": 224, "6": 224, "7": 224}
-    cached.write_text(json.dumps({"0": 1, "5": 1, "6": 1, "7": 1, "99": 1}))  # the cache is what is read
-    assert _open(tmp_path).bboxes["b1"].mask_ids == (5, 6, 7, 99)
+    mask = _open(tmp_path).bboxes["b1"].mask
+    assert mask_label_counts(mask, tmp_path / "cache") == {0: 8 * 24 * 24 - 3 * 224, 5: 224, 6: 224, 7: 224}
+    cached = tmp_path / "cache" / "label_counts" / f"{mask.fingerprint}.json"
+    cached.write_text(json.dumps({"0": 1, "5": 1, "99": 1}))  # the cache is what is read
+    assert mask_label_counts(mask, tmp_path / "cache") == {0: 1, 5: 1, 99: 1}
+
+
+class CountingVolume:
+    """A numpy volume that counts the voxels read through it (what a chunked store would decode)."""
+
+    def __init__(self, array):
+        self.array, self.voxels_read = array, 0
+        self.shape, self.dtype, self.ndim = array.shape, array.dtype, array.ndim
+
+    def __getitem__(self, key):
+        out = self.array[key]
+        self.voxels_read += out.size
+        return out
+
+
+@pytest.mark.parametrize("edge", [48, 96])
+def test_ids_near_synapses_are_counted_at_a_cost_independent_of_the_volume_size(edge):
+    mask = np.zeros((edge,) * 3, np.uint8)
+    mask[20:24, 20:24, 20:24] = 6  # near the synapse
+    mask[-3:, -3:, -3:] = 9  # far from it
+    vol = CountingVolume(mask)
+    counts, scope = label_counts_near_points(vol, [(22, 22, 22)], window=16, max_windows=4)
+    assert counts == {0: 16**3 - 64, 6: 64}
+    assert vol.voxels_read == 16**3
+    assert scope.startswith("near the synapses (1 windows of 16³ voxels")
+
+
+def test_a_volume_within_the_window_budget_is_counted_whole():
+    mask = np.zeros((8, 8, 8), np.uint8)
+    mask[-1, -1, -1] = 9
+    assert label_counts_near_points(mask, [(1, 1, 1)], window=4, max_windows=8) == ({0: 511, 9: 1}, "in the mask")
+
+
+def test_open_dataset_looks_near_the_synapses_and_validate_counts_the_whole_mask(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(validate_module, "LABEL_WINDOW", 4)
+    monkeypatch.setattr(validate_module, "LABEL_MAX_WINDOWS", 2)  # 128 voxels: the 8×24×24 mask is "large"
+    mask = _mask(6)  # vesicle id 6 at y 5..6: near no synapse (centres at y 10..12)
+    mask[3:5, 9:13, 11:13] = 7  # cleft at the synapses
+    _dataset(tmp_path, {"b1": mask}, labels="{ mito = 5, vesicle = 6, cleft = 7 }")
+    ds = _open(tmp_path)
+    near = [w for w in ds.report.warnings if "occurs nowhere" in w]
+    assert [w.split(";")[0] for w in near] == [
+        "b1: mito id 5 (mitochondria, from synapse_dataset.toml [bboxes.b1] labels) occurs nowhere near the synapses "
+        "(2 windows of 4³ voxels",
+        "b1: vesicle id 6 (vesicle cloud, from synapse_dataset.toml [bboxes.b1] labels) occurs nowhere near the "
+        "synapses (2 windows of 4³ voxels"]
+    assert main(["validate", "--data", str(tmp_path), "--cache-dir", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    assert ("b1: mito id 5 (mitochondria, from synapse_dataset.toml [bboxes.b1] labels) occurs nowhere in the whole "
+            "mask; ids in the whole mask: 6 (224 voxels), 7 (16 voxels)") in out
+    assert "vesicle id 6 (vesicle cloud, from synapse_dataset.toml [bboxes.b1] labels) occurs nowhere in the whole" not in out
 
 
 # ---------------------------------------------------------------------------------------- mask-less bboxes

@@ -40,7 +40,9 @@ def segmentation_type_lines(dataset) -> list[str]:
 
 def run(args) -> int:
     from synapse_core.crops.availability import crop_checks
-    from synapse_core.data.dataset import DatasetError, open_dataset
+    from synapse_core.data.cache_dir import resolve_cache_dir
+    from synapse_core.data.dataset import DatasetError, config_file_of, open_dataset
+    from synapse_core.data.validate import whole_mask_label_warnings
 
     settings = crop_settings_from_args(args)
     try:
@@ -48,7 +50,9 @@ def run(args) -> int:
     except DatasetError as exc:
         print(str(exc))
         return 1
-    report = replace(ds.report, warnings=ds.report.warnings + crop_checks(ds, settings))
+    # open_dataset looks for label ids near the synapses; here every voxel of every mask is counted (cached)
+    whole = whole_mask_label_warnings(ds.bboxes, config_file_of(ds.root, ds.config), resolve_cache_dir(args.cache_dir))
+    report = replace(ds.report, warnings=ds.report.warnings + whole + crop_checks(ds, settings))
     print(report.text())
     print("\n".join(segmentation_type_lines(ds)))
     if args.issues_csv:

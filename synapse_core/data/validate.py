@@ -5,15 +5,24 @@ that disagree) exclude a bbox; per-row problems skip just that row. Every good r
 Warnings name the bbox, the ids or numbers, and the line to add to ``synapse_dataset.toml``:
 
 * :func:`check_labels`: label ids the bbox will use that occur nowhere in its mask, mask ids no
-  class uses, and the original per-bbox label table where the mask disagrees with it;
+  class uses, and the original per-bbox label table where the mask disagrees with it. Opening a
+  dataset counts the mask's ids near the synapses only (:func:`label_counts_near_points`: at most
+  :data:`LABEL_MAX_WINDOWS` windows of :data:`LABEL_WINDOW`³ voxels, so the cost does not grow with
+  the volume); the ``validate`` command also counts every voxel of every mask once
+  (:func:`mask_label_counts`, cached per file) and reports ids that occur nowhere in the whole mask
+  (:func:`whole_mask_label_warnings`);
 * :func:`extent_warnings`: anisotropy (largest / smallest voxel edge) and a stack thinner than a
   crop, for a given crop extent in nm (the crop stage computes it from its settings).
 """
 
 from __future__ import annotations
 
+import json
+import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,6 +33,7 @@ from synapse_core.data.labels import (
     NO_LABELS,
     ORIGINAL_LABELS,
     LabelIds,
+    count_label_ids,
     default_labels,
 )
 from synapse_core.data.tables import (
@@ -34,7 +44,7 @@ from synapse_core.data.tables import (
     point_columns,
 )
 from synapse_core.data.voxel_size import format_voxel_size
-from synapse_core.data.windows import point_values
+from synapse_core.data.windows import point_values, read_box
 
 ISSUE_COLUMNS = ("bbox_name", "Var1", "row", "column", "problem", "action", "file")
 
@@ -117,15 +127,123 @@ class LabelCheck:
     warnings: tuple[str, ...] = ()
 
 
-def _present(counts: Mapping[int, int]) -> str:
+def _present(counts: Mapping[int, int], scope: str = "in the mask") -> str:
     ids = [(i, n) for i, n in counts.items() if i != 0]
     if not ids:
-        return "the mask holds only background (id 0)"
-    return "ids in the mask: " + ", ".join(f"{i} ({n:,} voxels)" for i, n in ids)
+        return f"only background (id 0) {scope}"
+    return f"ids {scope}: " + ", ".join(f"{i} ({n:,} voxels)" for i, n in ids)
+
+
+#: Edge (native voxels) of the window around a synapse centre whose mask ids opening a dataset counts.
+LABEL_WINDOW = 64
+#: At most this many windows per bbox (synapses taken evenly over the table): a bounded cost per bbox.
+LABEL_MAX_WINDOWS = 64
+
+
+def synapse_points_zyx(table: pd.DataFrame, bbox_name: str, shape_zyx) -> np.ndarray:
+    """Annotated centres (n, 3) as (z, y, x) voxel indices of ``bbox_name``'s rows that lie inside ``shape_zyx``.
+
+    Rows with missing or non-numeric ``central_coord_*`` (x, y, z) are left out (validation reports them).
+    """
+    if table is None or not len(table) or "bbox_name" not in table:
+        return np.zeros((0, 3), np.int64)
+    rows = table[table["bbox_name"] == bbox_name]
+    cols = [f"central_coord_{i}" for i in (3, 2, 1)]
+    if not len(rows) or any(c not in rows for c in cols):
+        return np.zeros((0, 3), np.int64)
+    zyx = np.stack([pd.to_numeric(rows[c], errors="coerce").to_numpy(float) for c in cols], 1)
+    zyx = zyx[np.all(np.isfinite(zyx), axis=1)]
+    zyx = np.rint(zyx).astype(np.int64)
+    inside = np.all((zyx >= 0) & (zyx < np.asarray(shape_zyx, np.int64)), axis=1)
+    return zyx[inside]
+
+
+def label_counts_near_points(mask, points_zyx, window: int | None = None,
+                             max_windows: int | None = None) -> tuple[dict[int, int], str]:
+    """Voxels per mask id in windows around synapse centres, and where they were counted.
+
+    ``window`` and ``max_windows`` default to :data:`LABEL_WINDOW` and :data:`LABEL_MAX_WINDOWS`.
+
+    The cost is bounded by ``max_windows * window³`` voxels whatever the volume size: a volume no
+    larger than that is counted whole (exact); otherwise windows of ``window``³ voxels centred on at
+    most ``max_windows`` of ``points_zyx`` (taken evenly over the given order) are counted, or, without
+    points, windows on an even grid over the volume. Overlapping windows count shared voxels again.
+
+    Returns
+    -------
+    (counts, scope)
+        ``{id: voxels}`` (0 included) and the words the report uses for where ids were looked for,
+        e.g. ``"in the mask"`` or ``"near the synapses (12 windows of 64³ voxels)"``.
+    """
+    window = LABEL_WINDOW if window is None else int(window)
+    max_windows = LABEL_MAX_WINDOWS if max_windows is None else int(max_windows)
+    shape = [int(n) for n in mask.shape[:3]]
+    budget = max_windows * window ** 3
+    if math.prod(shape) <= budget:
+        return count_label_ids(mask), "in the mask"
+    pts = np.asarray(points_zyx, dtype=np.int64).reshape(-1, 3)
+    if len(pts) > max_windows:
+        pts = pts[np.unique(np.linspace(0, len(pts) - 1, max_windows).round().astype(int))]
+    scope = f"near the synapses ({len(pts)} windows of {window}³ voxels; `validate` counts the whole mask)"
+    if not len(pts):  # no synapse rows: an even grid of windows
+        per_axis = max(1, round(max_windows ** (1 / 3)))
+        axes = [np.linspace(window // 2, max(window // 2, n - window // 2), per_axis).round().astype(int) for n in shape]
+        pts = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+        scope = f"in {len(pts)} windows of {window}³ voxels spread over the mask (`validate` counts the whole mask)"
+    totals: dict[int, int] = {}
+    half = window // 2
+    for p in pts:
+        lo = [max(0, int(c) - half) for c in p]
+        hi = [min(n, a + window) for a, n in zip(lo, shape)]
+        for i, n in count_label_ids(read_box(mask, lo, hi)).items():
+            totals[i] = totals.get(i, 0) + n
+    return dict(sorted(totals.items())), scope
+
+
+def mask_label_counts(mask, cache_dir: Path | None = None) -> dict[int, int]:
+    """Voxels per id of a whole mask volume (:func:`~synapse_core.data.labels.count_label_ids`), cached.
+
+    ``mask`` is a volume source (``.open()``, ``.fingerprint``). Counted once per mask: the counts are
+    kept in ``cache_dir/label_counts/<fingerprint>.json`` (the fingerprint changes when the file does).
+    """
+    fingerprint = getattr(mask, "fingerprint", None)
+    path = Path(cache_dir) / "label_counts" / f"{fingerprint}.json" if cache_dir and fingerprint else None
+    if path is not None and path.exists():
+        try:
+            return {int(k): int(v) for k, v in json.loads(path.read_text()).items()}
+        except (ValueError, OSError):
+            pass  # a damaged cache entry: count again
+    counts = count_label_ids(mask.open())
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp-{os.getpid()}")
+        tmp.write_text(json.dumps({str(k): v for k, v in counts.items()}))
+        tmp.replace(path)
+    return counts
+
+
+def whole_mask_label_warnings(bboxes: Mapping, config_file: str, cache_dir: Path | None = None) -> list[str]:
+    """Warnings from counting every voxel of every bbox's mask: ids in use that occur nowhere in it.
+
+    ``bboxes`` maps names to opened bboxes (``Dataset.bboxes``: ``.mask``, ``.labels``,
+    ``.labels_source``); bboxes without a mask are skipped. Also names mask ids no class uses.
+    What the ``validate`` command adds to the report of ``open_dataset`` (which looks near the synapses).
+    """
+    out = []
+    for name, b in bboxes.items():
+        if getattr(b, "mask", None) is None:
+            continue
+        if math.prod(int(n) for n in b.mask.open().shape[:3]) <= LABEL_MAX_WINDOWS * LABEL_WINDOW ** 3:
+            continue  # opening the dataset counted this small mask whole already
+        counts = mask_label_counts(b.mask, cache_dir)
+        check = check_labels(name, counts, b.labels, config_file, getattr(b, "labels_source", ""),
+                             scope="in the whole mask")
+        out.extend(check.warnings)
+    return out
 
 
 def check_labels(bbox_name: str, counts: Mapping[int, int] | None, configured: LabelIds | None,
-                 config_file: str, configured_source: str = "") -> LabelCheck:
+                 config_file: str, configured_source: str = "", scope: str = "in the mask") -> LabelCheck:
     """Decide and check the label ids of one bbox against the ids its mask holds.
 
     Parameters
@@ -135,6 +253,7 @@ def check_labels(bbox_name: str, counts: Mapping[int, int] | None, configured: L
     configured : LabelIds from the dataset config, or None to use the original tool's table.
     config_file : the config file a suggested line goes to (used in messages only).
     configured_source : where ``configured`` came from, for messages.
+    scope : where ``counts`` were counted, for messages (e.g. "near the synapses (…)").
 
     Rules
     -----
@@ -164,8 +283,8 @@ def check_labels(bbox_name: str, counts: Mapping[int, int] | None, configured: L
         table = labels.describe()
         warnings.append(
             f"{bbox_name}: the mask does not match {source} ({table}): "
-            + (f"ids {', '.join(map(str, unmapped))} are not in it" if unmapped else "none of its ids occur")
-            + f"; {_present(counts)}. The table is not used, so no mask class is known for {bbox_name} and "
+            + (f"ids {', '.join(map(str, unmapped))} are not in it" if unmapped else f"none of its ids occur {scope}")
+            + f"; {_present(counts, scope)}. The table is not used, so no mask class is known for {bbox_name} and "
             f"segmentation types that need vesicle, cleft or mitochondria labels are unavailable; say which id is "
             f"which (\"none\" for a class the mask lacks): {line}")
         return LabelCheck(NO_LABELS, f"none ({source} does not match the mask)", tuple(warnings))
@@ -173,7 +292,7 @@ def check_labels(bbox_name: str, counts: Mapping[int, int] | None, configured: L
         if k == "cleft2" and v == labels.cleft:
             continue  # one cleft label used twice: reported once, as cleft
         warnings.append(
-            f"{bbox_name}: {k} id {v} ({CLASS_NAMES[k]}, from {source}) occurs nowhere in the mask; {_present(counts)}. "
+            f"{bbox_name}: {k} id {v} ({CLASS_NAMES[k]}, from {source}) occurs nowhere {scope}; {_present(counts, scope)}. "
             f"If {bbox_name} has no {CLASS_NAMES[k]}, say so, or give the right id: {line}")
     if unmapped:
         warnings.append(
