@@ -1,8 +1,23 @@
-"""Cost of one synapse crop vs bbox size: ms per synapse for 160³, 320³, 512³ boxes, seg types 0/1/10/11/13.
+"""Cost of one synapse crop: vs bbox size (160³, 320³, 512³; seg types 0/1/10/11/13) and vs voxel grid (resampling).
 
 Run:  python benchmarks/crops.py [--n 40] [--rounds 4] [--storage numpy zarr] [--sizes 160 320 512] [--chunks 64]
+      python benchmarks/crops.py --grids-only             # only the voxel-grid table (resampling, orientation)
       python benchmarks/crops.py --reuse-freed-memory     # glibc keeps freed arrays: no page faults per crop
       python benchmarks/crops.py --baseline /tmp/base     # also time an earlier checkout's reader, side by side
+
+Two tables. The first (skipped with ``--grids-only``) is the cost vs bbox size described below.
+The second, **voxel grids**, times the same synapses of a ``--grid-size``³ bbox (default 160) per
+path, interleaved in rounds, default crop settings (80 voxels of 8 nm, smart crop on, type 10):
+
+* ``voxels``: today's isotropic path, data read in native voxels (no voxel size given);
+* ``8 nm``: voxel size 8×8×8 nm given, equal to the crop grid, so no resampling;
+* ``40×4×4``: the bbox stored as serial sections of 40×4×4 nm (slices 2, 7, 12, …: section
+  centres; each pixel split in 2×2), windows read over 640 nm and resampled to the 8 nm grid;
+* ``8 nm canonical`` and ``40×4×4 canonical``: the same with ``orientation="canonical"`` (each crop
+  rotated so the cleft normal is its z axis: one trilinear interpolation from the native grid).
+
+It prints median wall and CPU ms per synapse and the CPU ratio to ``voxels`` (goal for resampling:
+≤ 2×). ``benchmarks/resampling.py`` prints the same table.
 
 Each bbox is synthetic (uint8 raw, uint32 neuron ids in 32-voxel cells, uint8 semantic mask with a
 vesicle cloud, cleft and mitochondrion at every synapse). Storage:
@@ -44,11 +59,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import synapse_core.crops.build as crops_build  # noqa: E402
-from synapse_core.crops.build import Discarded, build_crop, read_context_arrays  # noqa: E402
-from synapse_core.data.windows import clear_chunk_cache, read_box, reuse_freed_memory  # noqa: E402
-from synapse_core.crops.settings import CropSettings  # noqa: E402
-from synapse_core.data.labels import LabelIds  # noqa: E402
+import synapse_core.crops.build as crops_build
+from synapse_core.crops.build import Discarded, build_crop, read_context_arrays
+from synapse_core.crops.settings import CropSettings
+from synapse_core.data.labels import LabelIds
+from synapse_core.data.windows import clear_chunk_cache, read_box, reuse_freed_memory
 
 LABELS = LabelIds(mito=5, vesicle=6, cleft=7, cleft2=7)
 CELL = 32
@@ -137,6 +152,63 @@ def time_crops(raw, seg, mask, rows, seg_type, clear_cache=clear_chunk_cache):
     return total, cpu, discards
 
 
+def sectioned(raw, seg, mask, rows):
+    """The same bbox as 40×4×4 nm sections: every 5th slice, each pixel repeated 2×2; rows moved along."""
+    def cut(v):
+        return np.ascontiguousarray(np.repeat(np.repeat(v[2::5], 2, axis=1), 2, axis=2))
+
+    moved = []
+    for r in rows:
+        m = dict(r)
+        for p in ("central", "side_1", "side_2"):
+            m[f"{p}_coord_1"] = int(r[f"{p}_coord_1"]) * 2
+            m[f"{p}_coord_2"] = int(r[f"{p}_coord_2"]) * 2
+            m[f"{p}_coord_3"] = int(r[f"{p}_coord_3"]) // 5
+        moved.append(m)
+    return cut(raw), cut(seg), cut(mask), moved
+
+
+def grid_table(n_syn: int, rounds: int, size: int, storages, chunks: int = 64) -> list[str]:
+    """Lines of the voxel-grid table: ms per synapse of each path (module docstring), side by side."""
+    raw, seg, mask, rows = synthetic_bbox(size, n_syn)
+    thin = sectioned(raw, seg, mask, rows)
+    native, canonical = CropSettings(), CropSettings(orientation="canonical")
+    lines = [(f"voxel grids: {n_syn} synapses, bbox {size}³ voxels of 8 nm; sectioned copy {thin[0].shape} at "
+             f"40×4×4 nm; 80³ crop of 8 nm, type 10, smart crop on; load average {os.getloadavg()[0]:.1f}"),
+             f"{'storage':8} {'path':18} {'wall ms':>8} {'cpu ms':>8} {'cpu / voxels':>13}"]
+    with tempfile.TemporaryDirectory(prefix="bench-grids-") as tmp:
+        for storage in storages:
+            if storage == "zarr":
+                iso = [to_zarr(Path(tmp), f"iso_{k}", v, chunks) for k, v in zip(("raw", "seg", "mask"), (raw, seg, mask))]
+                sec = [to_zarr(Path(tmp), f"sec_{k}", v, chunks) for k, v in zip(("raw", "seg", "mask"), thin[:3])]
+            else:
+                iso, sec = [raw, seg, mask], list(thin[:3])
+            paths = {
+                "voxels": (iso, rows, None, native),
+                "8 nm": (iso, rows, (8.0, 8.0, 8.0), native),
+                "40×4×4": (sec, thin[3], (40.0, 4.0, 4.0), native),
+                "8 nm canonical": (iso, rows, (8.0, 8.0, 8.0), canonical),
+                "40×4×4 canonical": (sec, thin[3], (40.0, 4.0, 4.0), canonical),
+            }
+            for vols, rr, voxel, s in paths.values():  # warm-up (imports, store opening)
+                build_crop(read_context_arrays(*vols, LABELS, rr[0], s, voxel_size_nm=voxel), s)
+            times = {k: ([], []) for k in paths}
+            per_round = max(1, n_syn // rounds)
+            for start in range(0, n_syn, per_round):
+                for name, (vols, rr, voxel, s) in paths.items():
+                    clear_chunk_cache()
+                    for row in rr[start:start + per_round]:
+                        w0, c0 = time.perf_counter(), time.process_time()
+                        build_crop(read_context_arrays(*vols, LABELS, row, s, voxel_size_nm=voxel), s)
+                        times[name][0].append(time.perf_counter() - w0)
+                        times[name][1].append(time.process_time() - c0)
+            base = np.median(times["voxels"][1])
+            for name, (wall, cpu) in times.items():
+                lines.append(f"{storage:8} {name:18} {1000 * np.median(wall):8.1f} {1000 * np.median(cpu):8.1f} "
+                             f"{np.median(cpu) / base:13.2f}")
+    return lines
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=40, help="synapses per box (default 40)")
@@ -149,7 +221,12 @@ def main(argv=None) -> int:
                    help="call data.windows.reuse_freed_memory() first (glibc keeps freed arrays for reuse)")
     p.add_argument("--baseline", type=Path, default=None, metavar="DIR",
                    help="an earlier checkout whose synapse_core/crops/reader.py is timed side by side with the current reader")
+    p.add_argument("--grid-size", type=int, default=160, help="bbox edge of the voxel-grid table (default 160)")
+    p.add_argument("--grids-only", action="store_true", help="only the voxel-grid table (resampling, orientation)")
     args = p.parse_args(argv)
+    if args.grids_only:
+        print("\n".join(grid_table(args.n, args.rounds, args.grid_size, args.storage, args.chunks)))
+        return 0
     tuned = reuse_freed_memory() if args.reuse_freed_memory else False
     readers = {"current": (read_box, clear_chunk_cache)}
     if args.baseline is not None:
@@ -216,6 +293,8 @@ def main(argv=None) -> int:
                     c, b = results[(storage, t, n, "current")], results[(storage, t, n, "baseline")]
                     line += f"{c[0] / b[0]:>10.2f} /{c[1] / b[1]:5.2f}"
                 print(line)
+    print()
+    print("\n".join(grid_table(args.n, args.rounds, args.grid_size, args.storage, args.chunks)))
     return 0
 
 
