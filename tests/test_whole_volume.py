@@ -157,3 +157,16 @@ def test_a_volume_outside_the_data_roots_is_refused(tmp_path):
     cfg.write_text(cfg.read_text().replace('path = "raw.ome.zarr"', 'path = "../elsewhere/raw.ome.zarr"'))
     with pytest.raises(DatasetError, match=r"\[volume\] raw: .* outside the allowed data roots"):
         open_dataset(cfg, cache_dir=tmp_path / "cache")
+
+
+def test_the_slice_viewer_reads_a_bounded_window_around_the_synapse(big_root):
+    from synapse_core.data.formats import open_volume
+    from synapse_core.data.windows import read_slice, view_window
+
+    window = view_window(BIG_SHAPE, center_yx=(2008, 3008), max_yx=(64, 64))
+    assert window == (1976, 2040, 2976, 3040)
+    image = read_slice(open_volume(str(big_root / "raw.ome.zarr")).source, 1005, window)
+    expected = (np.arange(16 ** 3).reshape(16, 16, 16) % 251).astype(np.uint8)[5]
+    assert image.shape == (64, 64)
+    np.testing.assert_array_equal(image[24:40, 24:40], expected)
+    assert image[:24].max() == 0 and image[40:].max() == 0

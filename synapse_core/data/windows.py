@@ -34,7 +34,11 @@ import numpy as np
 
 from synapse_core.data.volumes import VolumeError, VolumeSource
 
-__all__ = ["CACHE_BYTES", "clear_chunk_cache", "point_values", "read_box", "reuse_freed_memory", "tensorstore_context"]
+__all__ = ["CACHE_BYTES", "VIEW_MAX_YX", "clear_chunk_cache", "point_values", "read_box", "read_slice",
+           "reuse_freed_memory", "tensorstore_context", "view_window"]
+
+#: Largest slice window (rows, columns) a viewer reads at once: a whole-volume slice is never loaded.
+VIEW_MAX_YX = (1024, 1024)
 
 #: Upper bound, in bytes, of decoded Zarr chunks kept per process (TensorStore cache pool).
 CACHE_BYTES = 256 << 20
@@ -166,6 +170,32 @@ def read_box(volume, start_zyx, stop_zyx, fill=0) -> np.ndarray:
         dst = tuple(slice(int(a - s), int(b - s)) for a, b, s in zip(lo, hi, start))
         out[dst] = _read_inside(volume, lo.tolist(), hi.tolist())
     return out
+
+
+def view_window(shape_zyx, center_yx=None, max_yx=VIEW_MAX_YX) -> tuple[int, int, int, int]:
+    """``(y0, y1, x0, x1)`` of a slice window of at most ``max_yx`` voxels around ``center_yx``, inside the volume.
+
+    The whole slice when it fits (a bbox); around the volume's centre when ``center_yx`` is None.
+
+    >>> view_window((10, 4000, 3000), (100, 2900), max_yx=(512, 512))
+    (0, 512, 2488, 3000)
+    >>> view_window((10, 200, 300))
+    (0, 200, 0, 300)
+    """
+    ny, nx = int(shape_zyx[1]), int(shape_zyx[2])
+    cy, cx = (ny // 2, nx // 2) if center_yx is None else (int(center_yx[0]), int(center_yx[1]))
+    out = []
+    for c, n, m in ((cy, ny, int(max_yx[0])), (cx, nx, int(max_yx[1]))):
+        size = min(n, m)
+        lo = min(max(0, c - size // 2), n - size)
+        out += [lo, lo + size]
+    return tuple(out)
+
+
+def read_slice(volume, z: int, window) -> np.ndarray:
+    """The ``(y0, y1, x0, x1)`` window of slice ``z`` (2-D, rows = y); only that window is read."""
+    y0, y1, x0, x1 = (int(v) for v in window)
+    return read_box(volume, (int(z), y0, x0), (int(z) + 1, y1, x1))[0]
 
 
 def point_values(volume, points_zyx: np.ndarray) -> np.ndarray:
