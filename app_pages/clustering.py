@@ -11,6 +11,7 @@ import streamlit as st
 
 from app_pages import common
 from app_pages.run_config_panel import loaded_settings, settings_widget
+from synapse_core.app import escape as esc
 from synapse_core.app import state as app_state
 from synapse_core.cluster.run import run_clustering
 from synapse_core.data.synapse_keys import synapse_rows
@@ -86,7 +87,7 @@ if run_clicked:
         with st.spinner("Clustering…"):
             result = run_clustering(features, settings, cache_dir=common.cache_dir())
     except ValueError as exc:
-        st.error(f"Clustering failed: {exc}")
+        st.error(f"Clustering failed: {esc.md(exc)}")
     else:
         state["clusters"] = result
         state["cluster_settings"] = settings

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from synapse_core.app import escape as esc
 from synapse_core.app import state as app_state
 from synapse_core.data.cache_dir import default_cache_dir
 from synapse_core.app.data_roots import DataRoot, configured_roots, resolve_inside, root_by_name
@@ -95,7 +96,7 @@ def require_dataset():
     try:
         return current_dataset()
     except (ValueError, FileNotFoundError, KeyError) as exc:
-        st.error(f"Cannot open the dataset: {exc}")
+        st.error(f"Cannot open the dataset: {esc.md(exc)}")
         st.page_link("app_pages/data.py", label="Choose data on the Data page", icon=":material/folder_open:")
         stop()
 
@@ -249,16 +250,16 @@ def _draw_jobs(live: bool) -> None:
     st.markdown("**Jobs**")
     for job in shown:
         with st.container(border=True):
-            st.markdown(f"{_JOB_ICONS.get(job.status, '')} {job.label}")
+            st.markdown(f"{_JOB_ICONS.get(job.status, '')} {esc.md(job.label)}")
             who = job.started_by + (f" (+ {', '.join(job.attached)})" if job.attached else "")
             if job.active:
                 st.progress(job.fraction, text=job.message())
-                st.caption(f"started by {who}")
+                st.caption(f"started by {esc.md(who)}")
                 # Not labelled "Cancel": the pages' own Cancel buttons stay unambiguous.
                 st.button("Stop", key=f"jobs_stop_{job.job_id}", help="Cancel this job; finished work stays cached.",
                           on_click=jobs.REGISTRY.cancel, args=(job.key, user_label()), disabled=job.cancelling)
             else:
-                st.caption(f"{job.message()} · started by {who}")
+                st.caption(esc.md(f"{job.message()} · started by {who}"))
 
 
 @st.fragment(run_every=1.0)

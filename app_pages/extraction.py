@@ -4,7 +4,6 @@ cache status, cancel/resume, and the features CSV."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import time
 from pathlib import Path
@@ -14,7 +13,8 @@ import streamlit as st
 
 from app_pages import common
 from app_pages.run_config_panel import loaded_settings, settings_widget
-from synapse_core.app import jobs
+from synapse_core.app import escape as esc
+from synapse_core.app import jobs, uploads
 from synapse_core.crops.build import Discarded, crop_synapse
 from synapse_core.crops.segmentation_types import SEGMENTATION_TYPES
 from synapse_core.features import extract
@@ -27,7 +27,7 @@ st.title("Extraction")
 ds = common.require_dataset()
 bboxes = common.chosen_bboxes(ds)
 rows = ds.synapses[ds.synapses["bbox_name"].isin(bboxes)]
-st.caption(f"{len(rows)} synapses in {len(bboxes)} bboxes ({', '.join(bboxes)}), chosen on the Data page.")
+st.caption(f"{len(rows)} synapses in {len(bboxes)} bboxes ({esc.md(', '.join(bboxes))}), chosen on the Data page.")
 
 # Widgets start from the declared defaults, or from a loaded run configuration.
 defaults = loaded_settings("extraction")
@@ -40,11 +40,8 @@ TRAINED = common.TRAINED_CHECKPOINT
 
 
 def checkpoint_choices() -> list[str]:
-    """Checkpoint files in the operator's folder (SYNAPSE_CHECKPOINT_DIR), by name."""
-    if not CHECKPOINT_DIR or not Path(CHECKPOINT_DIR).is_dir():
-        return []
-    suffixes = {".pth", ".pt", ".checkpoint", ".ckpt"}
-    return sorted(p.name for p in Path(CHECKPOINT_DIR).iterdir() if p.is_file() and p.suffix in suffixes)
+    """Checkpoint files in the operator's folder (SYNAPSE_CHECKPOINT_DIR), by name; links out of it are left out."""
+    return uploads.checkpoint_choices(CHECKPOINT_DIR)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the network…")
@@ -54,18 +51,11 @@ def cached_feature_model(model_key: tuple, _settings):
 
 
 def save_upload(upload) -> str:
-    """Store an uploaded checkpoint in the cache under its sha256; return the path."""
-    if upload.size > common.MAX_UPLOAD_MB * 1024 * 1024:
-        raise ValueError(f"{upload.name}: {upload.size / 1e6:.0f} MB is larger than the {common.MAX_UPLOAD_MB} MB allowed")
-    data = upload.getvalue()
-    folder = common.cache_dir() / "uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / (hashlib.sha256(data).hexdigest()[:32] + ".pth")
-    if not path.exists():
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    return str(path)
+    """Store an uploaded checkpoint in the cache under its sha256 (uploads folder capped in total); return the path."""
+    file_cap, _ = uploads.upload_limits()
+    if upload.size > file_cap:  # refused before reading it into memory
+        raise ValueError(f"{upload.name}: {upload.size / 1e6:.0f} MB is larger than the {file_cap / 1e6:.0f} MB allowed")
+    return str(uploads.store_upload(upload.getvalue(), upload.name, common.cache_dir() / "uploads"))
 
 
 # --- crop settings and preview -----------------------------------------------------------
@@ -95,7 +85,7 @@ try:
     )
     st.session_state["crop_settings"] = crop_settings  # the Training page crops the same way
 except ValueError as exc:
-    st.error(f"Crop settings are not valid: {exc}")
+    st.error(f"Crop settings are not valid: {esc.md(exc)}")
     common.stop()
 
 from synapse_core.crops.availability import (
@@ -106,7 +96,7 @@ from synapse_core.crops.availability import (
 try:  # before any crop: a type the chosen bboxes cannot build would give gray crops
     check_segmentation_type_for_dataset(ds, crop_settings, bboxes=sorted(set(rows["bbox_name"].astype(str))) or bboxes)
 except SegmentationTypeUnavailable as exc:
-    st.error(str(exc))
+    st.error(esc.md(exc))
     common.stop()
 
 with st.expander("Live preview of the blended crop", expanded=True):
@@ -116,7 +106,7 @@ with st.expander("Live preview of the blended crop", expanded=True):
         bbox_name, var1 = pick.split("/", 1)
         crop = crop_synapse(ds, bbox_name, var1, crop_settings)
         if isinstance(crop, Discarded):
-            st.warning(f"{pick} is discarded with these settings: {crop.reason}")
+            st.warning(esc.md(f"{pick} is discarded with these settings: {crop.reason}"))
         else:
             zc = crop.raw.shape[0] // 2
             p1, p2, p3 = st.columns(3)
@@ -146,9 +136,9 @@ with f2:
         if default_ckpt not in checkpoints and TRAINED + default_ckpt in trained:
             default_ckpt = TRAINED + default_ckpt
         elif default_ckpt not in checkpoints:
-            st.error(f"The loaded run configuration sets extraction.checkpoint={defaults.checkpoint!r}, which is not "
-                     f"among the checkpoints of this server ({', '.join(checkpoints) or 'none'}); choose one or "
-                     f"upload it.")
+            st.error(esc.md(f"The loaded run configuration sets extraction.checkpoint={defaults.checkpoint!r}, which is "
+                            f"not among the checkpoints of this server ({', '.join(checkpoints) or 'none'}); choose one "
+                            f"or upload it."))
             default_ckpt = UNTRAINED
     common.persisted(st.selectbox, "Checkpoint", "x_checkpoint", default_ckpt, options=options, disabled=not uses_network,
                      help="Files in the operator's SYNAPSE_CHECKPOINT_DIR, models trained on the Training page, "
@@ -162,12 +152,15 @@ with f2:
             try:
                 checkpoint_path, uploaded_name = save_upload(upload), upload.name
             except ValueError as exc:
-                st.error(str(exc))
+                st.error(esc.md(exc))
     elif st.session_state["x_checkpoint"].startswith(TRAINED):
         # Confined to the cache's models folder: the name comes from the options, and is checked again here.
         checkpoint_path = str(jobs.trained_model_in(common.cache_dir(), st.session_state["x_checkpoint"][len(TRAINED):]))
     elif st.session_state["x_checkpoint"] not in (UNTRAINED, UPLOADED):
-        checkpoint_path = str(Path(CHECKPOINT_DIR) / st.session_state["x_checkpoint"])
+        try:  # a name inside the operator's folder, resolved there (a symlink out of it is refused)
+            checkpoint_path = str(uploads.checkpoint_path(CHECKPOINT_DIR, st.session_state["x_checkpoint"]))
+        except ValueError as exc:
+            st.error(esc.md(exc))
 with f3:
     # Several layers are concatenated in the order chosen (ExtractSettings.layer is comma-separated).
     layer_names = [f"stage{s}" for s in (1, 2, 3, 4)] + [info.name for info in layer_table()]
@@ -201,7 +194,7 @@ try:
     )
 except ValueError as exc:
     settings, settings_error = None, str(exc)
-    st.error(f"Extraction settings are not valid: {exc}")
+    st.error(f"Extraction settings are not valid: {esc.md(exc)}")
 
 if uses_network and settings is not None:
     if settings.checkpoint is None:
@@ -210,10 +203,12 @@ if uses_network and settings is not None:
     else:
         try:
             loaded = cached_feature_model(extract.FeatureModel.key(settings), settings).checkpoint
-            st.caption(f"Network: {Path(loaded.path).name} ({loaded.identity[:19]}…), {loaded.n_classes} classes")
+            st.caption(esc.md(f"Network: {Path(loaded.path).name} ({loaded.identity[:19]}…), {loaded.n_classes} classes"))
         except (CheckpointError, ValueError, FileNotFoundError) as exc:
             message = str(exc).replace(settings.checkpoint, uploaded_name) if uploaded_name else str(exc)
-            st.error(f"Checkpoint cannot be used: {message}")
+            if uploaded_name:  # a refused upload is deleted at once (visitors cannot fill the disk)
+                uploads.discard_upload(settings.checkpoint, common.cache_dir() / "uploads")
+            st.error(f"Checkpoint cannot be used: {esc.md(message)}")
             settings = None
 
 # --- run ---------------------------------------------------------------------------------
@@ -248,7 +243,7 @@ if run_clicked and settings is not None:
     try:
         model = (cached_feature_model(extract.FeatureModel.key(settings), settings) if settings.deep else None)
     except (CheckpointError, ValueError, FileNotFoundError) as exc:
-        st.error(f"Extraction failed: {exc}")
+        st.error(f"Extraction failed: {esc.md(exc)}")
     else:
         common.follow_job(jobs.submit_extraction(ds, settings, common.cache_dir(), bboxes, started_by=user,
                                                  model=model))
@@ -269,7 +264,7 @@ def job_progress(job) -> None:
     text = job.progress_text() if not job.cancelling else f"cancelling at {job.done} / {job.total} synapses…"
     st.progress(job.fraction, text=text)
     who = job.started_by + (f", joined by {', '.join(job.attached)}" if job.attached else "")
-    st.caption(f"Job {job.job_id} started by {who}; it keeps running if you change settings or pages.")
+    st.caption(f"Job {job.job_id} started by {esc.md(who)}; it keeps running if you change settings or pages.")
 
 
 if job is not None:
@@ -278,7 +273,7 @@ if job is not None:
     elif job.status == "cancelled":
         st.warning(f"Extraction {job.message()}. Finished synapses are cached: press **Run extraction** to resume.")
     elif job.status == "failed":
-        st.error(f"Extraction failed: {job.error}")
+        st.error(f"Extraction failed: {esc.md(job.error)}")
     elif job.status == "done":
         common.apply_extraction_result(job)
 
@@ -286,11 +281,11 @@ if job is not None:
 other = registry.get(key) if key else None
 if other is not None and other is not job:
     if other.active:
-        st.info(f"{other.started_by} is running this extraction ({other.progress_text()}): press "
+        st.info(f"{esc.md(other.started_by)} is running this extraction ({other.progress_text()}): press "
                 "**Run extraction** to follow it; it is not computed twice.")
     elif other.status == "done" and st.session_state.get("applied_extraction") != other.job_id:
         st.info(f"An extraction with these settings finished {time.strftime('%H:%M', time.localtime(other.finished_at))}"
-                f" (started by {other.started_by}).")
+                f" (started by {esc.md(other.started_by)}).")
         if st.button("Show its results", key="x_show_other"):
             common.follow_job(other)
             common.apply_extraction_result(other)
@@ -307,7 +302,7 @@ if features is not None and not (job is not None and job.active):
     m3.metric("Skipped", 0 if skipped is None else len(skipped))
     done_job = st.session_state.get("extract_job")
     if done_job is not None:
-        st.caption(f"Job {done_job.job_id} started by {done_job.started_by}, {done_job.message()}.")
+        st.caption(f"Job {done_job.job_id} started by {esc.md(done_job.started_by)}, {done_job.message()}.")
     if skipped is not None and len(skipped):
         with st.expander(f"Skipped synapses ({len(skipped)})"):
             st.dataframe(skipped, hide_index=True, width="stretch")

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
+from synapse_core.app import escape as esc
 from synapse_core.app import state as app_state
 from synapse_core.cluster.summary import representatives
 from synapse_core.crops.settings import CropSettings
@@ -71,9 +72,9 @@ def gif_grid(ids: list[str], key: str, captions: dict | None = None) -> None:
                 data = gif_for(sid)
                 label = sid.replace(ID_SEP, " / ")
                 if isinstance(data, str):
-                    st.warning(f"{label}: {data}")
+                    st.warning(esc.md(f"{label}: {data}"))
                 else:
-                    st.image(data, caption=label + (f" — {captions[sid]}" if captions and sid in captions else ""),
+                    st.image(data, caption=esc.md(label + (f" — {captions[sid]}" if captions and sid in captions else "")),
                              width="stretch")
                 url = link_for(sid)
                 b1, b2 = st.columns(2)
@@ -111,7 +112,7 @@ with tab_clusters:
                 f"in {members['bbox_name'].nunique()} bboxes")
     summary = result.summary[result.summary["cluster"] == cluster]
     if len(summary) and summary.iloc[0].get("top_morphology"):
-        st.caption(f"Most distinctive morphology: {summary.iloc[0]['top_morphology']}")
+        st.caption(f"Most distinctive morphology: {esc.md(summary.iloc[0]['top_morphology'])}")
 
     reps = synapse_ids(representatives(members, n_reps)).tolist()  # empty for noise (−1)
     if reps:
@@ -173,9 +174,9 @@ with tab_detail:
     with left:
         data = gif_for(sid)
         if isinstance(data, str):
-            st.warning(data)
+            st.warning(esc.md(data))
         else:
-            st.image(data, caption=f"{bbox_name} / {var1}, cluster {row['cluster']}", width="stretch")
+            st.image(data, caption=esc.md(f"{bbox_name} / {var1}, cluster {row['cluster']}"), width="stretch")
             st.download_button("Download GIF", data, file_name=synapse_file_name(bbox_name, var1), mime="image/gif",
                                key="g_detail_gif")
         url = link_for(sid)

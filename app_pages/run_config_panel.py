@@ -11,6 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import common
+from synapse_core.app import escape as esc
 from synapse_core.app import run_config
 from synapse_core.app.run_config import DataChoice, RunConfig, settings_from_dict, settings_to_dict
 from synapse_core.app.widgets import declared_default, unshowable, widget_options
@@ -36,7 +37,7 @@ def loaded_settings(section: str, page_defaults: dict | None = None):
     try:
         return settings_from_dict(cls, loaded, section)
     except ValueError as exc:
-        st.error(f"The loaded run configuration cannot be used: {exc}")
+        st.error(f"The loaded run configuration cannot be used: {esc.md(exc)}")
         return cls(**(page_defaults or {}))
 
 
@@ -57,7 +58,7 @@ def settings_widget(widget, label: str, key: str, settings, name: str, where: st
     problem = unshowable(f"{where}.{name}", value, kwargs.get("options"), kwargs.get("min_value"),
                          kwargs.get("max_value"))
     if problem:
-        st.error(f"The loaded run configuration sets a value this page cannot show: {problem}. "
+        st.error(f"The loaded run configuration sets a value this page cannot show: {esc.md(problem)}. "
                  f"The widget shows the default instead; choose a value or load another configuration.")
         value = to_widget(declared_default(type(settings), name))
     options = kwargs.pop("options", None)

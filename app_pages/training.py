@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
+from synapse_core.app import escape as esc
 from synapse_core.app import jobs
 from synapse_core.crops.settings import CropSettings
 from synapse_core.features.checkpoints import CheckpointError, read_metadata
@@ -98,7 +99,7 @@ def live(job) -> None:
         text = (f"epoch {info['epoch']} / {info.get('epochs', '?')}, step {info['step']} / {info['steps']}, "
                 f"loss {info['step_losses'][-1]:.3f} · {text}")
     st.progress(job.fraction, text=("cancelling… " if job.cancelling else "") + text)
-    st.caption(f"Job {job.job_id} started by {job.started_by}; it keeps running if you leave this page.")
+    st.caption(f"Job {job.job_id} started by {esc.md(job.started_by)}; it keeps running if you leave this page.")
     loss_chart(info.get("loss_curve", []), info.get("step_losses", []))
 
 
@@ -108,7 +109,7 @@ if job is not None:
     elif job.status == "cancelled":
         st.warning(f"Training {job.message()}. The last finished epoch is kept: **Resume training** continues.")
     elif job.status == "failed":
-        st.error(f"Training failed: {job.error}")
+        st.error(f"Training failed: {esc.md(job.error)}")
     elif job.status == "done":
         st.success(f"Training {job.message()}: {out.name}")
 
@@ -125,7 +126,7 @@ else:
     try:
         meta = read_metadata(path) or {}
     except (CheckpointError, OSError, ValueError) as exc:
-        st.error(f"{name} cannot be read: {exc}")
+        st.error(esc.md(f"{name} cannot be read: {exc}"))
         meta = None
     if meta is not None:
         training = meta.get("training", {})
@@ -135,9 +136,9 @@ else:
         m2.metric("Final loss", f"{curve[-1]:.3f}" if curve else "–")
         m3.metric("Synapses", meta.get("data", {}).get("n_synapses", "–"))
         m4.metric("Training time", jobs.format_seconds(meta.get("wall_time_s", 0.0)))
-        st.caption(f"{meta.get('method', '?')}, fmaps {training.get('fmaps', '?')}, input "
+        st.caption(esc.md(f"{meta.get('method', '?')}, fmaps {training.get('fmaps', '?')}, input "
                    f"{training.get('input_size', '?')}³, seed {training.get('seed', '?')}, written "
-                   f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(path.stat().st_mtime))}.")
+                   f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(path.stat().st_mtime))}."))
         loss_chart(curve)
         if st.button("Use this model for extraction", key="t_use", icon=":material/arrow_forward:"):
             st.session_state["x_checkpoint"] = common.TRAINED_CHECKPOINT + name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -38,17 +39,22 @@ def metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
 
+def shown(markdown: str) -> str:
+    """The text a reader sees of Markdown whose user text was escaped (``synapse_core.app.escape.md``)."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
 def errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
+    return [shown(e.value) for e in at.error]
 
 
 def markdown_texts(at: AppTest) -> list[str]:
-    return [m.value for m in at.markdown]
+    return [shown(m.value) for m in at.markdown]
 
 
 def image_captions(at: AppTest) -> list[str]:
     """Captions of every image shown (``st.image`` elements hold a list of images)."""
-    return [img.caption for element in at.get("image") for img in element.proto.imgs]
+    return [shown(img.caption) for element in at.get("image") for img in element.proto.imgs]
 
 
 def plotly_specs(at: AppTest) -> list[dict]:
