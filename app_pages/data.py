@@ -8,12 +8,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_pages import common
-from synapse_core.app import escape as esc
 from synapse_core.app.data_roots import subfolders
 from synapse_core.crops.availability import crop_checks
 from synapse_core.crops.settings import CropSettings
 from synapse_core.data.synapse_keys import synapse_rows
 from synapse_core.data.voxel_size import format_voxel_size
+from synapse_core.data.windows import read_slice, view_window
 from synapse_core.viz.colours import STRUCTURE_COLOURS
 from synapse_core.viz.slice_overlay import MASK_STRUCTURES, overlay_slice
 
@@ -32,7 +32,7 @@ with col_sub:
     try:
         folders = [""] + subfolders(root)
     except (ValueError, OSError) as exc:
-        st.error(esc.md(f"Data root {root.name!r} cannot be listed: {exc}"))
+        st.error(f"Data root {root.name!r} cannot be listed: {exc}")
         common.stop()
     common.persisted(
         st.selectbox, "Dataset folder inside the root", "subfolder", "", options=folders, share=True,
@@ -43,7 +43,7 @@ try:
     ds = common.current_dataset()
 except (ValueError, FileNotFoundError, KeyError) as exc:
     st.error(
-        f"This folder is not a usable dataset: {esc.md(exc)}\n\n"
+        f"This folder is not a usable dataset: {exc}\n\n"
         "Choose another folder; a dataset has raw/, seg/ and mask/ volumes per bbox and a synapse table."
     )
     common.write_query()
@@ -65,9 +65,9 @@ n_issue_rows = len(issues[issues["bbox_name"].isin(bboxes)]) if len(issues) else
 m3.metric("Skipped rows", n_issue_rows)
 m4.metric("Voxel size (z, y, x) nm", " × ".join(f"{v:g}" for v in ds.voxel_size_nm) if ds.voxel_size_nm else "unknown")
 
-st.caption(esc.md("Voxel size per bbox: " + "; ".join(
+st.caption("Voxel size per bbox: " + "; ".join(
     f"{b.name} {format_voxel_size(b.voxel_size_nm)} from {b.voxel_size_source}" if b.voxel_size_nm else f"{b.name} unknown"
-    for b in (ds.bboxes[n] for n in bboxes))))
+    for b in (ds.bboxes[n] for n in bboxes)))
 try:  # checks that depend on the crop settings chosen on the Extraction page (defaults before that)
     default_crop = CropSettings()
     page_crop = CropSettings(
@@ -80,9 +80,9 @@ data_warnings = ds.report.warnings + crop_checks(ds, page_crop, bboxes=bboxes)
 with st.expander(f"Validation report ({n_issue_rows} skipped rows, {len(data_warnings)} warnings)",
                  expanded=bool(ds.report.fatal or n_issue_rows or data_warnings)):
     for problem in ds.report.fatal:
-        st.error(esc.md(problem))
+        st.error(problem)
     for warning in data_warnings:
-        st.warning(esc.md(warning))
+        st.warning(warning)
     if n_issue_rows:
         st.dataframe(issues[issues["bbox_name"].isin(bboxes)], hide_index=True, width="stretch")
     else:
@@ -104,6 +104,7 @@ def jump_to_synapse() -> None:
     hit = synapse_rows(here, [(bbox.name, var1)], missing="ignore") if var1 is not None else here.iloc[:0]
     if len(hit):  # empty when the bbox changed in the same rerun
         st.session_state["view_z"] = int(hit.iloc[0]["central_coord_3"])
+        st.session_state["view_center_yx"] = (int(hit.iloc[0]["central_coord_2"]), int(hit.iloc[0]["central_coord_1"]))
 
 
 with v2:
@@ -118,20 +119,24 @@ with v4:
 z = int(st.session_state["view_z"])
 opacity = st.slider("Overlay opacity", 0.0, 1.0, 0.45, 0.05, key="view_opacity")
 
-raw = np.asarray(bbox.raw.open()[z])
-mask = np.asarray(bbox.mask.open()[z]) if (show_mask and bbox.mask is not None) else None
-seg = np.asarray(bbox.seg.open()[z]) if show_seg else None
+# A window of at most VIEW_MAX_YX around the chosen synapse: the whole slice of a bbox, never of a whole volume.
+window = view_window(bbox.shape_zyx, st.session_state.get("view_center_yx"))
+y0, y1, x0, x1 = window
+raw = read_slice(bbox.raw, z, window)
+mask = read_slice(bbox.mask, z, window) if (show_mask and bbox.mask is not None) else None
+seg = read_slice(bbox.seg, z, window) if show_seg else None
 image = overlay_slice(raw, mask, bbox.labels, opacity=opacity, seg_yx=seg)
 
 fig = go.Figure(go.Image(z=image, hoverinfo="skip"))
-near = here[(here["central_coord_3"] - z).abs() <= 3]
+near = here[((here["central_coord_3"] - z).abs() <= 3) & here["central_coord_2"].between(y0, y1 - 1)
+            & here["central_coord_1"].between(x0, x1 - 1)]
 if len(near):
     fig.add_trace(
         go.Scatter(
-            x=near["central_coord_1"], y=near["central_coord_2"], mode="markers+text",
-            text=near["Var1"].astype(str).map(esc.plotly), textposition="top center", textfont={"color": "yellow"},
+            x=near["central_coord_1"] - x0, y=near["central_coord_2"] - y0, mode="markers+text",
+            text=near["Var1"].astype(str), textposition="top center", textfont={"color": "yellow"},
             marker={"symbol": "circle-open", "size": 16, "color": "yellow", "line": {"width": 2}},
-            customdata=np.stack([near["Var1"].astype(str).map(esc.plotly), near["central_coord_3"]], axis=-1),
+            customdata=np.stack([near["Var1"].astype(str), near["central_coord_3"]], axis=-1),
             hovertemplate="Var1 %{customdata[0]}<br>x %{x}, y %{y}, z %{customdata[1]}<extra></extra>",
             name="synapses (±3 slices)",
         )
@@ -143,7 +148,7 @@ st.plotly_chart(fig, key="slice_view")
 legend = " ".join(
     f"<span style='color:rgb{STRUCTURE_COLOURS[name]}'>■</span> {name.replace('_', ' ')}" for name in MASK_STRUCTURES
 )
-st.caption(f"{esc.html(bbox.name)}, z = {z} of {nz}; {len(near)} synapse centres within ±3 slices. {legend}", unsafe_allow_html=True)
+st.caption(f"{bbox.name}, z = {z} of {nz}; {len(near)} synapse centres within ±3 slices. {legend}", unsafe_allow_html=True)
 
 st.subheader("Synapse table")
 st.dataframe(table, hide_index=True, width="stretch", height=320)
