@@ -170,3 +170,21 @@ def test_the_slice_viewer_reads_a_bounded_window_around_the_synapse(big_root):
     assert image.shape == (64, 64)
     np.testing.assert_array_equal(image[24:40, 24:40], expected)
     assert image[:24].max() == 0 and image[40:].max() == 0
+
+
+@pytest.mark.slow
+def test_data_page_opens_a_whole_volume_dataset_and_shows_a_window_around_a_synapse(big_root, tmp_path,
+                                                                                     monkeypatch):
+    from app_helpers import configure, metrics, open_page
+
+    synthetic_table(50).to_parquet(big_root / "fifty.parquet")
+    write_config(big_root, "fifty.parquet")
+    configure(monkeypatch, big_root, tmp_path / "cache")
+    at = open_page()
+    assert metrics(at)["Valid synapses"] == "50"
+    first = synthetic_table(50).iloc[0]
+    at.selectbox(key="view_jump").set_value(str(first["synapse_id"])).run()
+    assert not at.exception, at.exception
+    assert at.slider(key="w_view_z").value == int(first["c_z"] // VOXEL)
+    assert any(c.value.startswith(f"volume, z = {int(first['c_z'] // VOXEL)}") and "1 synapse centres" in c.value
+               for c in at.caption)
