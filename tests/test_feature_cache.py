@@ -85,3 +85,31 @@ def test_code_fingerprint_covers_every_result_module():
 def test_code_fingerprint_of_a_missing_module_is_an_error_naming_it(name):
     with pytest.raises(ModuleNotFoundError, match=f"module '{name}' has no source file"):
         source_fingerprint(("synapse_core.crops.build", name))
+
+
+class _Planted:
+    """Unpickling this creates the file named by ``marker``: the proof that a pickle ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_pickle_planted_in_the_store_never_runs_and_the_synapse_is_recomputed(demo_dataset, tmp_path):
+    import pickle
+
+    from synapse_core.features.extract import extract_features
+    from synapse_core.features.settings import ExtractSettings
+
+    settings = ExtractSettings(features="morphology", workers=0)
+    first = extract_features(demo_dataset, settings, cache_dir=tmp_path, synapses=[("bbox1", "syn_001")])
+    (entry,) = (tmp_path / "features" / "results").rglob("*.npz")
+    marker = tmp_path / "PWNED"
+    entry.write_bytes(pickle.dumps(_Planted(marker)))
+    again = extract_features(demo_dataset, settings, cache_dir=tmp_path, synapses=[("bbox1", "syn_001")])
+    assert not marker.exists()
+    assert (again.n_computed, again.n_cached) == (1, 0)
+    assert again.features.drop(columns="feature_code_version").equals(first.features.drop(columns="feature_code_version"))
+    assert extract_features(demo_dataset, settings, cache_dir=tmp_path, synapses=[("bbox1", "syn_001")]).n_cached == 1
