@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_pages import common
+from synapse_core.app import escape as esc
 from synapse_core.app.data_roots import subfolders
 from synapse_core.crops.availability import crop_checks
 from synapse_core.crops.settings import CropSettings
@@ -32,7 +33,7 @@ with col_sub:
     try:
         folders = [""] + subfolders(root)
     except (ValueError, OSError) as exc:
-        st.error(f"Data root {root.name!r} cannot be listed: {exc}")
+        st.error(esc.md(f"Data root {root.name!r} cannot be listed: {exc}"))
         common.stop()
     common.persisted(
         st.selectbox, "Dataset folder inside the root", "subfolder", "", options=folders, share=True,
@@ -43,7 +44,7 @@ try:
     ds = common.current_dataset()
 except (ValueError, FileNotFoundError, KeyError) as exc:
     st.error(
-        f"This folder is not a usable dataset: {exc}\n\n"
+        f"This folder is not a usable dataset: {esc.md(exc)}\n\n"
         "Choose another folder; a dataset has raw/, seg/ and mask/ volumes per bbox and a synapse table."
     )
     common.write_query()
@@ -65,9 +66,9 @@ n_issue_rows = len(issues[issues["bbox_name"].isin(bboxes)]) if len(issues) else
 m3.metric("Skipped rows", n_issue_rows)
 m4.metric("Voxel size (z, y, x) nm", " × ".join(f"{v:g}" for v in ds.voxel_size_nm) if ds.voxel_size_nm else "unknown")
 
-st.caption("Voxel size per bbox: " + "; ".join(
+st.caption(esc.md("Voxel size per bbox: " + "; ".join(
     f"{b.name} {format_voxel_size(b.voxel_size_nm)} from {b.voxel_size_source}" if b.voxel_size_nm else f"{b.name} unknown"
-    for b in (ds.bboxes[n] for n in bboxes)))
+    for b in (ds.bboxes[n] for n in bboxes))))
 try:  # checks that depend on the crop settings chosen on the Extraction page (defaults before that)
     default_crop = CropSettings()
     page_crop = CropSettings(
@@ -80,9 +81,9 @@ data_warnings = ds.report.warnings + crop_checks(ds, page_crop, bboxes=bboxes)
 with st.expander(f"Validation report ({n_issue_rows} skipped rows, {len(data_warnings)} warnings)",
                  expanded=bool(ds.report.fatal or n_issue_rows or data_warnings)):
     for problem in ds.report.fatal:
-        st.error(problem)
+        st.error(esc.md(problem))
     for warning in data_warnings:
-        st.warning(warning)
+        st.warning(esc.md(warning))
     if n_issue_rows:
         st.dataframe(issues[issues["bbox_name"].isin(bboxes)], hide_index=True, width="stretch")
     else:
@@ -134,9 +135,9 @@ if len(near):
     fig.add_trace(
         go.Scatter(
             x=near["central_coord_1"] - x0, y=near["central_coord_2"] - y0, mode="markers+text",
-            text=near["Var1"].astype(str), textposition="top center", textfont={"color": "yellow"},
+            text=near["Var1"].astype(str).map(esc.plotly), textposition="top center", textfont={"color": "yellow"},
             marker={"symbol": "circle-open", "size": 16, "color": "yellow", "line": {"width": 2}},
-            customdata=np.stack([near["Var1"].astype(str), near["central_coord_3"]], axis=-1),
+            customdata=np.stack([near["Var1"].astype(str).map(esc.plotly), near["central_coord_3"]], axis=-1),
             hovertemplate="Var1 %{customdata[0]}<br>x %{x}, y %{y}, z %{customdata[1]}<extra></extra>",
             name="synapses (±3 slices)",
         )
@@ -148,7 +149,7 @@ st.plotly_chart(fig, key="slice_view")
 legend = " ".join(
     f"<span style='color:rgb{STRUCTURE_COLOURS[name]}'>■</span> {name.replace('_', ' ')}" for name in MASK_STRUCTURES
 )
-st.caption(f"{bbox.name}, z = {z} of {nz}; {len(near)} synapse centres within ±3 slices. {legend}", unsafe_allow_html=True)
+st.caption(f"{esc.html(bbox.name)}, z = {z} of {nz}; {len(near)} synapse centres within ±3 slices. {legend}", unsafe_allow_html=True)
 
 st.subheader("Synapse table")
 st.dataframe(table, hide_index=True, width="stretch", height=320)
