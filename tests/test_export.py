@@ -187,3 +187,36 @@ def test_extract_cli_refuses_an_unknown_out_suffix_before_any_work(tmp_path, cap
 
     assert main(["extract", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "f.txt")]) == 2
     assert "give a file name ending in .csv, .parquet, .h5ad" in capsys.readouterr().err
+
+
+def test_export_cli_writes_nml_annotation_layer_and_links(tmp_path):
+    from synapse_core.cli.parser import main
+
+    root = tmp_path / "DATA"
+    root.mkdir()
+    ome_dataset(root)
+    pd.DataFrame({"bbox_name": "volume", "Var1": ["syn_3", "syn_1"], "cluster": [4, 0]}).to_csv(
+        tmp_path / "clusters.csv", index=False)
+    code = main(["export", "--data", str(root), "--clusters", str(tmp_path / "clusters.csv"),
+                 "--out", str(tmp_path / "viewers"), "--cache-dir", str(tmp_path / "cache")])
+    assert code == 0
+    links = pd.read_csv(tmp_path / "viewers" / "neuroglancer_links.csv")
+    assert links[["Var1", "cluster"]].values.tolist() == [["syn_3", 4], ["syn_1", 0]]
+    state = json.loads(urllib.parse.unquote(links["neuroglancer_url"][0].split("#!", 1)[1]))
+    assert state["layers"][-1]["annotations"][0]["description"] == "volume/syn_3 cluster 4"
+    trees = ET.parse(tmp_path / "viewers" / "clusters.nml").getroot().findall("thing")
+    assert [t.get("name") for t in trees] == ["volume/syn_3", "volume/syn_1"]
+    info = json.loads((tmp_path / "viewers" / "neuroglancer_annotations" / "info").read_text())
+    assert info["@type"] == "neuroglancer_annotations_v1" and info["properties"][0]["id"] == "cluster"
+
+
+def test_export_cli_names_synapses_the_dataset_does_not_have(tmp_path, capsys):
+    from synapse_core.cli.parser import main
+
+    root = tmp_path / "DATA"
+    root.mkdir()
+    ome_dataset(root)
+    pd.DataFrame({"bbox_name": "volume", "Var1": ["syn_9"], "cluster": [1]}).to_csv(tmp_path / "c.csv", index=False)
+    assert main(["export", "--data", str(root), "--clusters", str(tmp_path / "c.csv"),
+                 "--out", str(tmp_path / "viewers"), "--cache-dir", str(tmp_path / "cache")]) == 2
+    assert "1 synapse(s) not among the valid rows" in capsys.readouterr().err
