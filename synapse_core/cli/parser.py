@@ -16,7 +16,7 @@ import logging
 import sys
 
 #: Commands in the order ``--help`` lists them.
-COMMANDS = ("demo", "validate", "crop", "gif", "train", "extract", "cluster")
+COMMANDS = ("demo", "validate", "crop", "gif", "train", "extract", "cluster", "export")
 
 
 class _HelpFormatter(argparse.HelpFormatter):

@@ -53,6 +53,7 @@ from synapse_core.features.jobs import (
 from synapse_core.features.cache import FEATURE_CODE_VERSION, code_fingerprint, new_job_id
 from synapse_core.features.executors import ExtractProgress, ProgressReporter, die_with_parent
 from synapse_core.features.morphology import morphology_columns
+from synapse_core.features.rerun import remember_runs
 from synapse_core.features.settings import ExtractSettings
 
 log = logging.getLogger(__name__)
@@ -225,6 +226,7 @@ def _prepared_stream(jobs: list[PrepareJob], workers: int, window: int):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+@remember_runs(ExtractResult)  # an unchanged rerun returns its stored table without reading volumes
 def extract_features(dataset, settings: ExtractSettings = ExtractSettings(), cache_dir=None, bboxes=None,
                      progress: Callable[[int, int], None] | None = None,
                      cancel: Callable[[], bool] | None = None, use_cache: bool = True,
