@@ -13,6 +13,9 @@ of a synapse (which share most chunks), and neighbouring synapses, decode each c
 * **HDF5**: h5py, whose chunk cache keeps decoded chunks
   (:meth:`synapse_core.data.volumes.VolumeSource.open` opens files with ``rdcc_nbytes`` =
   ``volumes.HDF5_CHUNK_CACHE_BYTES`` per dataset).
+* **OME-Zarr, N5, Neuroglancer precomputed, WebKnossos zarr3** (:mod:`synapse_core.data.formats`):
+  TensorStore through the same per-process ``cache_pool`` (:func:`tensorstore_context`); the
+  :class:`~synapse_core.data.formats.WindowedArray` reads just the window (``read_window``).
 * **numpy** (and any array-like without chunks): sliced.
 
 TensorStore threads do not survive ``fork()``: a process forked after TensorStore started cannot
