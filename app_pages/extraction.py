@@ -73,6 +73,7 @@ with c4:
     settings_widget(st.number_input, "Crop size (voxels)", "x_size", crop_defaults, "size", "extraction.crop", step=8)
     settings_widget(st.checkbox, "Smart crop (towards presynapse)", "x_smart_crop", crop_defaults, "smart_crop",
                     "extraction.crop")
+    settings_widget(st.selectbox, "Orientation", "x_orientation", crop_defaults, "orientation", "extraction.crop")
 seg_type = st.session_state["x_segmentation_type"]
 st.info(f"**Type {seg_type} — {SEGMENTATION_TYPES[seg_type].name}.** {SEGMENTATION_TYPES[seg_type].description}")
 
@@ -81,7 +82,7 @@ try:
     crop_settings = dataclasses.replace(
         crop_defaults, size=int(st.session_state["x_size"]), segmentation_type=int(seg_type),
         alpha=float(st.session_state["x_alpha"]), gray=float(st.session_state["x_gray"]),
-        smart_crop=bool(st.session_state["x_smart_crop"]),
+        smart_crop=bool(st.session_state["x_smart_crop"]), orientation=str(st.session_state["x_orientation"]),
     )
     st.session_state["crop_settings"] = crop_settings  # the Training page crops the same way
 except ValueError as exc:

@@ -187,3 +187,15 @@ def test_orientation_is_a_crop_flag_and_part_of_the_crop_key():
     flag = next(a for a in sub._actions if a.dest == "orientation")
     assert flag.metavar == "{native,canonical}"
     assert content_hash(CropSettings(orientation="native")) != content_hash(CropSettings(orientation="canonical"))
+
+
+@pytest.mark.usefixtures("demo_app")
+def test_the_extraction_page_offers_the_declared_orientations_and_crops_with_the_choice():
+    from app_helpers import errors, open_page
+
+    at = open_page("app_pages/extraction.py", state={"bboxes": ["bbox1"]})
+    box = at.selectbox(key="w_x_orientation")
+    assert list(box.options) == ["native", "canonical"] and box.value == "native"
+    box.set_value("canonical").run()
+    assert at.session_state["crop_settings"].orientation == "canonical"
+    assert not errors(at) and not at.exception
