@@ -27,7 +27,7 @@ from vgg3d_reference import reference_trunk
 
 ROOT = Path(__file__).resolve().parents[1]
 CROP = CropSettings(size=32)
-TINY = ExtractSettings(crop=CROP, fmaps=4, batch_size=4, workers=0, device="cpu")
+TINY = ExtractSettings(features="vgg3d", crop=CROP, fmaps=4, batch_size=4, workers=0, device="cpu")
 TINY_NET = Vgg3DConfig(input_size=(32, 32, 32), fmaps=4, classifier_width=32)
 #: Synapses of the seed-0 demo's bbox1 whose vesicle cloud fills an 8³ box (type 12); the rest are discarded.
 KEPT_BY_TYPE_12_BOX_8 = 4
@@ -133,7 +133,7 @@ ds = open_dataset(data, cache_dir=volumes)
 pathlib.Path(go + f".ready{pathlib.os.getpid()}").touch()
 while not pathlib.Path(go).exists():
     time.sleep(0.005)
-s = ExtractSettings(crop=CropSettings(size=32), fmaps=8, batch_size=1, workers=0, device="cpu")
+s = ExtractSettings(features="vgg3d", crop=CropSettings(size=32), fmaps=8, batch_size=1, workers=0, device="cpu")
 r = extract_features(ds, s, cache_dir=cache, synapses=[("bbox1", f"syn_{i:03d}") for i in range(1, 9)])
 feats = r.features[[c for c in r.features.columns if c.startswith("feat_")]].to_numpy().tolist()
 print(json.dumps({"computed": r.n_computed, "cached": r.n_cached, "passes": r.n_forward_passes, "feats": feats}))
@@ -214,7 +214,7 @@ def test_bf16_features_are_close_to_fp32_and_cached_separately(demo_dataset, tmp
 
 @pytest.mark.slow
 def test_original_network_gives_192_features_with_crops_built_in_a_worker(demo_dataset, tmp_path):
-    settings = ExtractSettings(batch_size=2, workers=1, device="cpu")  # the defaults: 80³, fmaps 24, stage4, avg
+    settings = ExtractSettings(features="vgg3d", batch_size=2, workers=1, device="cpu")  # 80³, fmaps 24, stage4, avg
     result = extract_features(demo_dataset, settings, cache_dir=tmp_path, synapses=[("bbox1", "syn_001"), ("bbox2", "syn_003")])
     f = feats(result.features)
     assert f.shape == (2, 192) and np.isfinite(f).all() and not np.allclose(f[0], f[1])
@@ -235,7 +235,8 @@ def small_root(tmp_path):
 def test_cli_writes_features_and_skipped_csv(small_root, tmp_path, capsys):
     out = tmp_path / "features.csv"
     code = main(["extract", "--data", str(small_root), "--out", str(out), "--size", "16", "--fmaps", "2",
-                 "--workers", "0", "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--segmentation_type", "0"])
+                 "--workers", "0", "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--segmentation_type", "0",
+                 "--features", "vgg3d"])
     assert code == 0
     f = pd.read_csv(out)
     assert f["Var1"].tolist() == ["syn_1", "syn_3"] and f["note"].tolist() == ["row 1", "row 3"]
@@ -244,6 +245,24 @@ def test_cli_writes_features_and_skipped_csv(small_root, tmp_path, capsys):
     skipped = pd.read_csv(tmp_path / "features.skipped.csv")
     assert skipped["Var1"].tolist() == ["syn_2"] and "central_coord_1" in skipped["reason"].iloc[0]
     assert "syn_2" in capsys.readouterr().err
+
+
+def test_without_a_checkpoint_the_default_feature_set_is_the_measured_best_without_a_download():
+    from synapse_core.features.settings import NO_CHECKPOINT_FEATURES
+
+    assert NO_CHECKPOINT_FEATURES == "morphology"
+    assert ExtractSettings().feature_set == "morphology" and not ExtractSettings().deep
+    assert ExtractSettings(checkpoint="model.pt").feature_set == "vgg3d"
+
+
+def test_cli_says_which_feature_set_it_uses_without_a_checkpoint(small_root, tmp_path, capsys):
+    out = tmp_path / "features.csv"
+    assert main(["extract", "--data", str(small_root), "--out", str(out), "--size", "16", "--workers", "0",
+                 "--cache-dir", str(tmp_path / "cache"), "--no-progress"]) == 0
+    assert ("no checkpoint: using morphology features, measured best without a download; see docs/training.md"
+            in capsys.readouterr().err)
+    f = pd.read_csv(out)
+    assert set(f["feature_set"]) == {"morphology"} and not any(c.startswith("feat_") for c in f.columns)
 
 
 def test_cli_refuses_a_download_error_page_as_checkpoint(small_root, tmp_path, capsys):
@@ -276,7 +295,7 @@ def test_real_fib_sem_hdf5_extracts_the_same_in_a_worker_as_in_process(tmp_path)
 def test_a_feature_model_is_reused_across_runs_and_counts_only_each_runs_passes(demo_dataset, tmp_path):
     from synapse_core.features.extract import FeatureModel
 
-    settings = ExtractSettings(crop=CropSettings(size=16), fmaps=4, batch_size=8, workers=0)
+    settings = ExtractSettings(features="vgg3d", crop=CropSettings(size=16), fmaps=4, batch_size=8, workers=0)
     model = FeatureModel(settings)
     first = extract_features(demo_dataset, settings, tmp_path / "a", bboxes=["bbox1"], model=model)
     second = extract_features(demo_dataset, settings, tmp_path / "b", bboxes=["bbox1"], model=model)
@@ -288,8 +307,8 @@ def test_a_feature_model_is_reused_across_runs_and_counts_only_each_runs_passes(
 def test_a_feature_model_for_other_settings_is_refused(demo_dataset, tmp_path):
     from synapse_core.features.extract import FeatureModel
 
-    settings = ExtractSettings(crop=CropSettings(size=16), fmaps=4, workers=0)
-    other = FeatureModel(ExtractSettings(crop=CropSettings(size=16), fmaps=4, workers=0, pooling="max"))
+    settings = ExtractSettings(features="vgg3d", crop=CropSettings(size=16), fmaps=4, workers=0)
+    other = FeatureModel(ExtractSettings(features="vgg3d", crop=CropSettings(size=16), fmaps=4, workers=0, pooling="max"))
     with pytest.raises(ValueError, match="model= was built for other model settings"):
         extract_features(demo_dataset, settings, tmp_path, bboxes=["bbox1"], model=other)
 

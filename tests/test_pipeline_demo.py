@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow  # a full-size VGG3D extraction of all 60 demo syn
 def demo_features(demo_root, demo_cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("pipeline") / "features.csv"
     assert main(["extract", "--data", str(demo_root), "--out", str(out), "--cache-dir", str(demo_cache),
-                 "--no-progress"]) == 0
+                 "--features", "vgg3d", "--no-progress"]) == 0
     return out
 
 

@@ -262,7 +262,8 @@ def test_extracted_features_carry_the_identity_and_differ_from_untrained(one_bbo
     result, out = tiny_model
     trained = extract_features(one_bbox, ExtractSettings(crop=TINY.crop, checkpoint=str(out), workers=0),
                                use_cache=False).features
-    untrained = extract_features(one_bbox, ExtractSettings(crop=CropSettings(size=16), fmaps=4, workers=0),
+    untrained = extract_features(one_bbox, ExtractSettings(features="vgg3d", crop=CropSettings(size=16), fmaps=4,
+                                                              workers=0),
                                  use_cache=False).features  # the same network shape, untrained (seed 0)
     a, b = trained.filter(like="feat_").to_numpy(), untrained.filter(like="feat_").to_numpy()
     assert a.shape == b.shape == (15, 32)
@@ -285,6 +286,29 @@ def test_cli_trains_and_extract_needs_only_the_checkpoint(one_bbox, tmp_path, ca
     features = pd.read_csv(tmp_path / "f.csv")
     assert features.filter(like="feat_").shape == (15, 32)
     assert features["checkpoint"].iloc[0] == f"sha256:{file_sha256(model)}"
+
+
+def test_extract_refuses_a_crop_flag_that_contradicts_the_checkpoint(one_bbox, tiny_model, tmp_path, capsys):
+    from synapse_core.cli.parser import main
+
+    _, model = tiny_model
+    assert main(["extract", "--data", str(one_bbox.root), "--out", str(tmp_path / "f.csv"), "--size", "16",
+                 "--checkpoint", str(model), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"--size 16 but {model} was trained on crops with size=32" in err
+    assert "Leave out --size to use the checkpoint's value, or add --allow-crop-mismatch" in err
+    assert not (tmp_path / "f.csv").exists()
+
+
+def test_extract_takes_the_crop_flags_not_given_from_the_checkpoint(tiny_model):
+    from synapse_core.cli.extract import checkpoint_crop_settings
+    from synapse_core.cli.parser import build_parser
+
+    _, model = tiny_model
+    args = build_parser("extract").parse_args(["extract", "--data", "d", "--out", "f.csv", "--checkpoint", str(model),
+                                               "--alpha", "1.0"])
+    crop, from_checkpoint = checkpoint_crop_settings(args)
+    assert (crop.size, crop.alpha, from_checkpoint) == (32, 1.0, ["size"])
 
 
 def test_cli_refuses_to_overwrite_a_finished_checkpoint(tmp_path, capsys):

@@ -11,6 +11,8 @@ Which transformations suit EM (see docs/training.md):
   axis (rotations in the section plane (y, x), flips of every axis: 16 elements), for anisotropic
   data; ``group="cube"`` also permutes z with y and x (48 elements), only for isotropic voxels.
   These are exact permutations of voxels.
+* :func:`random_rotation`: free rotations (any 3D rotation for isotropic voxels, any angle in the
+  section plane otherwise), trilinear; off unless ``rotation_probability`` > 0.
 * :func:`random_translate`, :func:`random_intensity` (brightness, contrast, gamma),
   :func:`random_blur`, :func:`random_noise`, :func:`random_cutout`.
 * :func:`section_jitter` (small y/x shifts per z section: misalignment) and
@@ -90,6 +92,49 @@ def random_symmetry(x: torch.Tensor, generator: torch.Generator, group: str = "p
         v = x[i : i + 1].permute(0, 1, *order)[0]
         out[i] = v.flip(flips) if flips else v
     return out
+
+
+def _rotation_matrices(generator: torch.Generator, n: int, plane: bool) -> torch.Tensor:
+    """(n, 3, 3) float64 rotations: uniform on SO(3) (normalised Gaussian quaternions), or with ``plane``
+    about z by a uniform angle. Rows and columns in ``affine_grid``'s order (x, y, z)."""
+    if plane:
+        angle = _uniform(generator, n, 0.0, 2 * math.pi).to(torch.float64)
+        c, s = torch.cos(angle), torch.sin(angle)
+        r = torch.zeros(n, 3, 3, dtype=torch.float64)
+        r[:, 0, 0], r[:, 0, 1], r[:, 1, 0], r[:, 1, 1], r[:, 2, 2] = c, -s, s, c, 1.0
+        return r
+    q = torch.randn(n, 4, generator=generator, dtype=torch.float64)
+    w, a, b, c = (q / q.norm(dim=1, keepdim=True)).unbind(1)
+    return torch.stack([
+        torch.stack([1 - 2 * (b * b + c * c), 2 * (a * b - c * w), 2 * (a * c + b * w)], 1),
+        torch.stack([2 * (a * b + c * w), 1 - 2 * (a * a + c * c), 2 * (b * c - a * w)], 1),
+        torch.stack([2 * (a * c - b * w), 2 * (b * c + a * w), 1 - 2 * (a * a + b * b)], 1),
+    ], 1)
+
+
+def random_rotation(x: torch.Tensor, generator: torch.Generator, probability: float = 1.0,
+                    plane: bool = False) -> torch.Tensor:
+    """With ``probability``, rotate a sample about its centre by a random rotation (trilinear, edges replicated).
+
+    ``plane=False``: uniform over all 3D rotations (isotropic voxels only: needs z = y = x);
+    ``plane=True``: a uniform angle in the (y, x) section plane (needs y = x). Free rotations fill the
+    orientations between the exact 90° symmetries of :func:`random_symmetry`; the trilinear resampling
+    smooths a little. Nothing is drawn when ``probability`` is 0.
+    """
+    _check(x)
+    n = x.shape[0]
+    if probability <= 0:
+        return x.clone()
+    z, y, w = x.shape[2:]
+    if y != w or (not plane and z != y):
+        raise ValueError(f"random rotations need equal edges ({'y = x' if plane else 'z = y = x'}), got "
+                         f"(z, y, x) = {(z, y, w)}")
+    apply = torch.rand(n, generator=generator) < probability
+    rot = _rotation_matrices(generator, n, plane)
+    rot[~apply] = torch.eye(3, dtype=torch.float64)
+    theta = torch.cat([rot, torch.zeros(n, 3, 1, dtype=torch.float64)], dim=2).to(device=x.device, dtype=x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def _shift(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
@@ -246,10 +291,13 @@ def random_view(x: torch.Tensor, generator: torch.Generator, settings, geometry:
 
     ``settings`` is a :class:`~synapse_core.features.train_settings.TrainSettings`; ``geometry``
     ("isotropic" or "anisotropic") chooses the symmetry group and whether section jitter and
-    section drop apply. Order: symmetry, translation, section jitter/drop, intensity, blur, noise, cutout.
+    section drop apply. Order: symmetry, free rotation, translation, section jitter/drop, intensity, blur,
+    noise, cutout.
     """
     s = settings
     v = random_symmetry(x, generator, "cube" if geometry == "isotropic" else "plane")
+    if getattr(s, "rotation_probability", 0.0) > 0:
+        v = random_rotation(v, generator, s.rotation_probability, plane=geometry != "isotropic")
     v = random_translate(v, generator, s.translate)
     if geometry == "anisotropic":
         v = section_jitter(v, generator, s.section_jitter)

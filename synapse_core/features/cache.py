@@ -36,6 +36,8 @@ RESULT_MODULES = (
     "synapse_core.crops.components", "synapse_core.crops.resample", "synapse_core.crops.orient",
     "synapse_core.crops.presynaptic", "synapse_core.crops.segmentation_types", "synapse_core.features.morphology",
     "synapse_core.features.jobs", "synapse_core.features.vgg3d", "synapse_core.features.net", "synapse_core.features.pooling",
+    # pixels/invariance compute vectors; augment's resize maps crops to a trained network's input size
+    "synapse_core.features.pixels", "synapse_core.features.invariance", "synapse_core.features.augment",
 )
 
 

@@ -74,6 +74,10 @@ class TrainSettings:
                                                    "anisotropic: flips and 90° rotations in the section plane "
                                                    "(y, x) plus a z flip, per-section jitter and section drop; "
                                                    "auto: from the dataset's voxel size (unknown → anisotropic)")
+    rotation_probability: float = Field(0.0, ge=0, le=1, description="probability that a view is also rotated by "
+                                                                     "a random angle: any 3D rotation (isotropic) "
+                                                                     "or any angle in the y-x plane (anisotropic); "
+                                                                     "trilinear, edges replicated")
     translate: float = Field(0.1, ge=0, le=0.5, description="largest random shift of a view, as a fraction of "
                                                             "the input edge")
     brightness: float = Field(0.1, ge=0, le=1, description="largest additive intensity change (intensities in [0, 1])")
