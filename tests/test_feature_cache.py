@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from synapse_core.crops.settings import CropSettings
-from synapse_core.features.cache import RESULT_MODULES, FeatureCache, code_fingerprint, hash_key, source_fingerprint
+from synapse_core.features.cache import (
+    RESULT_MODULES,
+    FeatureCache,
+    code_fingerprint,
+    hash_key,
+    source_fingerprint,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -50,8 +56,8 @@ def test_values_round_trip(tmp_path):
 
 def test_a_claim_held_by_a_live_process_blocks_others(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import sys, time; from synapse_core.features.cache import FeatureCache;"
-                               f"print(FeatureCache({str(tmp_path)!r}).claim('k'), flush=True); time.sleep(30)"],
+        [sys.executable, "-c", (f"import sys, time; from synapse_core.features.cache import FeatureCache;"
+                               f"print(FeatureCache({str(tmp_path)!r}).claim('k'), flush=True); time.sleep(30)")],
         stdout=subprocess.PIPE, text=True, cwd=ROOT, env=ENV)
     try:
         assert holder.stdout.readline().strip() == "True"

@@ -242,6 +242,9 @@ def dask_client(scheduler: str | None = None, n_workers: int = 2):
         dashboard = ":0"
     except ImportError:
         dashboard = None
+    quiet = logging.getLogger("distributed")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # the in-process scheduler's start/stop chatter is not the user's business
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=dashboard,
                            silence_logs=logging.ERROR)
     client = Client(cluster)
@@ -254,6 +257,7 @@ def dask_client(scheduler: str | None = None, n_workers: int = 2):
     finally:
         client.close()
         cluster.close()
+        quiet.setLevel(level)
 
 
 @dataclass
