@@ -35,10 +35,11 @@ page = st.navigation(PAGES)
 st.sidebar.markdown("**SynapseClusterEM**  \nvolume-EM synapse clustering")
 common.show_selection_badge()
 common.collect_finished_jobs()
-common.jobs_sidebar()
 try:
     page.run()
 except common.PageStop:
     pass
-# Drawn after the page, so that a saved configuration includes what this run just computed.
+# Drawn after the page, so that a saved configuration includes what this run just computed, and the
+# jobs panel includes a job this run started.
+common.jobs_sidebar()
 run_config_sidebar()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from app_helpers import (
     errors,
@@ -97,3 +99,27 @@ def test_loaded_run_configuration_sets_the_widgets():
 def test_loaded_run_configuration_with_unknown_field_is_reported():
     at = open_page(EXTRACTION, state={"loaded_extraction": {"crop": {"colour": 3}}})
     assert any("extraction.crop: unknown field(s) colour" in e for e in errors(at))
+
+
+@pytest.mark.slow  # runs the real pipeline behind the page
+def test_cancel_stops_the_job_and_says_where_and_by_whom():
+    at = morphology_on_bbox3(gray=0.65)
+    at.button(key="x_run").click().run()
+    at.button(key="x_cancel").click().run()
+    job = at.session_state["job_extraction"]
+    assert job.wait(120)
+    at.run()
+    user = at.session_state["user_label"]
+    assert job.status == "cancelled" and job.cancelled_by == user
+    assert any(re.fullmatch(rf"Extraction cancelled at \d+/15 synapses by {user}\. Finished synapses are cached: "
+                            r"press \*\*Run extraction\*\* to resume\.", w.value) for w in at.warning)
+    assert "Synapses with features" not in metrics(at)
+
+
+@pytest.mark.slow  # runs the real pipeline behind the page
+def test_a_finished_run_is_offered_to_another_session_with_the_same_settings():
+    run_and_wait(morphology_on_bbox3(gray=0.25))
+    other = morphology_on_bbox3(gray=0.25)  # a second user, same settings
+    assert any("An extraction with these settings finished" in i.value for i in other.info)
+    other.button(key="x_show_other").click().run()
+    assert metrics(other)["Synapses with features"] == "15"

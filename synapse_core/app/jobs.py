@@ -113,7 +113,8 @@ class Job:
             if info:
                 self.info = {**self.info, **info}
             self._samples.append((now, self.done))
-            while len(self._samples) > 2 and now - self._samples[0][0] > RATE_WINDOW_S:
+            # Keep one sample at least RATE_WINDOW_S old: a burst of reports (a batch) never makes the window.
+            while len(self._samples) > 2 and now - self._samples[1][0] >= RATE_WINDOW_S:
                 self._samples.popleft()
 
     def cancel_requested(self) -> bool:
