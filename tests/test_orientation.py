@@ -97,6 +97,17 @@ def test_a_synapse_facing_the_other_way_gives_the_same_canonical_layout():
     assert overlap > 0.9  # the bouton is in the same place in both crops
 
 
+def test_measurements_on_a_canonical_crop_of_40x4x4_data_are_within_2_percent_of_the_truth():
+    from synapse_core.features.morphology import morphology_features
+
+    ph, v, raw = volumes(9, ANISO)
+    crop = canonical_crop(v, raw, vs=ANISO, size=64)
+    f = morphology_features(crop.structures, crop.raw, ISO, valid=crop.valid_mask())
+    for column in ("morph_cleft_area_um2", "morph_cleft_thickness_nm", "morph_vesicle_cloud_volume_um3",
+                   "morph_vesicle_cloud_to_cleft_distance_nm"):
+        assert f[column] == pytest.approx(ph.truth[column], rel=0.02), column
+
+
 def test_without_a_cleft_the_side_points_give_the_normal():
     n, source = cleft_normal(None, ISO, pre_nm=(0, 0, 0), post_nm=(0, 30, 40))
     assert source == "side_points"
