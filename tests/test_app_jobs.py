@@ -133,3 +133,15 @@ def test_a_trained_model_name_cannot_leave_the_models_folder(tmp_path):
     assert trained_model_in(tmp_path, "m.pt") == (tmp_path / "models" / "m.pt").resolve()
     with pytest.raises(ValueError, match="not a .pt file of the trained models folder"):
         trained_model_in(tmp_path, "../features/x.pt")
+
+
+def test_a_burst_of_reports_at_the_start_does_not_inflate_the_rate():
+    reg, gate = JobRegistry(), threading.Event()
+    job = reg.submit("k", lambda job: gate.wait(5), kind="test", total=100)
+    while job.status != "running":
+        job.wait(0.01)
+    job._samples[0] = (job._samples[0][0] - 20.0, 0)  # the job started 20 s ago
+    for done in (1, 2, 3, 4):  # one batch of 4 finished at once
+        job.report(done, 100)
+    assert job.rate == pytest.approx(4 / 20, rel=0.05)
+    gate.set()

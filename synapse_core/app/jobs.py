@@ -107,6 +107,7 @@ class Job:
             if phase is not None and phase != self.phase:
                 self.phase = phase
                 self._samples.clear()
+                self._samples.append((now, int(done)))  # the new phase's rate counts from here
             self.done = int(done)
             if total is not None:
                 self.total = int(total)
@@ -265,6 +266,7 @@ class JobRegistry:
                 job._set(status="cancelled", finished_at=time.time())
                 return
             job._set(status="running", started_at=time.time())
+            job._samples.append((time.monotonic(), job.done))  # the rate counts from the start, not from a first burst
             try:
                 result = fn(job)
             except JobCancelled:
