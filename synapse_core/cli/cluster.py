@@ -58,6 +58,7 @@ def run(args) -> int:
         read_features,
         write_clusters,
     )
+    from synapse_core.data.outputs import final_paths, output_set
     from synapse_core.viz.figures import save_figures
 
     settings = settings_from_args(ClusterSettings, args)
@@ -66,12 +67,14 @@ def run(args) -> int:
         raise FileNotFoundError(f"--features {args.features}: no such file")
     df = read_features(args.features)
     result = run_clustering(df, settings, cache_dir=resolve_cache_dir(args.cache_dir))
-    paths = write_result(result, args.out)  # the table as CSV and the side files next to it
-    if suffix != ".csv":  # the table again, in the format asked for
-        paths["table"] = write_clusters(result, args.out)
-    if args.figures:
-        stem = os.path.splitext(os.path.basename(args.out))[0]
-        paths.update(save_figures(result, os.path.dirname(os.path.abspath(args.out)), stem))
+    # Tables, side files and figures are written as one set: a killed run leaves the previous set as it was.
+    with output_set(args.out) as staged:
+        paths = write_result(result, staged)  # the table as CSV and the side files next to it
+        if suffix != ".csv":  # the table again, in the format asked for
+            paths["table"] = write_clusters(result, staged)
+        if args.figures:
+            paths.update(save_figures(result, str(staged.parent), staged.stem))
+    paths = final_paths(paths, staged, args.out)
     d = result.diagnostics
     k_text = f"k = {d['k']} ({d['k_rule']})" if d["k"] is not None else d["k_rule"]
     print(f"{d['n_synapses']} synapses clustered in {d['cluster_space']} with {d['method']}: "

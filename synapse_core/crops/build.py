@@ -529,6 +529,12 @@ def build_crop(ctx: SynapseContext, settings: CropSettings) -> SynapseCrop | Dis
     crop_origin = crop_center - half
     cw = crop_origin - origin  # crop window start in context coordinates
     crop = tuple(slice(int(a), int(a) + s.size) for a in cw)
+    if ctx.raw.dtype.kind == "f":  # NaN/inf EM would give a blank crop whose features still look like numbers
+        n_bad = int(np.count_nonzero(~np.isfinite(ctx.raw[crop])))
+        if n_bad:
+            return Discarded(f"the raw EM has {n_bad} NaN or infinite voxels inside this crop; fill or mask them in "
+                             "the raw volume (e.g. with the volume's median) to use this synapse",
+                             presynaptic=record, **key)
     seg_c = ctx.seg[crop]
     lab_c = ctx.labels[crop]
     if rotated:  # the annotated centre in the rotated crop (grid voxels are isotropic)

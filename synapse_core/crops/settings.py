@@ -50,7 +50,8 @@ class CropSettings:
     synapse_core.settings_base.SettingsError: CropSettings.alpha=1.5 must be less than or equal to 1
     """
 
-    size: int = Field(80, ge=2, description="crop edge in voxels (80 = the VGG3D input)")
+    size: int = Field(80, ge=2, le=512, description="crop edge in voxels (80 = the VGG3D input; at most 512: "
+                                                    "a 512³ crop already needs 0.5 GB per array)")
     segmentation_type: SegmentationTypeId = Field(10, description=f"voxels kept raw: {_TYPES_HELP}")
     alpha: float = Field(1.0, ge=0, le=1, description="opacity of the gray curtain outside the mask: "
                                                       "1 flat gray, 0 raw everywhere")
@@ -59,10 +60,10 @@ class CropSettings:
                                                "presynaptic neuron's centre of mass (off: centre on the annotation)")
     presynapse_weight: float = Field(0.7, ge=0, le=1, description="smart-crop weight (0 no shift, 1 the presynaptic "
                                                                   "centre of mass)")
-    presynapse_radius: int | None = Field(None, ge=1, description="half-edge in voxels of the window around the "
+    presynapse_radius: int | None = Field(None, ge=1, le=512, description="half-edge in voxels of the window around the "
                                                                   "synapse centre where the vesicle cloud decides "
                                                                   "the presynaptic side (None: size // 2)")
-    mito_dilation: int = Field(2, ge=0, description="dilation (voxels, 6-neighbour cross) of the mitochondria "
+    mito_dilation: int = Field(2, ge=0, le=64, description="dilation (voxels, 6-neighbour cross) of the mitochondria "
                                                     "removed by types 11 and 13")
     vesicle_box: int = Field(25, ge=1, description="types 12/13: edge of the vesicle box in voxels (at most size)")
     vesicle_box_fill: float = Field(1.0, gt=0, le=1, description="types 12/13: fraction of the vesicle box that "
