@@ -297,3 +297,17 @@ def test_volumes_of_different_shapes_are_refused_naming_both(tmp_path):
     cfg.write_text(cfg.read_text().replace('seg = { path = "seg.ome.zarr" }', 'seg = { path = "narrow.ome.zarr" }'))
     with pytest.raises(DatasetError, match="seg has shape .* but raw has"):
         open_dataset(cfg, cache_dir=tmp_path / "cache")
+
+
+def test_a_bbox_named_in_the_config_may_be_ome_zarr(tmp_path, tiff_dataset):
+    for kind, a in volumes().items():
+        write_ome_zarr(tmp_path / f"{kind}.ome.zarr", a)
+    table_rows().to_csv(tmp_path / "bbox1.csv", index=False)
+    (tmp_path / "synapse_dataset.toml").write_text(
+        LABELS + "[bboxes.bbox1]\n" + "".join(f'{k} = {{ path = "{k}.ome.zarr" }}\n' for k in ("raw", "seg", "mask"))
+        + 'table = "bbox1.csv"\n')
+    ds = open_dataset(tmp_path, cache_dir=tmp_path / "cache")
+    assert ds.bboxes["bbox1"].raw.kind == "ome-zarr" and ds.bboxes["bbox1"].voxel_size_nm == (VOXEL,) * 3
+    for var1 in CENTRES:
+        got, want = (crop_synapse(d, "bbox1", var1, SETTINGS) for d in (ds, tiff_dataset))
+        np.testing.assert_array_equal(got.blended, want.blended)

@@ -260,7 +260,8 @@ def _config_bbox(name: str, config: DatasetConfig, report: ValidationReport):
         specs: dict[str, VolumeSpec] = {"raw": bc.raw, "seg": bc.seg}
         if bc.mask is not None:
             specs["mask"] = bc.mask
-        sources = {k: source_from_spec(s.path, s.key) for k, s in specs.items()}
+        opened = {k: _bbox_volume(s) for k, s in specs.items()}
+        sources = {k: src for k, (src, _) in opened.items()}
         shapes = {k: tuple(int(v) for v in src.open().shape) for k, src in sources.items()}
     except VolumeError as exc:
         report.fatal.append(f"{name}: {exc}")
@@ -275,9 +276,27 @@ def _config_bbox(name: str, config: DatasetConfig, report: ValidationReport):
             + config_line(config.path or "synapse_dataset.toml", "mask", {"path": "<mask .h5 or .zarr file>", "key": "<dataset name>"},
                           name))
     kinds = sorted({src.kind.upper() for src in sources.values()})
-    readers = {k: (lambda s=specs[k], src=src: vs.from_volume(src.kind, s.path, s.key)) for k, src in sources.items()}
+    readers = {k: read for k, (_, read) in opened.items()}
     return BboxSource(name, sources["raw"], sources["seg"], sources.get("mask"), config.labels_for(name),
                       shapes["raw"], bc.offset_xyz, source=f"{'/'.join(kinds)} {Path(bc.raw.path).name}"), readers
+
+
+def _bbox_volume(spec: VolumeSpec):
+    """``(source, voxel-size reader)`` of a bbox volume named in the config.
+
+    HDF5 files and plain Zarr arrays open through :mod:`synapse_core.data.volumes`; OME-Zarr, N5,
+    precomputed and WebKnossos volumes through :mod:`synapse_core.data.formats` at their finest
+    level (or the level ``key`` names), indexed from the volume's first voxel.
+    """
+    from synapse_core.data import formats
+
+    path = Path(spec.path)
+    fmt = "hdf5" if path.suffix.lower() in (".h5", ".hdf5", ".hdf") or not path.exists() else formats.detect_format(spec.path)
+    if fmt in ("hdf5", "zarr"):
+        src = source_from_spec(spec.path, spec.key)
+        return src, (lambda: vs.from_volume(src.kind, spec.path, spec.key))
+    vol = formats.open_volume(spec.path, spec.key, fmt)
+    return vol.source, (lambda: vs.VoxelSize(vol.voxel_size_nm, vol.description) if vol.voxel_size_nm else None)
 
 
 def _load_tables(data_dir: Path, bbox_names: list[str], config: DatasetConfig, report: ValidationReport,
