@@ -60,12 +60,22 @@ def test_a_malformed_id_is_an_error():
 
 @pytest.mark.parametrize("bbox, var1, name", [
     ("bbox1", "syn_001", "bbox1_syn_001.gif"),
-    ("bbox 1", "a/b", "bbox_1_a_b.gif"),
-    ("bbox1", "a//:b", "bbox1_a_b.gif"),
+    ("bbox 1", "a/b", "bbox_1_a_b-5c922ca0.gif"),
+    ("bbox1", "a//:b", "bbox1_a_b-e12ba792.gif"),
     ("bbox1", 7, "bbox1_7.gif"),
 ])
 def test_file_names_replace_unsafe_characters(bbox, var1, name):
     assert synapse_file_name(bbox, var1) == name
+
+
+def test_ids_that_sanitise_alike_get_distinct_file_names():
+    names = {synapse_file_name("bbox1", v) for v in ("a/b", "a_b", "a:b", "a b", "a\\b")}
+    assert len(names) == 5
+
+
+def test_a_very_long_id_gives_a_file_name_a_file_system_accepts():
+    name = synapse_file_name("bbox1", "x" * 400)
+    assert len(name.encode()) < 255 and name.endswith(".gif")
 
 
 def test_the_cli_reports_an_unknown_synapse_as_a_user_error(demo_root, demo_cache, tmp_path, capsys):

@@ -7,12 +7,15 @@ pictures of a synapse are written under :func:`synapse_file_name` by the CLI and
 
 >>> synapse_id("bbox1", "syn_003")
 'bbox1|syn_003'
+>>> synapse_file_name("bbox1", "syn_003")
+'bbox1_syn_003.gif'
 >>> synapse_file_name("bbox 1", "a/b")
-'bbox_1_a_b.gif'
+'bbox_1_a_b-5c922ca0.gif'
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 
@@ -97,6 +100,20 @@ def synapse_row(table: pd.DataFrame, bbox_name: str, var1, where: str = "the syn
     return synapse_rows(table, [(bbox_name, var1)], where=where).iloc[0]
 
 
+#: Longest file-name stem kept before the hash (file systems allow 255 bytes per name).
+_MAX_STEM = 120
+
+
 def synapse_file_name(bbox_name: str, var1, suffix: str = ".gif") -> str:
-    """``<bbox>_<Var1><suffix>`` with every run of characters unsafe in file names replaced by ``_``."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{bbox_name}_{var1}") + suffix
+    """``<bbox>_<Var1><suffix>``, safe as a file name and distinct for distinct synapses.
+
+    Runs of characters unsafe in file names become ``_``. When that changed the name (or it is
+    longer than 120 characters), 8 hex digits of the key's sha256 are appended, so ``a/b`` and
+    ``a_b`` (or ``a:b``) never share a file and one GIF never overwrites another.
+    """
+    raw = f"{bbox_name}_{var1}"
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", raw).lstrip(".") or "_"
+    if safe != raw or len(safe) > _MAX_STEM:
+        digest = hashlib.sha256(synapse_id(bbox_name, var1).encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        safe = f"{safe[:_MAX_STEM]}-{digest}"
+    return safe + suffix
