@@ -6,7 +6,10 @@ absolute nm, with 11 columns. Each size is opened in a fresh process (peak RSS i
 the table of the process that only imports the package and reads nothing is the baseline.
 
     python benchmarks/whole_volume.py            # 1e5 and 1e6 rows
-    python benchmarks/whole_volume.py --rows 100000
+    python benchmarks/whole_volume.py --rows 100000 --export-rows 0
+
+The largest table's process also times the exports of ``--export-rows`` rows (Parquet table,
+WebKnossos NML, Neuroglancer precomputed annotation layer).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
-def _child(root: str, table: str) -> None:
+def _child(root: str, table: str, export_rows: int = 0) -> None:
     t0 = time.perf_counter()
     from synapse_core.data.dataset import open_dataset
 
@@ -36,18 +39,35 @@ def _child(root: str, table: str) -> None:
     if table:
         ds = open_dataset(Path(root) / "synapse_dataset.toml", cache_dir=Path(root) / "cache")
     t_open = time.perf_counter() - t1
-    print(json.dumps({"import_s": t_import, "open_s": t_open, "rss_before_mb": rss_before / 1024,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "rows_valid": int(ds.report.n_rows_valid) if ds else 0}))
+    got = {"import_s": t_import, "open_s": t_open, "rss_before_mb": rss_before / 1024,
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "rows_valid": int(ds.report.n_rows_valid) if ds else 0}
+    if ds is not None and export_rows:
+        from synapse_core.export.neuroglancer import write_annotation_layer
+        from synapse_core.export.tables import write_table
+        from synapse_core.export.webknossos import write_nml
+
+        rows = ds.synapses.head(export_rows).assign(cluster=lambda d: d.index % 8)
+        out = Path(root) / "export"
+        for name, write in (("parquet_s", lambda: write_table(rows, out.with_suffix(".parquet"))),
+                            ("nml_s", lambda: write_nml(out.with_suffix(".nml"), ds, rows)),
+                            ("annotations_s", lambda: write_annotation_layer(out, ds, rows))):
+            t = time.perf_counter()
+            write()
+            got[name] = time.perf_counter() - t
+    print(json.dumps(got))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="*", default=[100_000, 1_000_000])
-    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--export-rows", type=int, default=100_000,
+                        help="also time the exports (Parquet, WebKnossos NML, Neuroglancer annotation layer) of this "
+                             "many rows of the largest table (0: skip)")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return _child(*args.child)
+        return _child(args.child[0], args.child[1], int(args.child[2]))
     from test_whole_volume import synthetic_table, write_big_ome_zarr, write_config
 
     rows = []
@@ -59,7 +79,9 @@ def main() -> None:
             if n:
                 synthetic_table(n, seed=0).to_parquet(root / "synapses.parquet")
                 write_config(root, "synapses.parquet")
-            out = subprocess.run([sys.executable, __file__, "--child", str(root), "synapses.parquet" if n else ""],
+            export = args.export_rows if n == max(args.rows) else 0
+            out = subprocess.run([sys.executable, __file__, "--child", str(root), "synapses.parquet" if n else "",
+                                  str(export)],
                                  capture_output=True, text=True, check=True, env={**os.environ})
             got = json.loads(out.stdout.strip().splitlines()[-1])
             size = (root / "synapses.parquet").stat().st_size / 2**20 if n else 0.0
@@ -70,6 +92,11 @@ def main() -> None:
         extra = got["peak_rss_mb"] - base
         per_row = extra * 2**20 / n if n else float("nan")
         print(f"{n:>9} {size:>10.1f} {got['open_s']:>8.2f} {got['peak_rss_mb']:>12.0f} {extra:>15.0f} {per_row:>10.0f}")
+    timed = rows[-1][2]
+    if "nml_s" in timed:
+        print(f"exports of {args.export_rows} rows (8 clusters): Parquet {timed['parquet_s']:.2f} s, WebKnossos NML "
+              f"{timed['nml_s']:.2f} s, Neuroglancer annotation layer {timed['annotations_s']:.2f} s (one file per "
+              f"synapse in by_id/: the neuroglancer package writes unsharded layers)")
     if len(rows) > 2:
         (n1, _, a), (n2, _, b) = rows[1], rows[-1]
         print(f"ratio {n2 // n1}x rows: open time {b['open_s'] / a['open_s']:.1f}x, "

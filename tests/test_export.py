@@ -220,3 +220,13 @@ def test_export_cli_names_synapses_the_dataset_does_not_have(tmp_path, capsys):
     assert main(["export", "--data", str(root), "--clusters", str(tmp_path / "c.csv"),
                  "--out", str(tmp_path / "viewers"), "--cache-dir", str(tmp_path / "cache")]) == 2
     assert "1 synapse(s) not among the valid rows" in capsys.readouterr().err
+
+
+def test_nml_tree_names_with_xml_characters_parse_back(tmp_path):
+    root = tmp_path / "pc"
+    root.mkdir()
+    ds = open_dataset(precomputed_dataset(root), cache_dir=tmp_path / "cache")
+    rows = ds.synapses.assign(Var1=['a&b', '<x>', 'q"t'], cluster=[0, 1, 2])
+    write_nml(tmp_path / "c.nml", ds, rows)
+    names = [t.get("name") for t in ET.parse(tmp_path / "c.nml").getroot().findall("thing")]
+    assert names == ['volume/a&b', 'volume/<x>', 'volume/q"t']

@@ -10,8 +10,8 @@ same coordinates as the dataset's ``link_template``.
 from __future__ import annotations
 
 import os
-import xml.etree.ElementTree as ET
 from pathlib import Path
+from xml.sax.saxutils import quoteattr
 
 import numpy as np
 import pandas as pd
@@ -42,30 +42,27 @@ def write_nml(path: str | os.PathLike, dataset, rows: pd.DataFrame, cluster_colu
     rows = rows.reset_index(drop=True)
     voxel = np.asarray(link_voxel_size_nm(dataset))
     nodes = np.floor(positions_nm(dataset, rows) / voxel).astype(np.int64)[:, ::-1]  # x, y, z voxels
-    root = ET.Element("things")
-    params = ET.SubElement(root, "parameters")
-    ET.SubElement(params, "experiment", name=str(name))
-    ET.SubElement(params, "scale", x=f"{voxel[2]:g}", y=f"{voxel[1]:g}", z=f"{voxel[0]:g}")
     labels = rows[cluster_column].astype(int).to_numpy() if cluster_column else np.zeros(len(rows), int)
     groups = {k: i + 1 for i, k in enumerate(sorted(set(labels.tolist())))}
-    comments = []
-    for i, (b, v) in enumerate(zip(rows["bbox_name"].astype(str), rows["Var1"].astype(str))):
-        thing = ET.SubElement(root, "thing", id=str(i + 1), name=f"{b}/{v}", groupId=str(groups[labels[i]]))
-        nodes_el = ET.SubElement(thing, "nodes")
-        x, y, z = (int(c) for c in nodes[i])
-        ET.SubElement(nodes_el, "node", id=str(i + 1), x=str(x), y=str(y), z=str(z), radius="10")
-        ET.SubElement(thing, "edges")
-        if cluster_column:
-            comments.append((i + 1, _group_name(labels[i])))
-    ET.SubElement(root, "branchpoints")
-    comments_el = ET.SubElement(root, "comments")
-    for node, text in comments:
-        ET.SubElement(comments_el, "comment", node=str(node), content=text)
-    groups_el = ET.SubElement(root, "groups")
-    for k, gid in groups.items():
-        ET.SubElement(groups_el, "group", id=str(gid), name=_group_name(k) if cluster_column else "synapses")
+    names = (rows["bbox_name"].astype(str) + "/" + rows["Var1"].astype(str)).tolist()
+    # Written as text, line by line: ElementTree objects for 10⁵ trees cost ~10x the time.
+    lines = ['<?xml version="1.0" encoding="utf-8"?>', "<things>", "  <parameters>",
+             f"    <experiment name={quoteattr(str(name))}/>",
+             f'    <scale x="{voxel[2]:g}" y="{voxel[1]:g}" z="{voxel[0]:g}"/>', "  </parameters>"]
+    for i, (tree, (x, y, z), k) in enumerate(zip(names, nodes.tolist(), labels.tolist())):
+        lines.append(f'  <thing id="{i + 1}" name={quoteattr(tree)} groupId="{groups[k]}"><nodes>'
+                     f'<node id="{i + 1}" x="{x}" y="{y}" z="{z}" radius="10"/></nodes><edges/></thing>')
+    lines.append("  <branchpoints/>")
+    lines.append("  <comments>")
+    if cluster_column:
+        lines += [f'    <comment node="{i + 1}" content="{_group_name(k)}"/>' for i, k in enumerate(labels.tolist())]
+    lines.append("  </comments>")
+    lines.append("  <groups>")
+    lines += [f'    <group id="{gid}" name="{_group_name(k) if cluster_column else "synapses"}"/>'
+              for k, gid in groups.items()]
+    lines += ["  </groups>", "</things>", ""]
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)
+    tmp.write_text("\n".join(lines), encoding="utf-8")
     tmp.replace(path)
     return str(path)
