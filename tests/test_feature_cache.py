@@ -119,3 +119,14 @@ def test_a_pickle_planted_in_the_store_never_runs_and_the_synapse_is_recomputed(
     assert (again.n_computed, again.n_cached) == (1, 0)
     assert again.features.drop(columns="feature_code_version").equals(first.features.drop(columns="feature_code_version"))
     assert extract_features(demo_dataset, settings, cache_dir=tmp_path, synapses=[("bbox1", "syn_001")]).n_cached == 1
+
+
+@pytest.mark.slow  # extracts a bbox
+def test_cache_status_counts_what_a_run_stored(demo_dataset, tmp_path):
+    from synapse_core.features.extract import cache_status, extract_features
+    from synapse_core.features.settings import ExtractSettings
+
+    settings = ExtractSettings(crop=CropSettings(size=32), features="vgg3d", fmaps=4, workers=0, device="cpu")
+    assert cache_status(demo_dataset, settings, tmp_path, bboxes=["bbox1"]) == (0, 15)
+    extract_features(demo_dataset, settings, cache_dir=tmp_path, synapses=[("bbox1", "syn_001"), ("bbox1", "syn_002")])
+    assert cache_status(demo_dataset, settings, tmp_path, bboxes=["bbox1"]) == (2, 13)

@@ -2,9 +2,7 @@
 
 Per synapse (worker processes, :mod:`synapse_core.features.jobs`): read the context window, look
 up the cache, build the crop, measure morphology. In the main process
-(:class:`synapse_core.features.net.FeatureNet`): batch the crops through VGG3D and pool, or
-block-average them (the pixel baseline, :mod:`synapse_core.features.pixels`), optionally averaged
-over the crop's flips/rotations (:mod:`synapse_core.features.invariance`). Results
+(:class:`synapse_core.features.net.FeatureNet`): batch the crops through VGG3D and pool. Results
 are stored per synapse in a content-addressed cache (:mod:`synapse_core.features.cache`), one
 batch at a time: a re-run with unchanged inputs runs no forward pass, an interrupted run resumes,
 and two processes asking for the same synapse compute it once.
@@ -12,24 +10,21 @@ and two processes asking for the same synapse compute it once.
 Output columns, in order: ``bbox_name``, ``Var1``, the synapse table's columns, ``presynaptic_*``,
 ``coverage`` (fraction of the crop inside the data), ``voxel_size_nm`` and ``crop_nm`` (the crop's
 isotropic voxel edge and crop edge in nm; NaN when the voxel size is unknown), ``morph_*`` (always; interpretable, see :mod:`synapse_core.features.morphology`), ``feat_1..feat_N``
-(deep features, or the pixel baseline's block averages; absent for ``morphology``), then the run's settings:
-``segmentation_type``, ``alpha``, ``feature_set``, ``layer``, ``pooling``, ``invariance``, ``precision``,
-``checkpoint`` (``sha256:<hex>``, ``untrained (random weights, seed N)`` or ``not used (...)``),
+(deep features; absent for ``features="morphology"``), then the run's settings:
+``segmentation_type``, ``alpha``, ``feature_set``, ``layer``, ``pooling``, ``precision``,
+``checkpoint`` (``sha256:<hex>`` or ``untrained (random weights, seed N)``),
 ``feature_code_version`` (version + digest of the result-deciding source code). ``feature_set`` says which columns are the features to cluster on:
-``vgg3d`` and ``pixels`` → ``feat_*``, ``morphology`` → ``morph_*``, ``both`` → both.
+``vgg3d`` → ``feat_*``, ``morphology`` → ``morph_*``, ``both`` → both.
 
-Default: ``features="auto"``: with a checkpoint ``vgg3d`` at layer ``stage4`` (the original's
-"standard" extraction: last stage after its max-pool, 192 features with ``avg``), so a run with
-the original checkpoint reproduces the original tool's feature set; without one, the best feature
-set that needs no download by our measurement (:data:`~synapse_core.features.settings.NO_CHECKPOINT_FEATURES`,
-docs/training.md). The morphology columns always ride along for interpretation.
+Default: ``features="vgg3d"``, layer ``stage4`` (the original's "standard" extraction: last
+stage after its max-pool, 192 features with ``avg``), so a default run reproduces the original
+tool's feature set; the morphology columns ride along for interpretation.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-import functools
 import logging
 import multiprocessing
 import os
@@ -63,8 +58,8 @@ from synapse_core.features.settings import ExtractSettings
 
 log = logging.getLogger(__name__)
 
-SETTINGS_COLUMNS = ("segmentation_type", "alpha", "feature_set", "layer", "pooling", "invariance", "precision",
-                    "checkpoint", "feature_code_version")
+SETTINGS_COLUMNS = ("segmentation_type", "alpha", "feature_set", "layer", "pooling", "precision", "checkpoint",
+                    "feature_code_version")
 
 
 @dataclass
@@ -147,12 +142,8 @@ class FeatureModel:
         else:
             self.identity = untrained_identity(settings.seed)
         self.layers = parse_layers(settings.layer, self.config)
-        # The group average is part of how a crop becomes a vector, so it goes into the cache key with the
-        # pooling ("avg" alone without invariance: keys of earlier runs stay valid).
-        pooling = settings.pooling if settings.invariance == "none" else f"{settings.pooling}, mean over " \
-                                                                        f"{settings.invariance}"
         self.spec = DeepSpec(self.identity, repr(self.config), ",".join(l.name for l in self.layers),
-                             pooling, settings.precision)
+                             settings.pooling, settings.precision)
         self.forward_passes = 0
         self._lock = threading.Lock()
 
@@ -160,7 +151,7 @@ class FeatureModel:
     def key(settings: ExtractSettings) -> tuple:
         """The settings a model depends on; runs whose keys are equal can share one model."""
         return (settings.checkpoint, settings.layer, settings.pooling, settings.precision, settings.device,
-                settings.seed, settings.fmaps, settings.crop.size, settings.invariance)
+                settings.seed, settings.fmaps, settings.crop.size)
 
     def net(self):
         with self._lock:  # one build when several sessions share this model
@@ -183,8 +174,6 @@ class FeatureModel:
         return self._net
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
-        from synapse_core.features.invariance import group_average
-
         self.forward_passes += 1
         if self.input_size is not None and tuple(crops.shape[1:]) != tuple(self.input_size):
             import torch
@@ -194,8 +183,7 @@ class FeatureModel:
             # The trained network saw crops area-averaged to its input size; do the same here.
             crops = resize(torch.from_numpy(np.ascontiguousarray(crops, dtype=np.float32))[:, None],
                            self.input_size[0])[:, 0].numpy()
-        # After the resize: the average over the group of the network's own input is exactly invariant.
-        return group_average(self.net(), crops, self.settings.invariance)
+        return self.net()(crops)
 
 
 def _executor(workers: int):
@@ -286,9 +274,9 @@ def extract_features(dataset, settings: ExtractSettings = ExtractSettings(), cac
     if model is not None and FeatureModel.key(model.settings) != FeatureModel.key(settings):
         raise ValueError("model= was built for other model settings (checkpoint, layer, pooling, precision, device, "
                          "seed, fmaps or crop size) than this run's; build a FeatureModel for these settings")
-    deep = _vector_model(settings, model)
+    deep = (model or FeatureModel(settings)) if settings.deep else None
     passes_before = deep.forward_passes if deep else 0
-    if settings.deep and not settings.checkpoint:
+    if deep is not None and not settings.checkpoint:
         log.warning("no checkpoint given: deep features come from an %s VGG3D; outputs record this", deep.identity)
         if settings.precision == "bf16":
             log.warning("bf16 with an untrained network: its features differ between synapses by less than "
@@ -346,7 +334,19 @@ def extract_features(dataset, settings: ExtractSettings = ExtractSettings(), cac
     if settings.executor == "dask":  # the per-synapse work and the network run on the cluster's workers
         from synapse_core.features.executors import run_dask
 
-        out = run_dask(jobs, settings, job_id, functools.partial(_vector_model, model=None), progress=progress,
+        out = run_dask(jobs, settings, job_id, FeatureModel, progress=progress,
+                       cancel=cancel)
+        features, skipped_df = _assemble(records, out.results, skipped, settings, deep.identity if deep else None,
+                                         deep.spec.layer if deep else "", voxel_known=voxel is not None)
+        log.info("extract (dask): %d synapses, %d from cache, %d computed in %d forward passes on %d workers, "
+                 "%d skipped, %d in failed tasks%s", total, out.n_cached, out.n_computed, out.n_forward_passes,
+                 len(out.worker_pids), len(skipped_df), out.failed, " (cancelled)" if out.cancelled else "")
+        return ExtractResult(features, skipped_df, out.n_cached, out.n_computed, out.n_forward_passes,
+                             deep.identity if deep else "not used (morphology only)", out.cancelled, settings)
+    if settings.executor == "dask":  # the per-synapse work and the network run on the cluster's workers
+        from synapse_core.features.executors import run_dask
+
+        out = run_dask(jobs, settings, job_id, FeatureModel, progress=progress,
                        cancel=cancel)
         features, skipped_df = _assemble(records, out.results, skipped, settings, deep.identity if deep else None,
                                          deep.spec.layer if deep else "", voxel_known=voxel is not None)
@@ -364,7 +364,7 @@ def extract_features(dataset, settings: ExtractSettings = ExtractSettings(), cac
                 break
             store_crop(p)
             results[i] = {"crop": p.crop_result, "deep": p.deep, "deep_key": p.deep_key}
-            if p.crop_result["discarded"] or not settings.vectors or p.deep is not None:
+            if p.crop_result["discarded"] or not settings.deep or p.deep is not None:
                 finish(i, p.crop_cached)
                 continue
             if cache is not None:
@@ -402,17 +402,6 @@ def extract_features(dataset, settings: ExtractSettings = ExtractSettings(), cac
              n_computed, passes, len(skipped_df), " (cancelled)" if cancelled else "")
     return ExtractResult(features, skipped_df, n_cached, n_computed, passes,
                          deep.identity if deep else "not used (morphology only)", cancelled, settings)
-
-
-def _vector_model(settings: ExtractSettings, model: FeatureModel | None):
-    """What turns blended crops into vectors: the network (deep features), the pixel baseline, or None."""
-    if settings.deep:
-        return model or FeatureModel(settings)
-    if settings.pixels:
-        from synapse_core.features.pixels import PixelModel
-
-        return PixelModel(settings)
-    return None
 
 
 def _resolve_deferred(deferred, jobs, results, cache, deep, cancel, poll_s: float = 0.2):
@@ -457,10 +446,9 @@ def _settings_columns(settings: ExtractSettings, identity: str | None, layer_nam
     return {
         "segmentation_type": settings.crop.segmentation_type,
         "alpha": settings.crop.alpha,
-        "feature_set": settings.feature_set,
+        "feature_set": settings.features,
         "layer": layer_names if settings.deep else "",
         "pooling": settings.pooling if settings.deep else "",
-        "invariance": settings.invariance if settings.vectors else "",
         "precision": settings.precision if settings.deep else "",
         "checkpoint": identity if identity is not None else "not used (morphology only)",
         "feature_code_version": f"{FEATURE_CODE_VERSION}+{code_fingerprint()}",
@@ -478,10 +466,10 @@ def _assemble(records, results, skipped, settings, identity, layer_names, voxel_
         if crop["discarded"]:
             skipped.append({"bbox_name": str(rec["bbox_name"]), "Var1": str(rec["Var1"]), "reason": crop["discarded"]})
             continue
-        if settings.vectors and res["deep"] is None:
+        if settings.deep and res["deep"] is None:
             continue  # still being computed elsewhere when the run was cancelled
         meta.append({**rec, **crop["presynaptic"], **crop.get("grid", {}), **crop["morph"]})
-        if settings.vectors:
+        if settings.deep:
             vectors.append(res["deep"])
     table_cols = list(records[0]) if records else ["bbox_name", "Var1"]
     features = pd.DataFrame(meta)
@@ -508,8 +496,7 @@ def cache_status(dataset, settings: "ExtractSettings", cache_dir=None, bboxes=No
     cannot be read count as cached: the run skips them without computing anything.
     """
     rows = _select_rows(dataset, bboxes)
-    vectors = _vector_model(settings, None)
-    spec = vectors.spec if vectors is not None else None
+    spec = FeatureModel(settings).spec if settings.deep else None
     cache = open_cache(str(resolve_cache_dir(cache_dir) / "features"))
     voxel = tuple(float(v) for v in dataset.voxel_size_nm) if dataset.voxel_size_nm is not None else None
     n_cached = 0
