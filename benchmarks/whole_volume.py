@@ -95,8 +95,8 @@ def main() -> None:
     timed = rows[-1][2]
     if "nml_s" in timed:
         print(f"exports of {args.export_rows} rows (8 clusters): Parquet {timed['parquet_s']:.2f} s, WebKnossos NML "
-              f"{timed['nml_s']:.2f} s, Neuroglancer annotation layer {timed['annotations_s']:.2f} s (one file per "
-              f"synapse in by_id/: the neuroglancer package writes unsharded layers)")
+              f"{timed['nml_s']:.2f} s, Neuroglancer annotation layer {timed['annotations_s']:.2f} s (by_id sharded, "
+              f"one spatial chunk)")
     if len(rows) > 2:
         (n1, _, a), (n2, _, b) = rows[1], rows[-1]
         print(f"ratio {n2 // n1}x rows: open time {b['open_s'] / a['open_s']:.1f}x, "

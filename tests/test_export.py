@@ -137,6 +137,7 @@ def test_annotation_layer_reads_back_points_in_nm_and_clusters(ome_ds, tmp_path)
         a = reader.by_id[i]
         np.testing.assert_allclose(a.point, (np.array([x, y, z]) + 0.5) * VOXEL + [240.0, 160.0, 80.0])
         assert [int(v) for v in a.props] == [int(rows["cluster"][i])]  # the reader wraps numpy ints as text
+    assert sorted(int(a.id) for a in reader.get_within_spatial_bounds()) == [0, 1, 2]  # the spatial index too
 
 
 def test_nml_has_one_node_per_synapse_grouped_by_cluster(tmp_path):
