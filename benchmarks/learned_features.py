@@ -17,7 +17,7 @@ Steps, with the library functions the CLI and the dashboard call:
    untrained VGG3D (fmaps 24, 80³: the network without a download), pixels (80³ → 10³ block
    averages), morphology, both (untrained VGG3D + morphology), the trained model, the trained model
    averaged over the crop's 48 cube symmetries (``invariance="cube"``), ...
-4. ``run_clustering(k="auto", projection="none", nan_policy="impute")`` on each; adjusted Rand
+4. ``run_clustering(k="auto", projection="none", nan_policy="impute", pca_components=50)`` on each; adjusted Rand
    index of the clusters against the planted type and against type × presynaptic side (a feature
    set that follows the annotation side scores higher on the second).
 
@@ -120,6 +120,8 @@ def main(argv=None) -> int:
     p.add_argument("--work", default=None, help="folder for data, cache, model and table (default /tmp/lf_<n>_s<seed>)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the small preset's)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on a shared machine)")
+    p.add_argument("--pca", type=int, default=50, help="principal components kept by clustering (default 50; the "
+                                                       "pixel set has 1000 columns)")
     p.add_argument("--sets", nargs="+", default=list(SHORT), choices=list(SHORT), help="rows to run")
     args = p.parse_args(argv)
 
@@ -164,7 +166,7 @@ def main(argv=None) -> int:
         t_extract = time.perf_counter() - t
         t = time.perf_counter()
         clusters = run_clustering(res.features, ClusterSettings(k="auto", projection="none", nan_policy="impute",
-                                                                seed=args.seed))
+                                                                pca_components=args.pca, seed=args.seed))
         t_cluster = time.perf_counter() - t
         ari_type, ari_side = evaluate(clusters.table, truth)
         k = int(clusters.table["cluster"].nunique())

@@ -82,6 +82,8 @@ AUGMENTATIONS = [
     (augment.random_cutout, {"probability": 1.0}),
     (augment.section_jitter, {"max_shift": 2}),
     (augment.section_drop, {"probability": 0.5}),
+    (augment.random_rotation, {"probability": 1.0}),
+    (augment.random_rotation, {"probability": 1.0, "plane": True}),
 ]
 
 
@@ -107,6 +109,23 @@ def test_augmentation_leaves_its_input_unchanged():
     before = x.clone()
     augment.random_view(x, torch.Generator().manual_seed(0), TrainSettings(), "anisotropic")
     assert torch.equal(x, before)
+
+
+def test_free_rotation_keeps_a_centred_ball_and_moves_an_off_centre_blob():
+    grid = torch.stack(torch.meshgrid(*[torch.arange(16.0) - 7.5] * 3, indexing="ij"))
+    ball = torch.exp(-(grid**2).sum(0) / (2 * 3.0**2))[None, None].expand(4, 1, 16, 16, 16)
+    blob = torch.exp(-((grid - torch.tensor([4.0, 0, 0]).view(3, 1, 1, 1)) ** 2).sum(0) / 2)[None, None]
+    rotated = augment.random_rotation(ball, torch.Generator().manual_seed(0))
+    assert float((rotated - ball).abs().max()) < 0.06  # trilinear resampling only (peak 1)
+    moved = augment.random_rotation(blob.expand(4, 1, 16, 16, 16).contiguous(), torch.Generator().manual_seed(0))
+    assert all(float((m - blob[0]).abs().max()) > 0.3 for m in moved)  # the peak left its place
+
+
+def test_free_rotation_draws_nothing_when_off():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 1, 8, 8, 8)
+    assert torch.equal(augment.random_rotation(x, g, probability=0.0), x)
+    assert torch.equal(torch.rand(1, generator=g), torch.rand(1, generator=torch.Generator().manual_seed(0)))
 
 
 def _cube_group(v: torch.Tensor) -> list[torch.Tensor]:
