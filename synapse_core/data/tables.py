@@ -8,6 +8,7 @@ columns are carried through to every output.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -91,16 +92,20 @@ def read_table(path: str | Path, roots=None) -> pd.DataFrame:
         raise TableError(f"{path}: cannot read the synapse table ({exc.__class__.__name__}: {exc}); save it as "
                          ".xlsx or as a comma-separated .csv") from exc
     df.columns = [str(c).strip() for c in df.columns]
+    repeated = [c for c in df.columns if re.fullmatch(r"(.+)\.\d+", c) and re.sub(r"\.\d+$", "", c) in df.columns]
+    if repeated:  # pandas renamed the second "Var1" to "Var1.1"
+        names = sorted({re.sub(r"\.\d+$", "", c) for c in repeated})
+        raise TableError(f"{path}: column(s) {names} appear more than once; keep one of each")
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing and kind == "text" and path.suffix.lower() in (".xlsx", ".xls"):
+        raise TableError(f"{path}: not an Excel file, and not a CSV with the synapse-table columns; save it again "
+                         "from the spreadsheet program as .xlsx")
     if missing:
         found = ", ".join(map(str, df.columns[:8])) + (" …" if len(df.columns) > 8 else "")
         raise TableError(
             f"{path}: missing column(s) {missing}; a synapse table needs {list(REQUIRED_COLUMNS)} "
             f"(coordinates as x, y, z voxel indices); columns found: {found or 'none'}"
         )
-    dup = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
-    if dup:
-        raise TableError(f"{path}: column(s) {dup} appear more than once; keep one of each")
     df[SOURCE_FILE] = str(path)
     df[SOURCE_ROW] = df.index + 2
     return df
