@@ -143,11 +143,12 @@ def write_annotation_layer(folder: str | os.PathLike, dataset, rows: pd.DataFram
                                                      description="cluster label (-1 = noise)")]
     space = neuroglancer.CoordinateSpace(names=["x", "y", "z"], units="nm", scales=[1.0, 1.0, 1.0])
     writer = AnnotationWriter(coordinate_space=space, annotation_type="point", properties=props)
-    clusters = rows[cluster_column].astype(int).to_numpy() if props else None
-    for i, p in enumerate(pts):
-        kwargs = {"cluster": int(clusters[i])} if props else {}
-        writer.add_point([float(v) for v in p], id=i, **kwargs)
-    _write_sharded(writer, Path(folder))
+    # The package's record layout, filled for all synapses at once (add_point costs ~0.1 ms per point).
+    records = np.zeros(len(rows), dtype=writer.get_dtype())
+    records["geometry"] = pts.astype(np.float32)
+    if props:
+        records["property0"] = rows[cluster_column].astype(int).to_numpy()
+    _write_sharded(writer, records, Path(folder))
     return str(folder)
 
 
@@ -159,8 +160,9 @@ def _sharding(n: int) -> dict:
             "data_encoding": "gzip"}
 
 
-def _write_sharded(writer, folder: Path) -> None:
-    """Write ``writer``'s annotations as a precomputed annotation layer with a sharded ``by_id`` index.
+def _write_sharded(writer, records: np.ndarray, folder: Path) -> None:
+    """Write point ``records`` (``writer.get_dtype()``; annotation id = position) as a precomputed
+    annotation layer with a sharded ``by_id`` index.
 
     The ``neuroglancer`` package writes one file per annotation (10⁶ synapses: 10⁶ files); here
     ``by_id`` goes through TensorStore's ``neuroglancer_uint64_sharded`` key-value store (one file
@@ -170,23 +172,26 @@ def _write_sharded(writer, folder: Path) -> None:
 
     import tensorstore as ts
 
-    annotations = writer.annotations
-    sharding = _sharding(len(annotations))
-    lower, upper = np.asarray(writer.lower_bound, float), np.asarray(writer.upper_bound, float)
+    n = len(records)
+    pts = records["geometry"].astype(np.float64)
+    lower = pts.min(axis=0) if n else np.zeros(3)
+    upper = pts.max(axis=0) if n else np.zeros(3)
+    sharding = _sharding(n)
     info = {"@type": "neuroglancer_annotations_v1", "dimensions": writer.coordinate_space.to_json(),
             "lower_bound": lower.tolist(), "upper_bound": upper.tolist(), "annotation_type": "point",
             "properties": [p.to_json() for p in writer.properties], "relationships": [],
             "by_id": {"key": "by_id", "sharding": sharding},
-            "spatial": [{"key": "spatial0", "grid_shape": [1] * len(lower),
-                         "chunk_size": [max(1.0, float(v)) for v in upper - lower], "limit": len(annotations)}]}
+            "spatial": [{"key": "spatial0", "grid_shape": [1, 1, 1],
+                         "chunk_size": [max(1.0, float(v)) for v in upper - lower], "limit": n}]}
     (folder / "spatial0").mkdir(parents=True, exist_ok=True)
-    chunk = b"".join([struct.pack("<Q", len(annotations)), *(a.encoded for a in annotations),
-                      *(struct.pack("<Q", a.id) for a in annotations)])
-    (folder / "spatial0" / "_".join("0" for _ in lower)).write_bytes(chunk)
+    ids = np.arange(n, dtype="<u8")
+    (folder / "spatial0" / "0_0_0").write_bytes(struct.pack("<Q", n) + records.tobytes() + ids.tobytes())
     store = ts.KvStore.open({"driver": "neuroglancer_uint64_sharded", "metadata": sharding,
                              "base": f"file://{folder.resolve()}/by_id/"}).result()
+    raw = records.tobytes()
+    size = records.dtype.itemsize
     with ts.Transaction() as txn:
         staged = store.with_transaction(txn)
-        for a in annotations:
-            staged[struct.pack(">Q", a.id)] = a.encoded
+        for i in range(n):
+            staged[struct.pack(">Q", i)] = raw[i * size:(i + 1) * size]
     (folder / "info").write_text(json.dumps(info))
