@@ -135,7 +135,7 @@ def test_training_page_trains_one_epoch_and_shows_the_loss_curve(server, browser
     expect(page.get_by_text("Valid synapses")).to_be_visible(timeout=PIPELINE_TIMEOUT_MS)
     script_finished(page)
     go_to(page, "Training")
-    epochs = page.get_by_label("Epochs")
+    epochs = page.get_by_role("spinbutton", name="Epochs", exact=True)
     rerun(page, lambda: (epochs.fill("1"), epochs.press("Enter")))
     t0 = time.perf_counter()
     page.get_by_role("button", name="Start training").click()
