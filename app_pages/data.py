@@ -18,6 +18,9 @@ from synapse_core.data.windows import read_slice, view_window
 from synapse_core.viz.colours import STRUCTURE_COLOURS
 from synapse_core.viz.slice_overlay import MASK_STRUCTURES, overlay_slice
 
+#: Rows listed in the synapse table and the jump list (a whole volume has 10⁶ or more).
+LIST_MAX_ROWS = 10_000
+
 st.title("Data")
 
 roots = common.available_roots()
@@ -109,8 +112,11 @@ def jump_to_synapse() -> None:
 
 
 with v2:
-    st.selectbox("Jump to synapse", here["Var1"].astype(str).tolist(), index=None, key="view_jump",
-                 on_change=jump_to_synapse, placeholder="Var1…")
+    if len(here) <= LIST_MAX_ROWS:
+        st.selectbox("Jump to synapse", here["Var1"].astype(str).tolist(), index=None, key="view_jump",
+                     on_change=jump_to_synapse, placeholder="Var1…")
+    else:  # a whole volume's 10⁶ ids are not sent to the browser as a list
+        st.text_input("Jump to synapse (Var1)", key="view_jump", on_change=jump_to_synapse, placeholder="Var1…")
 with v3:
     show_mask = st.toggle("Mask overlay", value=True, key="view_mask")
     show_seg = st.toggle("Neuron boundaries", value=False, key="view_seg")
@@ -152,8 +158,12 @@ legend = " ".join(
 st.caption(f"{esc.html(bbox.name)}, z = {z} of {nz}; {len(near)} synapse centres within ±3 slices. {legend}", unsafe_allow_html=True)
 
 st.subheader("Synapse table")
-st.dataframe(table, hide_index=True, width="stretch", height=320)
-st.download_button(
-    "Download synapse table (CSV)", table.to_csv(index=False).encode(), file_name="synapses.csv", mime="text/csv"
-)
+st.dataframe(table.head(LIST_MAX_ROWS), hide_index=True, width="stretch", height=320)
+if len(table) <= LIST_MAX_ROWS:
+    st.download_button(
+        "Download synapse table (CSV)", table.to_csv(index=False).encode(), file_name="synapses.csv", mime="text/csv"
+    )
+else:  # a whole volume's table is not rendered or copied on every rerun
+    st.caption(f"The first {LIST_MAX_ROWS:,} of {len(table):,} rows; the full table is the file the dataset config "
+               f"names.")
 common.write_query()

@@ -188,3 +188,20 @@ def test_data_page_opens_a_whole_volume_dataset_and_shows_a_window_around_a_syna
     assert at.slider(key="w_view_z").value == int(first["c_z"] // VOXEL)
     assert any(c.value.startswith(f"volume, z = {int(first['c_z'] // VOXEL)}") and "1 synapse centres" in c.value
                for c in at.caption)
+
+
+@pytest.mark.slow
+def test_data_page_lists_at_most_10000_rows_of_a_large_table_and_jumps_by_typed_id(big_root, tmp_path, monkeypatch):
+    from app_helpers import configure, open_page
+
+    df = synthetic_table(20_000)
+    df.to_parquet(big_root / "twenty_k.parquet")
+    write_config(big_root, "twenty_k.parquet")
+    configure(monkeypatch, big_root, tmp_path / "cache")
+    at = open_page()
+    assert len(at.dataframe[-1].value) == 10_000
+    assert any("The first 10,000 of 20,000 rows" in c.value for c in at.caption)
+    target = df.iloc[12_345]
+    at.text_input(key="view_jump").set_value(str(target["synapse_id"])).run()
+    assert not at.exception, at.exception
+    assert at.slider(key="w_view_z").value == int(target["c_z"] // VOXEL)
