@@ -311,3 +311,12 @@ def test_a_bbox_named_in_the_config_may_be_ome_zarr(tmp_path, tiff_dataset):
     for var1 in CENTRES:
         got, want = (crop_synapse(d, "bbox1", var1, SETTINGS) for d in (ds, tiff_dataset))
         np.testing.assert_array_equal(got.blended, want.blended)
+
+
+def test_ome_zarr_label_image_is_named_by_its_key(tmp_path):
+    vols = volumes()
+    write_ome_zarr(tmp_path / "em.ome.zarr", vols["raw"])
+    write_ome_zarr(tmp_path / "em.ome.zarr" / "labels" / "neurons", vols["seg"])
+    vol = open_volume(str(tmp_path / "em.ome.zarr"), key="labels/neurons")
+    assert (vol.level, vol.shape_zyx) == ("0", SHAPE)
+    np.testing.assert_array_equal(read_box(vol.source, (2, 3, 4), (6, 9, 30)), vols["seg"][2:6, 3:9, 4:30])
