@@ -224,10 +224,11 @@ def check_slice_headers(files: list[Path]) -> None:
             raise VolumeError(f"{p}: slice shape {shape[:2]} differs from {files[0].name} {shape0[:2]} "
                               "(rows, columns); every slice of a stack must have the same size")
         if shape[2:] != shape0[2:]:
-            what = {(): "1 channel"}
-            raise VolumeError(f"{p}: {what.get(shape[2:], f'{shape[2:][0]} channels')} but {files[0].name} has "
-                              f"{what.get(shape0[2:], f'{shape0[2:][0]} channels')}; save every slice of the stack "
-                              "the same way (all gray or all RGB)")
+            def channels(s):
+                return f"{s[2]} channels" if len(s) > 2 else "1 channel"
+
+            raise VolumeError(f"{p}: {channels(shape)} but {files[0].name} has {channels(shape0)}; save every "
+                              "slice of the stack the same way (all gray or all RGB)")
         if dtype != dtype0:
             raise VolumeError(f"{p}: pixel type {dtype} differs from {files[0].name} ({dtype0}); values would be "
                               f"converted and could wrap. Save every slice of the stack as {dtype0} (or all as {dtype})")
