@@ -9,13 +9,23 @@ import json
 import numpy as np
 import streamlit as st
 
-from app_pages import common
+from app_pages import common, synapse_detail
 from app_pages.run_config_panel import loaded_settings, settings_widget
 from synapse_core.app import escape as esc
 from synapse_core.app import state as app_state
 from synapse_core.cluster.run import run_clustering
-from synapse_core.data.synapse_keys import synapse_rows
-from synapse_core.viz.figures import bbox_composition_figure, k_curves_figure, map_figure
+from synapse_core.data.hashing import content_hash
+from synapse_core.data.synapse_keys import split_synapse_id, synapse_ids, synapse_rows
+from synapse_core.viz import gallery
+from synapse_core.viz.figures import (
+    bbox_composition_figure,
+    k_curves_figure,
+    map_figure,
+)
+from synapse_core.viz.map_hover import hover_pictures_html
+
+#: Maps with more synapses show hover pictures for the first this many (pictures travel with the page).
+HOVER_PICTURES_MAX = 600
 
 st.title("Clustering")
 
@@ -113,42 +123,114 @@ if n_left_out:
                "see preprocess in the diagnostics.")
 st.caption(f"k: {diag.get('k_rule')}. Clustering space: {diag.get('cluster_space')}. Noise label −1.")
 
-# --- the map -----------------------------------------------------------------------------
+# --- the map and the synapse shown beside it ----------------------------------------------
 st.subheader("Map")
 proj_cols = result.projection_columns
+all_ids = synapse_ids(table)
+id_set = set(all_ids)
+common.SHARED_IN_URL[synapse_detail.KEY] = synapse_detail.KEY
+if synapse_detail.KEY not in state and st.query_params.get(synapse_detail.KEY) in id_set:
+    state[synapse_detail.KEY] = st.query_params.get(synapse_detail.KEY)  # a shared link names the synapse
+shown = state.get(synapse_detail.KEY) if state.get(synapse_detail.KEY) in id_set else None
+try:
+    ds = common.current_dataset()
+except (ValueError, FileNotFoundError, KeyError) as exc:
+    ds = None
+    st.warning(f"Synapse pictures are not available: the dataset cannot be opened ({esc.md(exc)}).")
+
+
+@st.cache_data(show_spinner=False, max_entries=20_000)  # ≈ 3 KB per picture
+def _thumbnail(_ds, ds_key: str, sid: str, crop_key: str, _crop, cache: str) -> bytes | None:
+    bbox_name, var1 = split_synapse_id(sid)
+    png = gallery.synapse_thumbnail(_ds, bbox_name, var1, _crop, cache)
+    return None if isinstance(png, str) else png
+
+
+def hover_thumbnails(ids: list[str]) -> dict[str, bytes]:
+    """Centre-slice pictures of ``ids`` (cached on disk, shared by every user)."""
+    crop = synapse_detail.crop_settings()
+    crop_key, ds_key, cache = content_hash(crop, digest_size=8), str(common.dataset_path()), str(common.cache_dir())
+    out = {}
+    for sid in ids:
+        png = _thumbnail(ds, ds_key, sid, crop_key, crop, cache)
+        if png is not None:
+            out[sid] = png
+    return out
+
+
 if not proj_cols:
     st.info("Projection was 'none': no map. Choose UMAP or t-SNE to draw one.")
+    map_col, detail_col = st.container(), st.container()
 else:
-    colour_options = ["cluster", "bbox_name"] + [
-        c for c in table.columns
-        if c not in ("cluster", "bbox_name", "cluster_space") and not str(c).startswith(("feat_", "proj_"))
-    ]
-    c1, c2 = st.columns([2, 1])
-    with c1:
-        common.persisted(st.selectbox, "Colour by", "c_colour_by", "cluster", options=colour_options, share=True)
-    with c2:
-        point_size = st.slider("Point size", 3, 20, 8, key="c_point_size")
-    dims = len(proj_cols)
-    fig = map_figure(table, state["c_colour_by"], point_size=point_size, selected_ids=state.get("selection"),
-                     select=True)
-    fig.update_layout(height=600)
+    map_col, detail_col = st.columns([3, 2], gap="medium")
+with map_col:
+    if proj_cols:
+        colour_options = ["cluster", "bbox_name"] + [
+            c for c in table.columns
+            if c not in ("cluster", "bbox_name", "cluster_space") and not str(c).startswith(("feat_", "proj_"))
+        ]
+        c1, c2, c3 = st.columns([2, 2, 1])
+        with c1:
+            common.persisted(st.selectbox, "Colour by", "c_colour_by", "cluster", options=colour_options, share=True,
+                             help="Categories (cluster, bbox, presynaptic side, annotations, selections) get one "
+                                  "colour each with their counts in the legend; other numbers a colour scale.")
+        with c2:
+            st.selectbox("Find a synapse", all_ids.tolist(), index=None, key="c_find", placeholder="bbox / Var1…",
+                         format_func=synapse_detail.label,
+                         on_change=lambda: synapse_detail.open_synapse(state["c_find"]) if state.get("c_find") else None,
+                         help="Shows the synapse beside the map and marks it with a star on the map.")
+        with c3:
+            point_size = st.slider("Point size", 3, 20, 8, key="c_point_size")
+        dims = len(proj_cols)
+        selection = [s for s in state.get("selection", []) if s in id_set]
+        # No drag mode set: Streamlit then pans on drag and selects the clicked point (its detail opens);
+        # Box/Lasso select in the map's toolbar select synapses.
+        fig = map_figure(table, state["c_colour_by"], point_size=point_size, selected_ids=selection or None,
+                         highlight_ids=[shown] if shown else None)
+        fig.update_layout(height=620, margin={"l": 10, "r": 10, "t": 50, "b": 10},
+                          legend={"orientation": "h", "yanchor": "top", "y": -0.02})
 
-    def on_map_select() -> None:
-        event = st.session_state.get("cluster_map")
-        state["selection"] = app_state.ids_from_plotly_selection(event)
+        def on_map_event() -> None:
+            kind, ids = app_state.map_event(state.get("cluster_map"))
+            if kind == "click":
+                state[synapse_detail.KEY] = ids[0]
+            elif kind == "box":
+                current = state.get("selection", []) if state.get("c_select_mode", "add") == "add" else []
+                state["selection"] = app_state.add_to_selection(current, ids)
 
-    if dims == 2:
-        st.plotly_chart(fig, key="cluster_map", on_select=on_map_select, selection_mode=("box", "lasso", "points"),
-                        config={"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}})
-        st.caption("Drag a box or lasso on the map to select synapses; the selection is kept across pages.")
+        if dims == 2:
+            st.plotly_chart(fig, key="cluster_map", on_select=on_map_event, selection_mode=("points", "box", "lasso"),
+                            config={"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}})
+            st.radio("A box or lasso", ["add", "replace"], horizontal=True, key="c_select_mode",
+                     format_func={"add": "adds to the selection", "replace": "replaces the selection"}.get)
+            n_hover = min(len(all_ids), HOVER_PICTURES_MAX)
+            if ds is not None:
+                with st.spinner("Preparing synapse pictures for the map…"):
+                    thumbs = hover_thumbnails(all_ids.tolist()[:HOVER_PICTURES_MAX])
+                # Our own script (data JSON-escaped); it reaches the map in the parent page (same origin).
+                st.iframe(hover_pictures_html(thumbs, "cluster_map", {s: synapse_detail.label(s) for s in thumbs}),
+                          height=1)
+            st.caption("Hover a point to see its synapse; click it to show it beside the map. To select synapses "
+                       "(kept across pages), choose Box or Lasso select in the map's toolbar and drag."
+                       + (f" Pictures on hover for the first {n_hover} of {len(all_ids)} synapses."
+                          if n_hover < len(all_ids) else ""))
+        else:
+            st.plotly_chart(fig, key="cluster_map_3d", config={"displaylogo": False})
+            st.caption("3D maps can be rotated; box/lasso selection and hover pictures work on 2D maps only.")
+        st.download_button("Export map (interactive HTML)", fig.to_html(include_plotlyjs="cdn").encode(),
+                           file_name="cluster_map.html", mime="text/html", key="c_export_map")
+with detail_col:
+    if shown and ds is not None:
+        synapse_detail.show(ds, result, shown, common.cache_dir(), key="c_detail")
+        if st.button("Close", key="c_detail_close", icon=":material/close:"):
+            state.pop(synapse_detail.KEY, None)
+            st.rerun()
     else:
-        st.plotly_chart(fig, key="cluster_map_3d", config={"displaylogo": False})
-        st.caption("3D maps can be rotated; box/lasso selection works on 2D maps only.")
-    st.download_button("Export map (interactive HTML)", fig.to_html(include_plotlyjs="cdn").encode(),
-                       file_name="cluster_map.html", mime="text/html", key="c_export_map")
+        st.info("Click a point on the map (or find a synapse by its id) to see its GIF, slices, measurements and "
+                "nearest neighbours here.")
 
 # --- selection ---------------------------------------------------------------------------
-selection = state.get("selection", [])
+selection = [s for s in state.get("selection", []) if s in id_set]
 st.subheader(f"Selection ({len(selection)} synapses)")
 if selection:
     chosen = synapse_rows(result.table, selection, missing="ignore")

@@ -81,7 +81,8 @@ def test_run_draws_a_map_whose_points_carry_synapse_ids(morph_features):
     assert metrics(at)["Clusters"] == "3"
     map_spec = plotly_specs(at)[0]
     traces = map_spec["data"]
-    assert [t["name"] for t in traces] == ["cluster 0", "cluster 1", "cluster 2"]
+    sizes = at.session_state["clusters"].table["cluster"].value_counts()
+    assert [t["name"] for t in traces] == [f"cluster {c} ({sizes[c]})" for c in range(3)]
     ids = [row[0] for t in traces for row in t["customdata"]]
     result = at.session_state["clusters"]
     assert sorted(ids) == sorted(result.table["bbox_name"] + "|" + result.table["Var1"])

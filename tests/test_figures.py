@@ -25,7 +25,7 @@ def map_table(n: int = 6) -> pd.DataFrame:
 
 def test_cluster_traces_use_the_cluster_colours_and_noise_is_a_gray_cross():
     fig = map_figure(map_table(), "cluster")
-    assert [t.name for t in fig.data] == ["noise (−1)", "cluster 0", "cluster 1"]
+    assert [t.name for t in fig.data] == ["noise (−1) (2)", "cluster 0 (2)", "cluster 1 (2)"]
     assert [t.marker.color for t in fig.data] == [NOISE_COLOUR, cluster_colour(0), cluster_colour(1)]
     assert fig.data[0].marker.symbol == "x"
 
@@ -50,7 +50,35 @@ def test_a_numeric_column_is_one_trace_on_a_colour_scale():
 
 def test_a_text_column_is_one_trace_per_value():
     fig = map_figure(map_table(), "presynaptic_side")
-    assert [(t.name, t.marker.color) for t in fig.data] == [("1", cluster_colour(0)), ("2", cluster_colour(1))]
+    assert [(t.name, t.marker.color) for t in fig.data] == [("1 (3)", cluster_colour(0)), ("2 (3)", cluster_colour(1))]
+
+
+def test_an_integer_column_with_few_values_is_categories_with_counts_of_the_selection():
+    table = map_table().assign(presynaptic_side=[1, 2, 2, 2, 1, 2])
+    fig = map_figure(table, "presynaptic_side", selected_ids=["bbox2|s1", "bbox2|s3"])
+    assert [t.name for t in fig.data] == ["1 (2)", "2 (4, 2 selected)"]
+    assert not any(getattr(t.marker, "showscale", None) for t in fig.data)
+
+
+def test_missing_category_values_are_a_gray_last_category():
+    table = map_table().assign(annotation=["docked", None, "docked", None, None, "far"])
+    fig = map_figure(table, "annotation")
+    assert [t.name for t in fig.data] == ["docked (2)", "far (1)", "missing (3)"]
+    assert fig.data[-1].marker.color == NOISE_COLOUR
+
+
+def test_highlighted_synapse_is_drawn_on_top_as_a_star():
+    fig = map_figure(map_table(), "cluster", highlight_ids=["bbox2|s3"])
+    top = fig.data[-1]
+    assert top.name == "shown: bbox2 / s3" and top.marker.symbol == "star"
+    assert (top.x[0], list(top.customdata[0])) == (3.0, ["bbox2|s3", "bbox2", "s3", "-1"])
+
+
+def test_user_text_in_names_and_hover_is_escaped():
+    table = map_table().assign(bbox_name=["<b>x</b>", "bbox2"] * 3)
+    fig = map_figure(table, "bbox")
+    assert fig.data[0].name == "&lt;b&gt;x&lt;/b&gt; (3)"
+    assert fig.data[0].customdata[0][0] == "<b>x</b>|s0" and fig.data[0].customdata[0][1] == "&lt;b&gt;x&lt;/b&gt;"
 
 
 def test_selected_synapses_are_marked_per_trace_and_drag_selects():

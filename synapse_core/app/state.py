@@ -119,3 +119,82 @@ def decode_choice(text: str | None, allowed: Iterable, default):
         if str(option) == text:
             return option
     return default
+
+
+# --- map events ---------------------------------------------------------------------------
+
+def map_event(selection: Mapping | None) -> tuple[str, list[str]]:
+    """What a map event (``st.plotly_chart(on_select=...)``) was, and the synapse ids it names.
+
+    Returns ``("box", ids)`` for a box or lasso drag, ``("click", [id])`` for a click on one point,
+    ``("none", [])`` for an emptied selection (a double click, or a click beside the points).
+    """
+    ids = ids_from_plotly_selection(selection)
+    inner = selection.get("selection", selection) if isinstance(selection, Mapping) else {}
+    dragged = bool(inner.get("box")) or bool(inner.get("lasso"))
+    if dragged:
+        return "box", ids
+    if len(ids) == 1:
+        return "click", ids
+    return ("box", ids) if ids else ("none", [])
+
+
+def add_to_selection(current: Iterable[str], new: Iterable[str]) -> list[str]:
+    """``current`` followed by the ids of ``new`` not in it (order kept, no duplicates)."""
+    out = list(dict.fromkeys(current))
+    seen = set(out)
+    out += [s for s in dict.fromkeys(new) if s not in seen]
+    return out
+
+
+# --- measurements in words ----------------------------------------------------------------
+
+#: Unit suffixes of morphology columns and how they are written.
+_UNITS = {"_um3": "µm³", "_um2": "µm²", "_nm3": "nm³", "_nm2": "nm²", "_nm": "nm", "_um": "µm"}
+#: Structure names in the words a biologist uses.
+_WORDS = {"pre": "presynaptic neuron", "post": "postsynaptic neuron", "mito": "mitochondria",
+          "vesicle_cloud": "vesicle cloud", "cleft": "cleft"}
+
+
+def plain_measurements(row: Mapping) -> list[tuple[str, str]]:
+    """The ``morph_*`` measurements of one synapse as ``(what, value with unit)`` in plain words.
+
+    ``morph_has_<s>`` flags are folded into the sentence of their structure: an absent structure
+    reads "not in the crop" (its measurements are NaN, never zero). Intensities are the crop's
+    normalised gray values (0–1).
+
+    >>> plain_measurements({"morph_cleft_area_um2": 0.0412, "morph_has_mito": 0.0, "morph_mito_volume_um3": float("nan")})
+    [('cleft area', '0.0412 µm²'), ('mitochondria volume', 'not in the crop')]
+    """
+    absent = {str(k).removeprefix("morph_has_") for k, v in row.items()
+              if str(k).startswith("morph_has_") and v is not None and not _isnan(v) and float(v) == 0}
+    out = []
+    for key, value in row.items():
+        key = str(key)
+        if not key.startswith("morph_") or key.startswith("morph_has_"):
+            continue
+        name, unit = key.removeprefix("morph_"), ""
+        for suffix, text in _UNITS.items():
+            if name.endswith(suffix):
+                name, unit = name.removesuffix(suffix), text
+                break
+        structure = next((s for s in sorted(_WORDS, key=len, reverse=True) if name.startswith(s + "_")), None)
+        words = name
+        if structure:
+            words = _WORDS[structure] + " " + name.removeprefix(structure + "_")
+        words = words.replace("_to_", " to ").replace("_", " ")
+        if "intensity" in words:
+            unit = "(normalised gray, 0–1)"
+        if value is None or _isnan(value):
+            text = "not in the crop" if structure and structure in absent else "not measured"
+        else:
+            text = f"{float(value):.3g} {unit}".strip()
+        out.append((words, text))
+    return out
+
+
+def _isnan(value) -> bool:
+    try:
+        return bool(np.isnan(float(value)))
+    except (TypeError, ValueError):
+        return False

@@ -16,18 +16,24 @@ PNG versions are drawn with matplotlib (kaleido is not available) by the ``save_
 
 from __future__ import annotations
 
+import html
 import os
 
 import numpy as np
 import pandas as pd
 
 from synapse_core.data.synapse_keys import synapse_ids
-from synapse_core.viz.colours import bbox_colour_map, cluster_colour
+from synapse_core.viz.colours import NOISE_COLOUR, bbox_colour_map, cluster_colour
 
 #: Above this many points a 2D map uses WebGL (Scattergl).
 WEBGL_POINTS = 2000
 #: Hover text of a map point; ``customdata`` is ``[synapse id, bbox_name, Var1, cluster]``.
 MAP_HOVER = "bbox %{customdata[1]}<br>Var1 %{customdata[2]}<br>cluster %{customdata[3]}<extra></extra>"
+
+
+def _esc(text) -> str:
+    """User text (bbox names, Var1, column names) for Plotly, which renders a subset of HTML: as text."""
+    return html.escape(str(text), quote=False)
 
 
 def _cluster_name(c) -> str:
@@ -41,27 +47,61 @@ def _proj_cols(table: pd.DataFrame) -> list[str]:
     return sorted(cols, key=lambda c: int(str(c)[5:]))
 
 
-def _map_groups(table: pd.DataFrame, color_by: str):
-    """``(name, rows, colour, symbol)`` of each trace, or one group with a numeric colour scale."""
+#: Integer columns with at most this many distinct values are coloured as categories (e.g. presynaptic side).
+MAX_CATEGORIES = 20
+
+
+def is_categorical(values: pd.Series) -> bool:
+    """Whether a map colours ``values`` as categories (text, booleans, integers with few values)."""
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return True
+    return pd.api.types.is_integer_dtype(values) and values.nunique() <= MAX_CATEGORIES
+
+
+def _count_label(name: str, rows: pd.DataFrame, selected: set | None) -> str:
+    """``"name (n)"``, or ``"name (n, k selected)"`` when some of the rows are selected."""
+    name = _esc(name)
+    if selected:
+        k = int(synapse_ids(rows).isin(selected).sum())
+        if k:
+            return f"{name} ({len(rows)}, {k} selected)"
+    return f"{name} ({len(rows)})"
+
+
+def _map_groups(table: pd.DataFrame, color_by: str, selected: set | None = None):
+    """``(name, rows, colour, symbol)`` of each trace, or one group with a numeric colour scale.
+
+    Categories (clusters, bboxes, text/boolean/few-valued integer columns) are one trace each,
+    named with their number of synapses (and of selected ones).
+    """
     n = len(table)
     if color_by == "cluster":
-        return [(_cluster_name(c), g, cluster_colour(int(c)), "x" if int(c) < 0 else "circle")
+        return [(_count_label(_cluster_name(c), g, selected), g, cluster_colour(int(c)), "x" if int(c) < 0 else "circle")
                 for c, g in table.groupby("cluster", sort=True)]
     if color_by == "bbox_name":
         colours = bbox_colour_map(table["bbox_name"])
-        return [(f"{b} ({len(g)})", g, colours[str(b)], "circle")
+        return [(_count_label(str(b), g, selected), g, colours[str(b)], "circle")
                 for b, g in table.groupby(table["bbox_name"].astype(str), sort=True)]
     values = table[color_by]
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        scale = {"color": values, "colorscale": "Viridis", "showscale": True, "colorbar": {"title": color_by}}
-        return [(color_by, table, scale, "circle")] if n else []
-    keys = sorted(values.dropna().astype(str).unique())
-    text = values.astype(str)
-    return [(k, table[text == k], cluster_colour(i), "circle") for i, k in enumerate(keys)]
+    if not is_categorical(values):
+        scale = {"color": values, "colorscale": "Viridis", "showscale": True, "colorbar": {"title": _esc(color_by)}}
+        return [(_esc(color_by), table, scale, "circle")] if n else []
+    text = values.astype(str).where(values.notna(), "missing")
+    keys = sorted(text.unique(), key=lambda k: (k == "missing", _natural(k)))
+    return [(_count_label(k, table[text == k], selected), table[text == k],
+             NOISE_COLOUR if k == "missing" else cluster_colour(i), "circle") for i, k in enumerate(keys)]
+
+
+def _natural(text: str):
+    """Sort key: numbers by value, then text."""
+    try:
+        return (0, float(text), "")
+    except ValueError:
+        return (1, 0.0, text)
 
 
 def map_figure(table: pd.DataFrame, color_by: str = "cluster", title: str | None = None,
-               point_size: float | None = None, selected_ids=None, select: bool = False):
+               point_size: float | None = None, selected_ids=None, select: bool = False, highlight_ids=None):
     """The map (2D or 3D) coloured by cluster, by bbox or by any other column.
 
     Parameters
@@ -70,8 +110,9 @@ def map_figure(table: pd.DataFrame, color_by: str = "cluster", title: str | None
         ``bbox_name``, ``Var1``, ``cluster``, ``proj_1..proj_d`` (d = 2 or 3), other columns.
     color_by : str
         ``"cluster"`` (noise −1 drawn as gray crosses), ``"bbox"`` / ``"bbox_name"`` (the original
-        tool's bbox colours), or another column: a numeric one is drawn on a Viridis scale, any
-        other one with one colour per value.
+        tool's bbox colours), or another column: categories (text, booleans, integers with at most
+        :data:`MAX_CATEGORIES` values, e.g. ``presynaptic_side``) one colour each, other numbers on
+        a Viridis scale. Category names carry their number of synapses (and of selected ones).
     title : str, optional
     point_size : float, optional
         Marker size in px (default: smaller for larger N; 3D markers are 0.6 × this).
@@ -80,6 +121,9 @@ def map_figure(table: pd.DataFrame, color_by: str = "cluster", title: str | None
     select : bool
         Drag selects points (box/lasso) instead of zooming (2D maps), for a dashboard whose
         selection is read back with :func:`synapse_core.app.state.ids_from_plotly_selection`.
+    highlight_ids : iterable of str, optional
+        Synapses drawn again on top as large black-edged stars (the synapse shown in detail, a
+        search hit), in a last trace named ``"shown: ..."``.
 
     Returns
     -------
@@ -100,24 +144,41 @@ def map_figure(table: pd.DataFrame, color_by: str = "cluster", title: str | None
     three_d = len(cols) == 3
     selected = set(selected_ids) if selected_ids is not None else None
     trace_2d = go.Scattergl if n > WEBGL_POINTS else go.Scatter
+
+    def custom(g):
+        # customdata[0] is the id selections are read back by; [1] and [2] are shown (Plotly renders HTML): escaped
+        return np.column_stack([synapse_ids(g).to_numpy(), g["bbox_name"].map(_esc).to_numpy(),
+                                g["Var1"].map(_esc).to_numpy(), g["cluster"].astype(str).to_numpy()])
+
     fig = go.Figure()
-    for name, g, colour, symbol in _map_groups(table, color_by):
+    for name, g, colour, symbol in _map_groups(table, color_by, selected):
         ids = synapse_ids(g).to_numpy()
-        custom = np.column_stack([ids, g["bbox_name"].astype(str).to_numpy(), g["Var1"].astype(str).to_numpy(),
-                                  g["cluster"].astype(str).to_numpy()])
         colour_spec = colour if isinstance(colour, dict) else {"color": colour}
         if three_d:
             fig.add_trace(go.Scatter3d(
-                x=g[cols[0]], y=g[cols[1]], z=g[cols[2]], mode="markers", name=name, customdata=custom,
+                x=g[cols[0]], y=g[cols[1]], z=g[cols[2]], mode="markers", name=name, customdata=custom(g),
                 hovertemplate=MAP_HOVER, marker={"size": max(2, size * 0.6), "symbol": symbol, **colour_spec},
             ))
         else:
             chosen = None if selected is None else [i for i, sid in enumerate(ids) if sid in selected]
             fig.add_trace(trace_2d(
-                x=g[cols[0]], y=g[cols[1]], mode="markers", name=name, customdata=custom, hovertemplate=MAP_HOVER,
+                x=g[cols[0]], y=g[cols[1]], mode="markers", name=name, customdata=custom(g), hovertemplate=MAP_HOVER,
                 marker={"size": size, "symbol": symbol, "line": {"width": 0}, **colour_spec}, selectedpoints=chosen,
             ))
-    legend = {"cluster": "cluster", "bbox_name": "bbox"}.get(color_by, color_by)
+    if highlight_ids:
+        hit = table[synapse_ids(table).isin(set(highlight_ids)).to_numpy()]
+        if len(hit):
+            label = ", ".join(f"{_esc(b)} / {_esc(v)}" for b, v in zip(hit["bbox_name"], hit["Var1"]))
+            marker = {"size": max(14, size * 2.2), "symbol": "star", "color": "#FFD700",
+                      "line": {"width": 1.5, "color": "black"}}
+            if three_d:
+                fig.add_trace(go.Scatter3d(x=hit[cols[0]], y=hit[cols[1]], z=hit[cols[2]], mode="markers",
+                                           name=f"shown: {label}", customdata=custom(hit), hovertemplate=MAP_HOVER,
+                                           marker={**marker, "size": marker["size"] * 0.6, "symbol": "diamond"}))
+            else:
+                fig.add_trace(go.Scatter(x=hit[cols[0]], y=hit[cols[1]], mode="markers", name=f"shown: {label}",
+                                         customdata=custom(hit), hovertemplate=MAP_HOVER, marker=marker))
+    legend = {"cluster": "cluster", "bbox_name": "bbox"}.get(color_by, _esc(color_by))
     fig.update_layout(
         title=title or f"Synapse map coloured by {legend} ({n} synapses)", legend_title_text=legend,
         template="plotly_white", clickmode="event+select",
@@ -222,7 +283,7 @@ def bbox_composition_figure(composition: pd.DataFrame, normalize: bool = False):
     x = [_cluster_name(c) for c in comp.index]
     fig = go.Figure()
     for b in comp.columns:
-        fig.add_trace(go.Bar(x=x, y=comp[b], name=str(b), marker_color=colors[str(b)]))
+        fig.add_trace(go.Bar(x=x, y=comp[b], name=_esc(b), marker_color=colors[str(b)]))
     fig.update_layout(barmode="stack", template="plotly_white", legend_title_text="bbox",
                       title="Cluster composition by bbox", yaxis_title="fraction" if normalize else "synapses")
     return fig

@@ -290,7 +290,9 @@ def test_demo_pipeline_in_the_browser(server, browser, tmp_path):
     shot(page, "e2e_4_clustering")
     k_shown = int(metric_value(page, "Clusters"))
 
-    # Box selection from the top-left corner of the plot area to the middle of its right edge.
+    # Box selection from the top-left corner of the plot area to the middle of its right edge (a drag
+    # pans the map until Box Select is chosen in its toolbar; a click opens the synapse's detail).
+    page.locator('[data-testid="stPlotlyChart"] .modebar-btn[data-val="select"]').first.click()
     drag = page.locator('[data-testid="stPlotlyChart"] .nsewdrag').first
     drag.scroll_into_view_if_needed()
     settled(drag)
