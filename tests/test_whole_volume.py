@@ -205,3 +205,12 @@ def test_data_page_lists_at_most_10000_rows_of_a_large_table_and_jumps_by_typed_
     at.text_input(key="view_jump").set_value(str(target["synapse_id"])).run()
     assert not at.exception, at.exception
     assert at.slider(key="w_view_z").value == int(target["c_z"] // VOXEL)
+
+
+def test_the_report_says_a_whole_volume_mask_is_not_scanned(big_root, tmp_path):
+    synthetic_table(3).to_parquet(big_root / "three.parquet")
+    cfg = write_config(big_root, "three.parquet")
+    cfg.write_text(cfg.read_text().replace('seg = { path = "seg.ome.zarr" }\n',
+                                           'seg = { path = "seg.ome.zarr" }\nmask = { path = "seg.ome.zarr" }\n'))
+    ds = open_dataset(cfg, cache_dir=tmp_path)
+    assert "ids in the mask: not counted (a whole volume's mask is not scanned)" in ds.report.text()

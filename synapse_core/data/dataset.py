@@ -567,7 +567,7 @@ def open_whole_volume(root: str | os.PathLike, config: DatasetConfig, whole) -> 
          "mask": "yes" if whole.mask is not None else "none", "source": b.source, "voxel_size_nm": voxel,
          "voxel_size_source": voxel_source, "anisotropy": anisotropy(voxel),
          "labels": labels.describe() if whole.mask is not None else "", "labels_source": b.labels_source,
-         "mask_ids": ()}
+         "mask_ids": None}
         for n, b in bboxes.items()])
     report.warnings.append(f"{whole.table}: side points on segmentation id 0 are checked when each synapse is "
                            f"cropped (opening a whole volume reads no voxels)")

@@ -89,7 +89,8 @@ class ValidationReport:
                 elif "voxel_size_nm" in b:
                     lines.append("    voxel size unknown (measurements in voxels)")
                 if b.get("labels"):
-                    ids = ", ".join(map(str, b["mask_ids"])) or "none"
+                    ids = ("not counted (a whole volume's mask is not scanned)" if b["mask_ids"] is None
+                           else ", ".join(map(str, b["mask_ids"])) or "none")
                     lines.append(f"    mask labels: {b['labels']} ({b['labels_source']}); ids in the mask: {ids}")
         lines.append(f"Synapses: {self.n_rows_valid} valid of {self.n_rows_total} rows, {self.n_rows_skipped} skipped")
         if self.fatal:
