@@ -126,7 +126,7 @@ f1, f2, f3 = st.columns(3)
 with f1:
     settings_widget(st.radio, "Feature set", "x_features", defaults, "features", "extraction", share=True,
                     horizontal=True)
-uses_network = st.session_state["x_features"] != "morphology"
+uses_network = st.session_state["x_features"] not in ("morphology", "pixels")  # auto: a checkpoint makes it vgg3d
 with f2:
     checkpoints = checkpoint_choices()
     trained = [TRAINED + p.name for p in jobs.trained_models(common.cache_dir())]
@@ -198,13 +198,19 @@ except ValueError as exc:
     st.error(f"Extraction settings are not valid: {esc.md(exc)}")
 
 if uses_network and settings is not None:
-    if settings.checkpoint is None:
+    if settings.checkpoint is None and not settings.deep:  # features="auto" without a checkpoint
+        st.info(f"No checkpoint: using {settings.feature_set} features, measured best without a download; see "
+                "docs/training.md. Choose a checkpoint (e.g. one trained with `python -m synapse_core train`) for "
+                "VGG3D features.")
+    elif settings.checkpoint is None:
         st.warning(f"No checkpoint: features come from an untrained network (random weights, seed {settings.seed}); "
                    "fine for trying the pipeline, not for biology. Put checkpoints in SYNAPSE_CHECKPOINT_DIR or upload one.")
     else:
         try:
             loaded = cached_feature_model(extract.FeatureModel.key(settings), settings).checkpoint
-            st.caption(esc.md(f"Network: {Path(loaded.path).name} ({loaded.identity[:19]}…), {loaded.n_classes} classes"))
+            kind = ("self-supervised on synapse crops (python -m synapse_core train), no classifier"
+                    if loaded.self_supervised else f"{loaded.n_classes} classes")
+            st.caption(esc.md(f"Network: {Path(loaded.path).name} ({loaded.identity[:19]}…), {kind}"))
         except (CheckpointError, ValueError, FileNotFoundError) as exc:
             message = str(exc).replace(settings.checkpoint, uploaded_name) if uploaded_name else str(exc)
             if uploaded_name:  # a refused upload is deleted at once (visitors cannot fill the disk)
