@@ -66,21 +66,21 @@ def load() -> str:
         return "?"
 
 
-def train_model(dataset, work: Path, seed: int, epochs: int | None, threads: int | None) -> tuple[str, float, str]:
+def train_model(dataset, work: Path, seed: int, overrides: dict, threads: int | None) -> tuple[str, float, str]:
     """(checkpoint path, training wall time s, how it was obtained)."""
     import torch
 
     from synapse_core.features.checkpoints import read_metadata
     from synapse_core.features.train import prepare_training_data, train
-    from synapse_core.features.train_settings import preset_settings
-    from synapse_core.settings_base import settings_to_dict
+    from synapse_core.features.train_settings import TrainSettings, preset_settings
+    from synapse_core.settings_base import settings_from_dict
 
-    overrides = {"seed": seed} | ({"epochs": epochs} if epochs else {})
-    settings = preset_settings("small", **overrides)
-    out = work / f"model_small_seed{seed}_e{settings.epochs}.pt"
+    settings = preset_settings("small", seed=seed, **overrides)
+    out = work / (f"model_small_seed{seed}_e{settings.epochs}_in{settings.input_size}"
+                  f"_rot{settings.rotation_probability:g}.pt")
     if out.exists():
         meta = read_metadata(out)
-        if meta and meta.get("training") == settings_to_dict(settings):
+        if meta and settings_from_dict(TrainSettings, meta.get("training")) == settings:
             return str(out), float(meta["wall_time_s"]), "reused (recorded time)"
     if threads:
         torch.set_num_threads(threads)
@@ -119,6 +119,9 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the demo data, the training and the clustering")
     p.add_argument("--work", default=None, help="folder for data, cache, model and table (default /tmp/lf_<n>_s<seed>)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the small preset's)")
+    p.add_argument("--input-size", type=int, default=None, help="network input edge (default: the small preset's 32)")
+    p.add_argument("--rotation-probability", type=float, default=None,
+                   help="free-rotation augmentation (default: the preset's, off)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on a shared machine)")
     p.add_argument("--pca", type=int, default=50, help="principal components kept by clustering (default 50; the "
                                                        "pixel set has 1000 columns)")
@@ -148,7 +151,9 @@ def main(argv=None) -> int:
           flush=True)
 
     wants_model = any(s.startswith("trained") for s in args.sets)
-    checkpoint, train_s, how = (train_model(dataset, work, args.seed, args.epochs, args.threads) if wants_model
+    overrides = {k: v for k, v in {"epochs": args.epochs, "input_size": args.input_size,
+                                   "rotation_probability": args.rotation_probability}.items() if v is not None}
+    checkpoint, train_s, how = (train_model(dataset, work, args.seed, overrides, args.threads) if wants_model
                                 else ("", float("nan"), "not run"))
     if wants_model:
         print(f"training: {train_s:.0f} s wall ({how}); {checkpoint}", flush=True)

@@ -3,6 +3,12 @@
 Writes ``--out`` (one row per synapse: key, table columns, presynaptic record, morphology,
 ``feat_1..feat_N``, run settings) and ``<out stem>.skipped.csv`` (bbox_name, Var1, reason) for
 synapses that could not be used; those are printed too.
+
+With ``--checkpoint`` from ``python -m synapse_core train``, the crop flags not given take the
+values the network was trained with (its metadata); a given flag that differs from them is an
+error naming both values, unless ``--allow-crop-mismatch``. Without a checkpoint the default
+feature set (``--features auto``) is :data:`~synapse_core.features.settings.NO_CHECKPOINT_FEATURES`,
+and a line says so.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from synapse_core.cli.options import (
 )
 
 NAME = "extract"
-HELP = "Extract VGG3D and/or morphology features of every synapse into a CSV (cached per synapse)."
+HELP = ("Extract features of every synapse into a CSV (VGG3D, morphology, both, or the pixel baseline; cached per "
+        "synapse).")
 
 #: The original tool's spellings of extraction flags (the first is shown in --help).
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -41,7 +48,60 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cache", dest="use_cache", action="store_false", help="compute everything, store nothing")
     p.add_argument("--no-progress", dest="show_progress", action="store_false", help="no progress bar")
     add_crop_settings_arguments(p)
+    p.add_argument("--allow-crop-mismatch", action="store_true",
+                   help="with a trained --checkpoint: extract with crop flags that differ from the crops it was "
+                        "trained on (otherwise an error; crop flags not given take the checkpoint's values)")
     add_settings_arguments(p, ExtractSettings, aliases=ALIASES, exclude=("crop",), title="extraction settings")
+    # A crop flag not given leaves no attribute: run() fills in the checkpoint's crop settings, and
+    # settings_from_args the declared defaults.
+    crop_fields = set(_crop_fields())
+    for action in p._actions:
+        if action.dest in crop_fields:
+            action.default = argparse.SUPPRESS
+
+
+def _crop_fields() -> list[str]:
+    from synapse_core.crops.settings import CropSettings
+
+    return list(CropSettings.__pydantic_fields__)
+
+
+def checkpoint_crop_settings(args):
+    """The crop settings of an extraction: the given crop flags, the rest from a trained ``--checkpoint``'s
+    metadata (else the declared defaults).
+
+    Returns ``(CropSettings, names taken from the checkpoint)``. Raises ValueError naming the flag, both
+    values and the way out when a given flag contradicts the checkpoint (unless ``--allow-crop-mismatch``).
+    """
+    from synapse_core.crops.settings import CropSettings
+    from synapse_core.settings_base import settings_to_dict
+
+    names = list(CropSettings.__pydantic_fields__)
+    given = {name for name in names if hasattr(args, name)}
+    trained = None
+    if getattr(args, "checkpoint", None):
+        from synapse_core.features.checkpoints import read_metadata
+
+        trained = (read_metadata(args.checkpoint) or {}).get("crop")  # CheckpointError for a bad file
+    trained = trained if isinstance(trained, dict) else {}
+    from_checkpoint = []
+    for name in names:
+        if name in given:
+            continue
+        if name in trained:
+            setattr(args, name, trained[name])
+            if trained[name] != settings_to_dict(CropSettings()).get(name):
+                from_checkpoint.append(name)
+    crop = crop_settings_from_args(args)
+    now = settings_to_dict(crop)
+    conflicts = [name for name in sorted(given) if name in trained and now[name] != trained[name]]
+    if conflicts and not getattr(args, "allow_crop_mismatch", False):
+        parts = [f"--{name.replace('_', '-')} {now[name]} but {args.checkpoint} was trained on crops with "
+                 f"{name}={trained[name]!r}" for name in conflicts]
+        raise ValueError("; ".join(parts) + ". Leave out " + ", ".join(f"--{n.replace('_', '-')}" for n in conflicts)
+                         + " to use the checkpoint's value, or add --allow-crop-mismatch to extract with yours "
+                           "(features of other crops are less meaningful)")
+    return crop, from_checkpoint
 
 
 def skipped_path(out: Path) -> Path:
@@ -60,7 +120,15 @@ def run(args) -> int:
     check_table_suffix(out)  # .csv, .parquet or .h5ad, before any work
     if not out.parent.exists():
         raise ValueError(f"--out {out}: folder {out.parent} does not exist")
-    settings = settings_from_args(ExtractSettings, args, crop=crop_settings_from_args(args))
+    crop, from_checkpoint = checkpoint_crop_settings(args)
+    settings = settings_from_args(ExtractSettings, args, crop=crop)
+    if from_checkpoint:
+        print("crop settings from the checkpoint's training: " + ", ".join(
+            f"{name}={getattr(crop, name)!r}" for name in from_checkpoint), file=sys.stderr)
+    if settings.features == "auto" and not settings.checkpoint:
+        print(f"no checkpoint: using {settings.feature_set} features, measured best without a download; see "
+              f"docs/training.md (--features vgg3d for an untrained VGG3D, or train one: python -m synapse_core "
+              f"train)", file=sys.stderr)
     dataset = open_dataset(args.data, cache_dir=args.cache_dir)
     from synapse_core.crops.availability import check_segmentation_type_for_dataset
 
@@ -91,8 +159,17 @@ def run(args) -> int:
     skipped_file = skipped_path(out)
     result.skipped.to_csv(skipped_file, index=False)
     n_feat = sum(c.startswith("feat_") for c in result.features.columns)
-    print(f"{len(result.features)} synapses → {out} ({n_feat} deep features, layer {settings.layer}, "
-          f"pooling {settings.pooling}; network: {result.model_identity}); {result.n_cached} from cache, "
+    n_morph = sum(c.startswith("morph_") for c in result.features.columns)
+    if settings.deep:
+        what = (f"{n_feat} deep features, layer {settings.layer}, pooling {settings.pooling}; network: "
+                f"{result.model_identity}")
+    elif settings.pixels:
+        what = f"{n_feat} pixel features ({settings.pixel_grid}³ block averages)"
+    else:
+        what = f"{n_morph} morphology features"
+    if settings.vectors and settings.invariance != "none":
+        what += f", averaged over {settings.invariance}"
+    print(f"{len(result.features)} synapses → {out} ({what}); {result.n_cached} from cache, "
           f"{result.n_computed} computed in {result.n_forward_passes} forward passes")
     if len(result.skipped):
         print(f"{len(result.skipped)} synapses skipped (listed in {skipped_file}):", file=sys.stderr)
