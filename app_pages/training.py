@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 
-import pandas as pd
 import streamlit as st
 
 from app_pages import common
@@ -66,26 +65,33 @@ start = b1.button(label, type="primary", key="t_start", disabled=finished_file o
 cancel = b2.button("Cancel", key="t_cancel", disabled=not (job and job.active),
                    help="Stops after the current step; the last finished epoch is kept and Resume continues.")
 if start:
-    job = jobs.submit_training(ds, settings, cache, started_by=user)
-    common.follow_job(job)
+    common.follow_job(jobs.submit_training(ds, settings, cache, started_by=user))
+    st.rerun()  # redraw the buttons (and the sidebar's jobs) for the running job
 if cancel and job is not None:
     registry.cancel(key, by=user)
-if finished_file and not (job and job.active):
+    st.rerun()
+if finished_file and not (job and job.status == "done"):
     st.success(f"A model with these settings is already trained: {out.name} (below).")
 elif resumable and not (job and job.active):
     st.info(f"An unfinished run with these settings stopped after an epoch; **{label}** continues it.")
 
 
-def loss_chart(curve: list[float], steps: list[float] | None = None) -> None:
-    """Mean loss per finished epoch (and the current run's per-step losses)."""
+def loss_chart(curve: list[float], steps: list[float] = (), step_epochs: list[float] = (), key: str = "loss") -> None:
+    """Mean loss per finished epoch, and the running job's loss per step (lines with markers: one epoch shows too)."""
+    import plotly.graph_objects as go
+
+    if not curve and not steps:
+        return
+    fig = go.Figure()
     if curve:
-        st.line_chart(pd.DataFrame({"loss (mean per epoch)": curve}, index=pd.RangeIndex(1, len(curve) + 1,
-                                                                                         name="epoch")),
-                      height=220)
+        fig.add_scatter(x=list(range(1, len(curve) + 1)), y=curve, mode="lines+markers", name="mean per epoch")
     if steps:
-        st.line_chart(pd.DataFrame({"loss per step (this run)": steps}, index=pd.RangeIndex(1, len(steps) + 1,
-                                                                                           name="step")),
-                      height=160)
+        fig.add_scatter(x=list(step_epochs), y=list(steps), mode="lines+markers", name="per step (this run)",
+                        marker={"size": 4}, line={"width": 1})
+    fig.update_layout(height=260, margin={"l": 10, "r": 10, "t": 10, "b": 10}, xaxis_title="epoch",
+                      yaxis_title="training loss", legend={"orientation": "h"})
+    fig.update_xaxes(rangemode="tozero")
+    st.plotly_chart(fig, key=key)
 
 
 @st.fragment(run_every=1.0)
@@ -100,7 +106,7 @@ def live(job) -> None:
                 f"loss {info['step_losses'][-1]:.3f} · {text}")
     st.progress(job.fraction, text=("cancelling… " if job.cancelling else "") + text)
     st.caption(f"Job {job.job_id} started by {esc.md(job.started_by)}; it keeps running if you leave this page.")
-    loss_chart(info.get("loss_curve", []), info.get("step_losses", []))
+    loss_chart(info.get("loss_curve", []), info.get("step_losses", []), info.get("step_epochs", []), key="t_live_loss")
 
 
 if job is not None:
@@ -139,7 +145,7 @@ else:
         st.caption(esc.md(f"{meta.get('method', '?')}, fmaps {training.get('fmaps', '?')}, input "
                    f"{training.get('input_size', '?')}³, seed {training.get('seed', '?')}, written "
                    f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(path.stat().st_mtime))}."))
-        loss_chart(curve)
+        loss_chart(curve, key="t_model_loss")
         if st.button("Use this model for extraction", key="t_use", icon=":material/arrow_forward:"):
             st.session_state["x_checkpoint"] = common.TRAINED_CHECKPOINT + name
             st.session_state["x_features"] = "vgg3d"

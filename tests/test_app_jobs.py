@@ -145,3 +145,59 @@ def test_a_burst_of_reports_at_the_start_does_not_inflate_the_rate():
         job.report(done, 100)
     assert job.rate == pytest.approx(4 / 20, rel=0.05)
     gate.set()
+
+
+# ------------------------------------------------------------------- training as a job (real runs)
+
+#: fmaps 4, 32³ crops averaged to 16³, 2 steps of 8 per epoch on the 15 synapses of one demo bbox.
+TINY = {"fmaps": 4, "input_size": 16, "epochs": 3, "batch_size": 8, "warmup_epochs": 1, "projector_dims": (32, 32),
+        "learning_rate": 3e-3}
+
+
+@pytest.fixture(scope="module")
+def one_bbox(tmp_path_factory):
+    from synapse_core.data.dataset import open_dataset
+    from synapse_core.data.demo import write_demo_dataset
+
+    root = write_demo_dataset(tmp_path_factory.mktemp("jobs-demo") / "DATA", seed=0, n_bboxes=1)
+    return open_dataset(root, cache_dir=tmp_path_factory.mktemp("jobs-cache"))
+
+
+def tiny_settings():
+    from synapse_core.crops.settings import CropSettings
+    from synapse_core.features.train_settings import TrainSettings
+
+    return TrainSettings(crop=CropSettings(size=32), **TINY)
+
+
+@pytest.mark.slow  # a child process trains a tiny network twice (cancelled, then resumed)
+def test_cancelled_training_resumes_from_its_last_finished_epoch(one_bbox, tmp_path):
+    from synapse_core.app.jobs import models_dir, submit_training
+    from synapse_core.features.checkpoints import read_metadata
+
+    reg, settings = JobRegistry(), tiny_settings()
+    job = submit_training(one_bbox, settings, tmp_path, started_by="ann", registry=reg)
+    while job.active and len(job.info.get("loss_curve", [])) < 1:  # the first epoch is saved
+        job.wait(0.05)
+    reg.cancel(job.key, by="bob")
+    assert job.wait(120) and job.status == "cancelled", job.message()
+    assert job.message().startswith("cancelled at ") and job.message().endswith(" steps by bob")
+
+    again = submit_training(one_bbox, settings, tmp_path, started_by="ann", registry=reg)
+    assert again is not job and again.wait(300) and again.status == "done", again.message()
+    result = again.result
+    assert result["resumed_from"] >= 1 and result["epochs_done"] == 3 and len(result["loss_curve"]) == 3
+    path = tmp_path / "models" / result["path"].rsplit("/", 1)[-1]
+    assert path.parent == models_dir(tmp_path) and path.is_file()
+    assert read_metadata(path)["loss_curve"] == pytest.approx(result["loss_curve"])
+
+
+@pytest.mark.slow  # opens the dashboard (AppTest)
+def test_training_page_offers_the_presets_and_starts_with_nothing_trained(demo_app):
+    from app_helpers import open_page
+
+    at = open_page("app_pages/training.py")
+    assert at.selectbox(key="t_preset").options == ["small", "full"]
+    assert at.number_input(key="t_epochs_small").value == 60
+    assert not at.button(key="t_start").disabled and at.button(key="t_cancel").disabled
+    assert any("None yet" in c.value for c in at.caption)

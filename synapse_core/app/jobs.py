@@ -443,8 +443,8 @@ def training_task(dataset, settings, cache_dir, kill_after_s: float = 30.0) -> C
     finished epoch stays in ``<out>.partial`` and the same job submitted again resumes from it. A child
     that does not stop within ``kill_after_s`` is killed.
 
-    ``job.info`` holds ``loss_curve`` (mean loss per finished epoch), ``step_losses`` (this run's steps),
-    ``epoch``, ``epochs``; the result is a dict (``path``, ``identity``, ``loss_curve``, ...).
+    ``job.info`` holds ``loss_curve`` (mean loss per finished epoch), ``step_losses`` (this run's steps) at
+    ``step_epochs`` (fractional epochs), ``epoch``, ``epochs``; the result is a dict (``path``, ``identity``, ``loss_curve``, ...).
     """
     out = model_path(cache_dir, dataset, settings)
 
@@ -488,7 +488,8 @@ def training_task(dataset, settings, cache_dir, kill_after_s: float = 30.0) -> C
                     epoch_sum, epoch_n = epoch_sum + loss, epoch_n + 1
                     steps_done = (epoch - 1) * steps + step
                     info = {"epoch": epoch, "step": step, "steps": steps,
-                            "step_losses": job.info.get("step_losses", []) + [float(loss)]}
+                            "step_losses": job.info.get("step_losses", []) + [float(loss)],
+                            "step_epochs": job.info.get("step_epochs", []) + [epoch - 1 + step / steps]}
                     if step == steps:  # epoch finished: its mean step loss (train() weights by batch size)
                         curve.append(epoch_sum / epoch_n)
                         epoch_sum = epoch_n = 0

@@ -147,7 +147,7 @@ def test_training_page_trains_one_epoch_and_shows_the_loss_curve(server, browser
     assert_no_exception(page, log_path)
     assert metric_value(page, "Epochs") == "1" and metric_value(page, "Synapses") == "60"
     assert float(metric_value(page, "Final loss")) > 0
-    expect(page.locator('[data-testid="stVegaLiteChart"]').first).to_be_visible(timeout=30_000)
+    expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible(timeout=30_000)
     shot(page, "jobs_6_training_done")
 
     page.get_by_role("button", name="Use this model for extraction").click()
