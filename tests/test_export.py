@@ -171,6 +171,7 @@ def test_cluster_cli_reads_parquet_and_writes_parquet_by_suffix(tmp_path):
     assert out["Var1"].tolist() == df["Var1"].tolist() and set(out["cluster"]) == {0, 1}
 
 
+@pytest.mark.slow
 def test_cluster_cli_writes_h5ad_that_anndata_reads(tmp_path):
     from synapse_core.cli.parser import main
 
