@@ -2,7 +2,9 @@
 
 Per synapse (worker processes, :mod:`synapse_core.features.jobs`): read the context window, look
 up the cache, build the crop, measure morphology. In the main process
-(:class:`synapse_core.features.net.FeatureNet`): batch the crops through VGG3D and pool. Results
+(:class:`synapse_core.features.net.FeatureNet`): batch the crops through VGG3D and pool, or
+block-average them (the pixel baseline, :mod:`synapse_core.features.pixels`), optionally averaged
+over the crop's flips/rotations (:mod:`synapse_core.features.invariance`). Results
 are stored per synapse in a content-addressed cache (:mod:`synapse_core.features.cache`), one
 batch at a time: a re-run with unchanged inputs runs no forward pass, an interrupted run resumes,
 and two processes asking for the same synapse compute it once.
@@ -10,21 +12,24 @@ and two processes asking for the same synapse compute it once.
 Output columns, in order: ``bbox_name``, ``Var1``, the synapse table's columns, ``presynaptic_*``,
 ``coverage`` (fraction of the crop inside the data), ``voxel_size_nm`` and ``crop_nm`` (the crop's
 isotropic voxel edge and crop edge in nm; NaN when the voxel size is unknown), ``morph_*`` (always; interpretable, see :mod:`synapse_core.features.morphology`), ``feat_1..feat_N``
-(deep features; absent for ``features="morphology"``), then the run's settings:
-``segmentation_type``, ``alpha``, ``feature_set``, ``layer``, ``pooling``, ``precision``,
-``checkpoint`` (``sha256:<hex>`` or ``untrained (random weights, seed N)``),
+(deep features, or the pixel baseline's block averages; absent for ``morphology``), then the run's settings:
+``segmentation_type``, ``alpha``, ``feature_set``, ``layer``, ``pooling``, ``invariance``, ``precision``,
+``checkpoint`` (``sha256:<hex>``, ``untrained (random weights, seed N)`` or ``not used (...)``),
 ``feature_code_version`` (version + digest of the result-deciding source code). ``feature_set`` says which columns are the features to cluster on:
-``vgg3d`` → ``feat_*``, ``morphology`` → ``morph_*``, ``both`` → both.
+``vgg3d`` and ``pixels`` → ``feat_*``, ``morphology`` → ``morph_*``, ``both`` → both.
 
-Default: ``features="vgg3d"``, layer ``stage4`` (the original's "standard" extraction: last
-stage after its max-pool, 192 features with ``avg``), so a default run reproduces the original
-tool's feature set; the morphology columns ride along for interpretation.
+Default: ``features="auto"``: with a checkpoint ``vgg3d`` at layer ``stage4`` (the original's
+"standard" extraction: last stage after its max-pool, 192 features with ``avg``), so a run with
+the original checkpoint reproduces the original tool's feature set; without one, the best feature
+set that needs no download by our measurement (:data:`~synapse_core.features.settings.NO_CHECKPOINT_FEATURES`,
+docs/training.md). The morphology columns always ride along for interpretation.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import logging
 import multiprocessing
 import os
@@ -58,8 +63,8 @@ from synapse_core.features.settings import ExtractSettings
 
 log = logging.getLogger(__name__)
 
-SETTINGS_COLUMNS = ("segmentation_type", "alpha", "feature_set", "layer", "pooling", "precision", "checkpoint",
-                    "feature_code_version")
+SETTINGS_COLUMNS = ("segmentation_type", "alpha", "feature_set", "layer", "pooling", "invariance", "precision",
+                    "checkpoint", "feature_code_version")
 
 
 @dataclass
@@ -142,8 +147,12 @@ class FeatureModel:
         else:
             self.identity = untrained_identity(settings.seed)
         self.layers = parse_layers(settings.layer, self.config)
+        # The group average is part of how a crop becomes a vector, so it goes into the cache key with the
+        # pooling ("avg" alone without invariance: keys of earlier runs stay valid).
+        pooling = settings.pooling if settings.invariance == "none" else f"{settings.pooling}, mean over " \
+                                                                        f"{settings.invariance}"
         self.spec = DeepSpec(self.identity, repr(self.config), ",".join(l.name for l in self.layers),
-                             settings.pooling, settings.precision)
+                             pooling, settings.precision)
         self.forward_passes = 0
         self._lock = threading.Lock()
 
@@ -151,7 +160,7 @@ class FeatureModel:
     def key(settings: ExtractSettings) -> tuple:
         """The settings a model depends on; runs whose keys are equal can share one model."""
         return (settings.checkpoint, settings.layer, settings.pooling, settings.precision, settings.device,
-                settings.seed, settings.fmaps, settings.crop.size)
+                settings.seed, settings.fmaps, settings.crop.size, settings.invariance)
 
     def net(self):
         with self._lock:  # one build when several sessions share this model
@@ -174,6 +183,8 @@ class FeatureModel:
         return self._net
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
+        from synapse_core.features.invariance import group_average
+
         self.forward_passes += 1
         if self.input_size is not None and tuple(crops.shape[1:]) != tuple(self.input_size):
             import torch
@@ -183,7 +194,8 @@ class FeatureModel:
             # The trained network saw crops area-averaged to its input size; do the same here.
             crops = resize(torch.from_numpy(np.ascontiguousarray(crops, dtype=np.float32))[:, None],
                            self.input_size[0])[:, 0].numpy()
-        return self.net()(crops)
+        # After the resize: the average over the group of the network's own input is exactly invariant.
+        return group_average(self.net(), crops, self.settings.invariance)
 
 
 def _executor(workers: int):
@@ -274,9 +286,9 @@ def extract_features(dataset, settings: ExtractSettings = ExtractSettings(), cac
     if model is not None and FeatureModel.key(model.settings) != FeatureModel.key(settings):
         raise ValueError("model= was built for other model settings (checkpoint, layer, pooling, precision, device, "
                          "seed, fmaps or crop size) than this run's; build a FeatureModel for these settings")
-    deep = (model or FeatureModel(settings)) if settings.deep else None
+    deep = _vector_model(settings, model)
     passes_before = deep.forward_passes if deep else 0
-    if deep is not None and not settings.checkpoint:
+    if settings.deep and not settings.checkpoint:
         log.warning("no checkpoint given: deep features come from an %s VGG3D; outputs record this", deep.identity)
         if settings.precision == "bf16":
             log.warning("bf16 with an untrained network: its features differ between synapses by less than "
@@ -334,19 +346,7 @@ def extract_features(dataset, settings: ExtractSettings = ExtractSettings(), cac
     if settings.executor == "dask":  # the per-synapse work and the network run on the cluster's workers
         from synapse_core.features.executors import run_dask
 
-        out = run_dask(jobs, settings, job_id, FeatureModel, progress=progress,
-                       cancel=cancel)
-        features, skipped_df = _assemble(records, out.results, skipped, settings, deep.identity if deep else None,
-                                         deep.spec.layer if deep else "", voxel_known=voxel is not None)
-        log.info("extract (dask): %d synapses, %d from cache, %d computed in %d forward passes on %d workers, "
-                 "%d skipped, %d in failed tasks%s", total, out.n_cached, out.n_computed, out.n_forward_passes,
-                 len(out.worker_pids), len(skipped_df), out.failed, " (cancelled)" if out.cancelled else "")
-        return ExtractResult(features, skipped_df, out.n_cached, out.n_computed, out.n_forward_passes,
-                             deep.identity if deep else "not used (morphology only)", out.cancelled, settings)
-    if settings.executor == "dask":  # the per-synapse work and the network run on the cluster's workers
-        from synapse_core.features.executors import run_dask
-
-        out = run_dask(jobs, settings, job_id, FeatureModel, progress=progress,
+        out = run_dask(jobs, settings, job_id, functools.partial(_vector_model, model=None), progress=progress,
                        cancel=cancel)
         features, skipped_df = _assemble(records, out.results, skipped, settings, deep.identity if deep else None,
                                          deep.spec.layer if deep else "", voxel_known=voxel is not None)
@@ -364,7 +364,7 @@ def extract_features(dataset, settings: ExtractSettings = ExtractSettings(), cac
                 break
             store_crop(p)
             results[i] = {"crop": p.crop_result, "deep": p.deep, "deep_key": p.deep_key}
-            if p.crop_result["discarded"] or not settings.deep or p.deep is not None:
+            if p.crop_result["discarded"] or not settings.vectors or p.deep is not None:
                 finish(i, p.crop_cached)
                 continue
             if cache is not None:
@@ -402,6 +402,17 @@ def extract_features(dataset, settings: ExtractSettings = ExtractSettings(), cac
              n_computed, passes, len(skipped_df), " (cancelled)" if cancelled else "")
     return ExtractResult(features, skipped_df, n_cached, n_computed, passes,
                          deep.identity if deep else "not used (morphology only)", cancelled, settings)
+
+
+def _vector_model(settings: ExtractSettings, model: FeatureModel | None):
+    """What turns blended crops into vectors: the network (deep features), the pixel baseline, or None."""
+    if settings.deep:
+        return model or FeatureModel(settings)
+    if settings.pixels:
+        from synapse_core.features.pixels import PixelModel
+
+        return PixelModel(settings)
+    return None
 
 
 def _resolve_deferred(deferred, jobs, results, cache, deep, cancel, poll_s: float = 0.2):
@@ -446,9 +457,10 @@ def _settings_columns(settings: ExtractSettings, identity: str | None, layer_nam
     return {
         "segmentation_type": settings.crop.segmentation_type,
         "alpha": settings.crop.alpha,
-        "feature_set": settings.features,
+        "feature_set": settings.feature_set,
         "layer": layer_names if settings.deep else "",
         "pooling": settings.pooling if settings.deep else "",
+        "invariance": settings.invariance if settings.vectors else "",
         "precision": settings.precision if settings.deep else "",
         "checkpoint": identity if identity is not None else "not used (morphology only)",
         "feature_code_version": f"{FEATURE_CODE_VERSION}+{code_fingerprint()}",
@@ -466,10 +478,10 @@ def _assemble(records, results, skipped, settings, identity, layer_names, voxel_
         if crop["discarded"]:
             skipped.append({"bbox_name": str(rec["bbox_name"]), "Var1": str(rec["Var1"]), "reason": crop["discarded"]})
             continue
-        if settings.deep and res["deep"] is None:
+        if settings.vectors and res["deep"] is None:
             continue  # still being computed elsewhere when the run was cancelled
         meta.append({**rec, **crop["presynaptic"], **crop.get("grid", {}), **crop["morph"]})
-        if settings.deep:
+        if settings.vectors:
             vectors.append(res["deep"])
     table_cols = list(records[0]) if records else ["bbox_name", "Var1"]
     features = pd.DataFrame(meta)
@@ -496,10 +508,12 @@ def cache_status(dataset, settings: "ExtractSettings", cache_dir=None, bboxes=No
     cannot be read count as cached: the run skips them without computing anything.
     """
     rows = _select_rows(dataset, bboxes)
-    spec = FeatureModel(settings).spec if settings.deep else None
+    vectors = _vector_model(settings, None)
+    spec = vectors.spec if vectors is not None else None
     cache = open_cache(str(resolve_cache_dir(cache_dir) / "features"))
     voxel = tuple(float(v) for v in dataset.voxel_size_nm) if dataset.voxel_size_nm is not None else None
     n_cached = 0
+    keys: list[tuple[str, str | None]] = []  # (crop key, vector key) per readable synapse
     records = rows.to_dict("records")
     for i, row in enumerate(records, start=1):
         try:
@@ -510,11 +524,12 @@ def cache_status(dataset, settings: "ExtractSettings", cache_dir=None, bboxes=No
                 progress(i, len(records))
             continue
         crop_key = crop_cache_key(ctx, settings.crop, voxel)
-        crop_result = cache.get(crop_key)
-        if crop_result is not None and (
-            spec is None or crop_result["discarded"] or deep_cache_key(crop_key, spec) in cache
-        ):
-            n_cached += 1
+        keys.append((crop_key, deep_cache_key(crop_key, spec) if spec is not None else None))
         if progress:
             progress(i, len(records))
+    present = cache.contains_many(k for pair in keys for k in pair if k is not None)  # one listing per shard
+    for crop_key, deep_key in keys:
+        if crop_key in present and (deep_key is None or deep_key in present or
+                                    (cache.get(crop_key) or {}).get("discarded")):  # discarded: no vector needed
+            n_cached += 1
     return n_cached, len(records) - n_cached
