@@ -6,6 +6,7 @@ import numpy as np
 
 from synapse_core.cluster.settings import FEW_ROWS, MINIBATCH_ROWS, ClusterSettings
 
+
 def fit_kmeans(Z: np.ndarray, k: int, seed: int = 0, algorithm: str = "auto",
                n_init: int | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """KMeans on ``Z`` (n_synapses, d) → (labels (n,), centres (k, d), inertia).
@@ -45,8 +46,33 @@ def fit_labels(Z: np.ndarray, s: ClusterSettings, k: int | None, seed: int) -> n
     if s.method == "agglomerative":
         return AgglomerativeClustering(n_clusters=k, linkage=s.linkage).fit_predict(Z).astype(np.int64)
     if s.method == "hdbscan":
+        from synapse_core.cluster.settings import FIT_ROWS, LARGE_ROWS
+
+        if len(Z) > LARGE_ROWS:
+            return _hdbscan_on_sample(Z, s, seed, FIT_ROWS)
         mcs = int(min(s.min_cluster_size, len(Z)))
         ms = int(min(s.min_samples, len(Z) - 1))
         return HDBSCAN(min_cluster_size=mcs, min_samples=max(ms, 1), copy=True).fit_predict(Z).astype(np.int64)
     eps = s.dbscan_eps if s.dbscan_eps is not None else auto_eps(Z, s.min_samples)
     return DBSCAN(eps=eps, min_samples=s.min_samples).fit_predict(Z).astype(np.int64)
+
+
+def _hdbscan_on_sample(Z: np.ndarray, s: ClusterSettings, seed: int, fit_rows: int) -> np.ndarray:
+    """HDBSCAN on a seeded ``fit_rows`` sample; every other synapse takes its nearest sampled neighbour's label.
+
+    The large-data path (above ``LARGE_ROWS`` synapses): HDBSCAN's cost grows faster than linearly,
+    so density is estimated on the sample; a synapse whose nearest sampled neighbour is noise is noise.
+    """
+    from sklearn.cluster import HDBSCAN
+    from sklearn.neighbors import NearestNeighbors
+
+    rows = np.sort(np.random.default_rng([seed, 3]).choice(len(Z), size=fit_rows, replace=False))
+    mcs = int(min(s.min_cluster_size, fit_rows))
+    ms = int(min(s.min_samples, fit_rows - 1))
+    sub = HDBSCAN(min_cluster_size=mcs, min_samples=max(ms, 1), copy=True).fit_predict(Z[rows]).astype(np.int64)
+    nn = NearestNeighbors(n_neighbors=1).fit(Z[rows])
+    labels = np.empty(len(Z), dtype=np.int64)
+    for start in range(0, len(Z), 100_000):  # bounded memory
+        labels[start:start + 100_000] = sub[nn.kneighbors(Z[start:start + 100_000], return_distance=False)[:, 0]]
+    labels[rows] = sub
+    return labels

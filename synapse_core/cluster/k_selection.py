@@ -139,6 +139,16 @@ def within_cluster_ss(Z: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndar
     return total, centres
 
 
+def assign_nearest(Z: np.ndarray, centres: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    """Label (n_synapses,) of the nearest of ``centres`` (k, d) for each row of ``Z``, in chunks (bounded memory)."""
+    labels = np.empty(len(Z), dtype=np.int64)
+    c2 = np.einsum("ij,ij->i", centres, centres)
+    for start in range(0, len(Z), chunk):
+        part = Z[start:start + chunk]
+        labels[start:start + chunk] = np.argmin(c2[None, :] - 2.0 * part @ centres.T, axis=1)
+    return labels
+
+
 def check_k_range(k_range: tuple[int, int], n_synapses: int) -> list[int]:
     """The k values a sweep can use: ``k_range`` (inclusive) capped at n_synapses − 1.
 
@@ -189,6 +199,7 @@ def sweep_k(
     n_null_stability: int = 2,
     subsample_fraction: float = 0.8,
     max_rows: int = 1000,
+    fit_rows: int | None = None,
 ) -> KSweep:
     """Cluster ``Z`` for each k in ``k_range`` (inclusive); score each k on the data and on a null.
 
@@ -215,6 +226,11 @@ def sweep_k(
     max_rows : int
         Stability and null statistics use at most this many synapses (seeded sample); null samples
         have that many rows.
+    fit_rows : int or None
+        With more synapses than this, each k is fitted on a seeded sample of ``fit_rows`` synapses
+        and every synapse is then assigned to the nearest centre of that fit (labels, inertia and
+        Calinski–Harabasz are of the full assignment). None: ``FIT_ROWS`` above ``LARGE_ROWS``
+        synapses (:mod:`synapse_core.cluster.settings`), else every synapse is fitted.
 
     Returns
     -------
@@ -249,12 +265,29 @@ def sweep_k(
     def labels_of(Z_, k_):
         return np.asarray(fit(Z_, k_)[0])
 
+    if fit_rows is None:
+        from synapse_core.cluster.settings import FIT_ROWS, LARGE_ROWS
+
+        fit_rows = FIT_ROWS if len(Z) > LARGE_ROWS else None
+    fit_sample = None
+    if fit_rows is not None and len(Z) > int(fit_rows):
+        fit_sample = np.sort(np.random.default_rng([seed, 1]).choice(len(Z), size=int(fit_rows), replace=False))
+
+    def fit_all(k_):
+        """(labels, inertia) of every synapse: fitted directly, or fitted on ``fit_sample`` and assigned."""
+        if fit_sample is None:
+            labels_, _, inertia_ = fit(Z, k_)
+            return np.asarray(labels_), inertia_
+        sub_labels, centres, _ = fit(Z[fit_sample], k_)
+        if centres is None:  # a method without centres: the means of its clusters
+            centres = within_cluster_ss(Z[fit_sample], np.asarray(sub_labels))[1]
+        return assign_nearest(Z, np.asarray(centres, dtype=np.float32)), None
+
     threads = threadpool_limits(1) if len(Z) <= SINGLE_THREAD_ROWS else contextlib.nullcontext()
     rows_out, labels_by_k = [], {}
     with threads:
         for k in ks:
-            labels, _, inertia = fit(Z, k)
-            labels = np.asarray(labels)
+            labels, inertia = fit_all(k)
             if inertia is None:
                 inertia = within_cluster_ss(Z, labels)[0]
             found = labels[labels >= 0]
@@ -292,6 +325,7 @@ def sweep_k(
     gap1_sd = float(null_log_w1.std() * np.sqrt(1 + 1 / len(null_log_w1)))
     curves.attrs.update(
         silhouette_sample=None if sample is None else len(sample), null_rows=len(Zr),
+        fit_rows=None if fit_sample is None else len(fit_sample),
         null="one Gaussian cloud with the data's mean and covariance, clustered the same way",
         n_null=int(n_null), n_subsamples=int(n_subsamples), n_null_stability=n_null_stability,
         subsample_fraction=float(subsample_fraction), gap_k1=gap1, gap_k1_sd=gap1_sd,

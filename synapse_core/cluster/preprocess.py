@@ -26,7 +26,7 @@ NaN policy, in two steps (:func:`feature_matrix`):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, asdict
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -283,6 +283,10 @@ def preprocess_features(
 
     if scaler not in SCALERS:
         raise ValueError(f"scaler={scaler!r} is not one of {', '.join(SCALERS)}")
+    from synapse_core.cluster.settings import LARGE_ROWS
+
+    if len(X) > LARGE_ROWS:  # large data: float32 throughout, bounded memory (issue 15)
+        return _preprocess_large(X, scaler, pca_components, seed, column_weights)
     X = np.asarray(X, dtype=np.float64)
     if scaler == "standard":
         Z = StandardScaler().fit_transform(X)
@@ -299,6 +303,45 @@ def preprocess_features(
         n = min(int(pca_components), Z.shape[0], Z.shape[1])
         if n < Z.shape[1]:
             pca = PCA(n_components=n, random_state=seed, svd_solver="auto")
+            Z = pca.fit_transform(Z)
+            explained = float(pca.explained_variance_ratio_.sum())
+        else:
+            explained = 1.0
+    return np.ascontiguousarray(Z, dtype=np.float32), explained
+
+
+def _preprocess_large(X, scaler, pca_components, seed, column_weights):
+    """:func:`preprocess_features` above ``LARGE_ROWS`` rows: float32, scaled in place, randomized PCA.
+
+    Same statistics as the small path (column mean/std, median/IQR) in float32; PCA by the
+    randomized solver (seeded). Peak memory is about three float32 copies of ``X``.
+    """
+    from sklearn.decomposition import PCA
+
+    Z = np.array(X, dtype=np.float32, copy=True)
+    if scaler == "standard":
+        centre = Z.mean(axis=0, dtype=np.float64)
+        spread = Z.std(axis=0, dtype=np.float64)
+        spread[spread == 0] = 1.0  # constant columns become 0, as StandardScaler does
+    elif scaler == "robust":
+        centre = np.median(Z, axis=0)
+        q1, q3 = np.percentile(Z, [25, 75], axis=0)
+        spread = (q3 - q1).astype(np.float64)
+        spread[spread == 0] = 1.0
+    else:
+        centre, spread = np.zeros(Z.shape[1]), np.ones(Z.shape[1])
+    scale = 1.0 / spread
+    if column_weights is not None:
+        scale = scale * np.asarray(column_weights, dtype=np.float64)
+    Z -= centre.astype(np.float32)
+    Z *= scale.astype(np.float32)
+    explained = None
+    if pca_components is not None:
+        if int(pca_components) < 1:
+            raise ValueError(f"pca_components={pca_components!r} must be a positive integer or None")
+        n = min(int(pca_components), Z.shape[0], Z.shape[1])
+        if n < Z.shape[1]:
+            pca = PCA(n_components=n, random_state=seed, svd_solver="randomized")
             Z = pca.fit_transform(Z)
             explained = float(pca.explained_variance_ratio_.sum())
         else:

@@ -10,6 +10,15 @@ Projections are cached with :mod:`diskcache` under ``<cache_dir>/projections`` (
 keyed by :func:`cache_key`: the content hash of the input matrix and the :class:`ProjectionSettings`.
 The dashboard and the CLI pass the same ``cache_dir`` (:func:`synapse_core.data.cache_dir.resolve_cache_dir`),
 so a map computed by one is a cache hit for the other.
+
+First-map cost (issue 16): UMAP and pynndescent are compiled by numba in every new process (40 s of a
+fresh ``cluster`` at 10⁴ rows). With a cache folder, numba's compiled code is kept on disk in
+``<cache_dir>/numba`` (:func:`enable_numba_disk_cache`: ``NUMBA_CACHE_DIR`` and on-disk caching for
+the library's compiled functions), and from ``UMAP_EXACT_KNN_MIN_ROWS`` to ``UMAP_EXACT_KNN_MAX_ROWS``
+synapses the neighbour graph is scikit-learn's exact k-nearest neighbours passed to UMAP as
+``precomputed_knn`` (no nearest-neighbour-descent compilation; below 4096 rows UMAP itself is
+exact, so the graph is the one UMAP computes there; above, exact instead of approximate).
+Measured in ``benchmarks/startup.py`` (cold and warm process, compile time on its own line).
 """
 
 from __future__ import annotations
@@ -30,30 +39,131 @@ TSNE_FFT_ROWS = 5000
 CACHE_FOLDER = "projections"
 #: Bytes of cached projections kept before the least recently used are evicted.
 CACHE_BYTES = 2**30
+#: Folder of numba's compiled code inside the cache directory.
+NUMBA_FOLDER = "numba"
+#: UMAP's own neighbour search is exact below 4096 rows; from there up to UMAP_EXACT_KNN_MAX_ROWS the exact
+#: graph comes from scikit-learn (seconds at 10⁴ rows, no numba compilation); above, nearest-neighbour descent.
+UMAP_EXACT_KNN_MIN_ROWS = 4096
+UMAP_EXACT_KNN_MAX_ROWS = 30000
+_LIBRARY_CACHING = {"done": False}
+
+
+def enable_numba_disk_cache(cache_dir: str | os.PathLike | None) -> str | None:
+    """Keep numba's compiled code in ``<cache_dir>/numba`` so a new process loads instead of compiling.
+
+    Sets ``NUMBA_CACHE_DIR`` (unless the user set it) before numba is imported; if numba is
+    already imported its configuration is updated. Returns the folder used (None: no caching).
+    """
+    if cache_dir is None and not os.environ.get("NUMBA_CACHE_DIR"):
+        return None
+    folder = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(os.fspath(cache_dir), NUMBA_FOLDER)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return None  # an unwritable cache only costs the compilation
+    os.environ["NUMBA_CACHE_DIR"] = folder
+    import sys
+
+    if "numba" in sys.modules:
+        sys.modules["numba"].config.CACHE_DIR = folder
+    return folder
+
+
+def _cache_library_functions() -> None:
+    """Turn on numba's on-disk cache for UMAP's and pynndescent's compiled functions that do not ask for it.
+
+    Functions whose code cannot be cached (closures over other compiled functions) are compiled
+    as before; numba only warns, which is silenced here.
+    """
+    if _LIBRARY_CACHING["done"]:
+        return
+    import importlib
+    import warnings
+
+    from numba.core.caching import NullCache
+    from numba.core.dispatcher import Dispatcher
+
+    for name in ("umap.umap_", "umap.layouts", "umap.distances", "umap.spectral", "umap.utils",
+                 "pynndescent.pynndescent_", "pynndescent.utils", "pynndescent.distances", "pynndescent.rp_trees"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, Dispatcher) and isinstance(getattr(value, "_cache", None), NullCache):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    try:
+                        value.enable_caching()
+                    except Exception as exc:  # noqa: BLE001 - a function numba cannot cache stays uncached
+                        log.debug("numba cannot cache %s.%s: %s", name, value.__name__, exc)
+    _LIBRARY_CACHING["done"] = True
+
+
+def exact_knn(Z: np.ndarray, n_neighbors: int, metric: str = "euclidean") -> tuple[np.ndarray, np.ndarray] | None:
+    """Exact k nearest neighbours of every row of ``Z`` (itself first), UMAP's ``precomputed_knn`` format.
+
+    Returns (indices int64 (n, k), distances float32 (n, k)), or None for a metric scikit-learn does not have.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    try:
+        nn = NearestNeighbors(n_neighbors=n_neighbors, metric=metric, algorithm="brute").fit(Z)
+    except ValueError:
+        return None
+    dist, ind = nn.kneighbors(Z)
+    return ind.astype(np.int64), dist.astype(np.float32)
 
 
 def _n_jobs(reproducible: bool) -> int:
     return 1 if reproducible else (os.cpu_count() or 1)
 
 
-def run_umap(Z: np.ndarray, s: ProjectionSettings) -> np.ndarray:
-    """UMAP of ``Z`` (n_synapses, d) → (n_synapses, s.dims) float32."""
-    import umap  # slow import (numba); only when a UMAP is actually computed
+def run_umap(Z: np.ndarray, s: ProjectionSettings, cache_dir: str | os.PathLike | None = None) -> np.ndarray:
+    """UMAP of ``Z`` (n_synapses, d) → (n_synapses, s.dims) float32.
+
+    ``cache_dir``: numba's compiled code is kept in ``<cache_dir>/numba`` (:func:`enable_numba_disk_cache`).
+    """
+    if enable_numba_disk_cache(cache_dir) is not None:
+        import umap  # slow import (numba); only when a UMAP is actually computed
+
+        _cache_library_functions()
+    else:
+        import umap
 
     n = len(Z)
+    n_neighbors = int(min(s.n_neighbors, n - 1))
     kwargs = dict(
         n_components=s.dims,
-        n_neighbors=int(min(s.n_neighbors, n - 1)),
+        n_neighbors=n_neighbors,
         min_dist=s.min_dist,
         metric=s.metric,
         # spectral init needs more points than dimensions + 1
         init="spectral" if n > s.dims + 2 else "random",
     )
+    from synapse_core.cluster.settings import FIT_ROWS, LARGE_ROWS
+
+    fit_rows = None
+    if n > LARGE_ROWS:  # large data: fit on a seeded subsample, place every other synapse with transform
+        fit_rows = np.sort(np.random.default_rng([s.seed, 2]).choice(n, size=FIT_ROWS, replace=False))
+    elif UMAP_EXACT_KNN_MIN_ROWS <= n <= UMAP_EXACT_KNN_MAX_ROWS:
+        knn = exact_knn(Z, n_neighbors, s.metric)
+        if knn is not None:
+            kwargs["precomputed_knn"] = knn
     if s.reproducible:
         reducer = umap.UMAP(random_state=s.seed, n_jobs=1, **kwargs)
     else:
         reducer = umap.UMAP(n_jobs=_n_jobs(False), **kwargs)
-    return np.asarray(reducer.fit_transform(Z), dtype=np.float32)
+    if fit_rows is None:
+        return np.asarray(reducer.fit_transform(Z), dtype=np.float32)
+    Y = np.empty((n, s.dims), dtype=np.float32)
+    Y[fit_rows] = reducer.fit_transform(Z[fit_rows])
+    rest = np.setdiff1d(np.arange(n), fit_rows, assume_unique=True)
+    for start in range(0, len(rest), 100_000):  # bounded memory: the neighbour search runs per chunk
+        part = rest[start:start + 100_000]
+        Y[part] = reducer.transform(Z[part])
+    log.info("UMAP fitted on %d of %d synapses (seeded sample); the others placed by transform", len(fit_rows), n)
+    return Y
 
 
 def run_tsne(Z: np.ndarray, s: ProjectionSettings) -> np.ndarray:
@@ -122,7 +232,9 @@ def project(Z: np.ndarray, settings: ProjectionSettings, cache_dir: str | os.Pat
         raise ValueError(f"features must be a 2-D array (n_synapses, n_features); got shape {Z.shape}")
     if len(Z) < 4:
         raise ValueError(f"a {settings.method} projection needs at least 4 synapses; got {len(Z)}")
-    run = run_umap if settings.method == "umap" else run_tsne
+    def run(Z_, s_):
+        return run_umap(Z_, s_, cache_dir) if s_.method == "umap" else run_tsne(Z_, s_)
+
     if cache_dir is None:
         return run(Z, settings)
     key = cache_key(Z, settings)

@@ -40,6 +40,12 @@ AGGLOMERATIVE_MAX_ROWS = 20000
 NOISE = -1
 #: Up to this many synapses KMeans uses 10 restarts by default, above it 3.
 FEW_ROWS = 5000
+#: Above this many synapses the large-data path runs (issue 15): float32 scaling and randomized PCA, the k sweep
+#: and the UMAP map fitted on a seeded FIT_ROWS subsample with every synapse then assigned (nearest centre,
+#: UMAP transform), HDBSCAN fitted on the subsample with the rest taking their nearest fitted neighbour's label.
+LARGE_ROWS = 100_000
+#: Rows of the seeded subsample the large-data path fits on.
+FIT_ROWS = 50_000
 
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 ClusterCount = Annotated[int, Field(ge=2)]

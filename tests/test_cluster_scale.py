@@ -1,0 +1,79 @@
+"""The large-data clustering path (issue 15): above LARGE_ROWS synapses fits use a seeded subsample."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from synapse_core.cluster import settings as cluster_settings
+from synapse_core.cluster.k_selection import assign_nearest, sweep_k
+from synapse_core.cluster.preprocess import preprocess_features
+
+
+def blobs(n=3000, groups=4, d=8, seed=0):
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, groups, n)
+    centres = rng.normal(0, 6, size=(groups, d))
+    return (centres[truth] + rng.normal(size=(n, d))).astype(np.float32), truth
+
+
+def test_assign_nearest_is_the_nearest_centre():
+    Z, _ = blobs(500)
+    centres = Z[:5]
+    brute = np.argmin(((Z[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
+    np.testing.assert_array_equal(assign_nearest(Z, centres, chunk=64), brute)
+
+
+def test_a_sweep_fitted_on_a_sample_labels_every_synapse_like_a_full_fit():
+    Z, truth = blobs(1500, groups=3)
+    sampled = sweep_k(Z, (3, 3), seed=0, fit_rows=400, max_rows=200, n_null=2, n_subsamples=2)
+    assert sampled.curves.attrs["fit_rows"] == 400 and len(sampled.labels[3]) == len(Z)
+    assert adjusted_rand_score(truth, sampled.labels[3]) > 0.99
+
+
+def test_the_sweep_switches_to_a_sample_above_large_rows(monkeypatch):
+    monkeypatch.setattr(cluster_settings, "LARGE_ROWS", 1000)
+    monkeypatch.setattr(cluster_settings, "FIT_ROWS", 500)
+    Z, _ = blobs(1500)
+    assert sweep_k(Z, (2, 3), seed=0, max_rows=300, n_null=2, n_subsamples=2).curves.attrs["fit_rows"] == 500
+
+
+def test_large_preprocessing_matches_the_small_path_in_float32(monkeypatch):
+    X, _ = blobs(2000, d=12)
+    small, _ = preprocess_features(X, "standard", None)
+    monkeypatch.setattr(cluster_settings, "LARGE_ROWS", 1000)
+    large, _ = preprocess_features(X, "standard", None)
+    np.testing.assert_allclose(large, small, atol=1e-4)
+
+
+def test_large_pca_keeps_the_same_variance(monkeypatch):
+    X, _ = blobs(2000, d=12)
+    _, small = preprocess_features(X, "standard", 4, seed=0)
+    monkeypatch.setattr(cluster_settings, "LARGE_ROWS", 1000)
+    _, large = preprocess_features(X, "standard", 4, seed=0)
+    assert large == pytest.approx(small, abs=1e-4)
+
+
+def test_hdbscan_on_a_sample_finds_the_planted_groups_for_every_synapse(monkeypatch):
+    from synapse_core.cluster.algorithms import fit_labels
+    from synapse_core.cluster.settings import ClusterSettings
+
+    monkeypatch.setattr(cluster_settings, "LARGE_ROWS", 1000)
+    monkeypatch.setattr(cluster_settings, "FIT_ROWS", 800)
+    Z, truth = blobs(3000)
+    labels = fit_labels(Z, ClusterSettings(method="hdbscan", min_cluster_size=20), None, seed=0)
+    clustered = labels >= 0
+    assert clustered.mean() > 0.9 and adjusted_rand_score(truth[clustered], labels[clustered]) > 0.99
+
+
+@pytest.mark.slow  # compiles UMAP (numba) unless the disk cache is warm
+def test_umap_above_large_rows_is_fitted_on_a_sample_and_places_every_synapse(monkeypatch, tmp_path):
+    from synapse_core.cluster.projection import run_umap
+    from synapse_core.cluster.settings import ProjectionSettings
+
+    monkeypatch.setattr(cluster_settings, "LARGE_ROWS", 600)
+    monkeypatch.setattr(cluster_settings, "FIT_ROWS", 400)
+    Z, truth = blobs(900)
+    Y = run_umap(Z, ProjectionSettings("umap", 2, seed=0), tmp_path)
+    assert Y.shape == (900, 2) and np.isfinite(Y).all()
+    centre = np.stack([Y[truth == g].mean(0) for g in range(4)])
+    assert (assign_nearest(Y, centre) == truth).mean() > 0.95  # transformed synapses land with their group
