@@ -7,12 +7,15 @@ import dataclasses
 import json
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from app_pages import common, synapse_detail
 from app_pages.run_config_panel import loaded_settings, settings_widget
+from synapse_core.app import annotations
 from synapse_core.app import escape as esc
 from synapse_core.app import state as app_state
+from synapse_core.app.diagnostics_text import diagnostic_rows
 from synapse_core.cluster.run import run_clustering
 from synapse_core.data.hashing import content_hash
 from synapse_core.data.synapse_keys import split_synapse_id, synapse_ids, synapse_rows
@@ -108,7 +111,22 @@ if result is None:
     common.write_query()
     common.stop()
 
-table = result.table
+# Named selections and manual cluster assignments of this result, shared by every user (JSON in the cache).
+ann_key = annotations.result_key(result.table, result.diagnostics.get("settings_key"))
+try:
+    named = annotations.load(common.cache_dir(), ann_key)
+except ValueError as exc:
+    named = []
+    st.warning(f"Saved selections cannot be read: {esc.md(exc)}")
+table = annotations.apply(result.table, named)
+parent = state.get("clusters_parent")
+if parent is not None:
+    b1, b2 = st.columns([4, 1])
+    b1.info(f"Showing the re-clustering of {len(result.table)} selected synapses (of {len(parent.table)}).")
+    if b2.button("Back to all synapses", key="c_back_to_all"):
+        state["clusters"] = state.pop("clusters_parent")
+        state["selection"] = state.pop("parent_selection", [])
+        st.rerun()
 diag = result.diagnostics
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Clusters", diag.get("n_clusters"))
@@ -229,11 +247,11 @@ with detail_col:
         st.info("Click a point on the map (or find a synapse by its id) to see its GIF, slices, measurements and "
                 "nearest neighbours here.")
 
-# --- selection ---------------------------------------------------------------------------
+# --- selection: name it, assign it to a cluster, re-cluster it ---------------------------
 selection = [s for s in state.get("selection", []) if s in id_set]
 st.subheader(f"Selection ({len(selection)} synapses)")
 if selection:
-    chosen = synapse_rows(result.table, selection, missing="ignore")
+    chosen = synapse_rows(table, selection, missing="ignore")
     keep = ["bbox_name", "Var1", "cluster", "distance_to_centroid"] + result.projection_columns
     st.dataframe(chosen[[c for c in keep if c in chosen.columns]], hide_index=True, width="stretch", height=220)
     s1, s2, s3 = st.columns(3)
@@ -243,11 +261,68 @@ if selection:
         state["selection"] = []
         st.rerun()
     s3.page_link("app_pages/galleries.py", label="Show the selection as a gallery", icon=":material/photo_library:")
+    with st.container(border=True):
+        st.markdown("**Keep this selection** as a column of the clusters table (saved for everyone on this server)")
+        n1, n2, n3, n4 = st.columns([2, 2, 2, 1])
+        n1.text_input("Name", key="c_sel_name", max_chars=40, placeholder="e.g. large vesicle clouds")
+        clusters_now = sorted(int(c) for c in table["cluster"].unique() if int(c) >= 0)
+        new_label = annotations.new_cluster(table, named)
+        n2.selectbox("Assign to cluster", ["none", *clusters_now, "new"], key="c_sel_assign",
+                     format_func=lambda c: {"none": "no (only name it)", "new": f"a new cluster ({new_label})"}.get(
+                         c, f"cluster {c}"),
+                     help="Manual refinement: the synapses get this cluster in the column cluster_refined, with "
+                          "the selection's name, your name and the time (columns annotation, annotated_by, "
+                          "annotated_at). The computed cluster column is kept.")
+        common.persisted(n3.text_input, "Your name", "user_name", "", max_chars=80,
+                         help="Recorded with your selections (annotated_by).")
+        n4.markdown("&nbsp;")
+        if n4.button("Save", key="c_sel_save", type="primary"):
+            assign = state["c_sel_assign"]
+            try:
+                new = annotations.NamedSelection(
+                    state.get("c_sel_name", ""), tuple(selection),
+                    cluster=None if assign == "none" else (new_label if assign == "new" else int(assign)),
+                    author=state.get("user_name") or "anonymous")
+                annotations.save(common.cache_dir(), ann_key, annotations.add(named, new))
+            except ValueError as exc:
+                st.error(esc.md(exc))
+            else:
+                st.toast(f"Saved: column {new.column}")
+                st.rerun()
+    r1, r2 = st.columns([1, 3])
+    if len(selection) >= 4 and r1.button(f"Re-cluster only these {len(selection)}", key="c_recluster",
+                                         help="Runs the same settings on the selected synapses only (new map, "
+                                              "new k); 'Back to all synapses' returns."):
+        sub = features[synapse_ids(features).isin(set(selection)).to_numpy()]
+        try:
+            with st.spinner(f"Clustering {len(sub)} synapses…"):
+                sub_result = run_clustering(sub, result.settings,
+                                            cache_dir=common.cache_dir())
+        except ValueError as exc:
+            st.error(f"Re-clustering failed: {esc.md(exc)}")
+        else:
+            if parent is None:
+                state["clusters_parent"] = result
+                state["parent_selection"] = selection
+            state["clusters"] = sub_result
+            state["selection"] = []
+            st.rerun()
 else:
     st.caption("Nothing selected yet.")
+if named:
+    with st.expander(f"Saved selections ({len(named)})", expanded=False):
+        st.dataframe(pd.DataFrame([{"name": n.name, "column": n.column, "synapses": len(n.ids),
+                                    "assigned cluster": n.cluster, "by": n.author, "at": n.created}
+                                   for n in named]), hide_index=True, width="stretch")
+        gone = st.selectbox("Delete a saved selection", [n.name for n in named], index=None, key="c_sel_delete")
+        if gone and st.button(f"Delete {gone!r}", key="c_sel_delete_go"):
+            annotations.save(common.cache_dir(), ann_key, annotations.remove(named, gone))
+            st.rerun()
 
-st.download_button("Download clusters CSV", result.table.to_csv(index=False).encode(), file_name="clusters.csv",
-                   mime="text/csv", key="c_download_clusters", type="primary")
+st.download_button("Download clusters CSV", table.to_csv(index=False).encode(), file_name="clusters.csv",
+                   mime="text/csv", key="c_download_clusters", type="primary",
+                   help="Every clustered synapse with its cluster, map position, saved selections "
+                        "(selection_* columns) and manual assignments (cluster_refined, annotation, ...).")
 
 # --- k curves and diagnostics ------------------------------------------------------------
 if result.k_curves is not None and len(result.k_curves):
@@ -268,7 +343,16 @@ with t2:
         st.markdown("**Most distinctive morphology** (Cohen's d vs the other clusters)")
         st.dataframe(result.effect_sizes.sort_values("effect_size", key=np.abs, ascending=False).head(20),
                      hide_index=True, width="stretch")
-with st.expander("Diagnostics (JSON)"):
+st.subheader("Can these clusters be trusted?")
+LIGHTS = {"good": ":green[●]", "caution": ":orange[●]", "bad": ":red[●]", "info": ":gray[●]"}
+for row in diagnostic_rows(diag):
+    l1, l2, l3 = st.columns([1, 8, 2])
+    l1.markdown(f"{LIGHTS[row['level']]} **{esc.md(row['topic'])}**")
+    l2.markdown(esc.md(row["sentence"]))
+    l3.markdown(f"`{row['value']}`")
+for warning in diag.get("warnings") or []:
+    st.warning(esc.md(warning))
+with st.expander("All diagnostics (JSON)"):
     st.json(diag, expanded=False)
     st.download_button("Download diagnostics JSON", json.dumps(diag, indent=2).encode(),
                        file_name="diagnostics.json", mime="application/json", key="c_download_diag")

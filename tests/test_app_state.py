@@ -135,3 +135,31 @@ def test_gallery_zip_manifest_names_each_file_with_its_cluster_and_annotation(de
     assert manifest["annotation"].fillna("").tolist() == ["", "docked"]
     assert manifest["selection_big"].tolist() == [False, True]
     assert manifest["status"].tolist() == ["written", "written"]
+
+
+def test_a_click_is_one_point_without_box_and_a_drag_is_a_box():
+    from synapse_core.app.state import map_event
+
+    point = {"customdata": ["b1|s1", "b1", "s1", "0"]}
+    other = {"customdata": ["b1|s2", "b1", "s2", "0"]}
+    assert map_event({"selection": {"points": [point], "box": [], "lasso": []}}) == ("click", ["b1|s1"])
+    assert map_event({"selection": {"points": [point], "box": [{"x": [0, 1]}], "lasso": []}}) == ("box", ["b1|s1"])
+    assert map_event({"selection": {"points": [point, other], "box": [], "lasso": []}}) == ("box", ["b1|s1", "b1|s2"])
+    assert map_event({"selection": {"points": [], "box": [], "lasso": []}}) == ("none", [])
+
+
+def test_adding_to_a_selection_keeps_order_and_drops_duplicates():
+    from synapse_core.app.state import add_to_selection
+
+    assert add_to_selection(["a", "b"], ["b", "c", "c"]) == ["a", "b", "c"]
+
+
+def test_measurements_read_in_words_with_units_and_absent_structures_say_so():
+    from synapse_core.app.state import plain_measurements
+
+    row = {"morph_vesicle_cloud_volume_um3": 0.0123, "morph_cleft_thickness_nm": 40.6,
+           "morph_mito_to_cleft_distance_nm": float("nan"), "morph_has_mito": 0, "morph_cleft_intensity_mean": 0.26,
+           "cluster": 3}
+    assert plain_measurements(row) == [
+        ("vesicle cloud volume", "0.0123 µm³"), ("cleft thickness", "40.6 nm"),
+        ("mitochondria to cleft distance", "not in the crop"), ("cleft intensity mean", "0.26 (normalised gray, 0–1)")]

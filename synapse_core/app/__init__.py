@@ -12,7 +12,9 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         'data_roots': ['DataRoot', 'configured_roots', 'resolve_inside'],
         'run_config': ['RunConfig', 'dumps', 'loads'],
         'widgets': ['widget_options'],
-        'state': ['nearest_neighbours', 'ids_from_plotly_selection'],
+        'state': ['nearest_neighbours', 'ids_from_plotly_selection', 'map_event', 'plain_measurements'],
+        'annotations': ['NamedSelection'],
+        'diagnostics_text': ['diagnostic_rows'],
         'jobs': ['JobRegistry', 'REGISTRY', 'submit_extraction', 'submit_training'],
     },
 )

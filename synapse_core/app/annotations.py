@@ -1,0 +1,194 @@
+"""Named selections and manual cluster assignments (as in bigclust2), kept as columns of the table.
+
+A :class:`NamedSelection` is a set of synapse ids with a name, who made it and when, and
+optionally the cluster its synapses are assigned to (an existing one or a new one). Applied to a
+clustered table (:func:`apply`) each selection becomes a boolean column ``selection_<name>``;
+assignments give ``cluster_refined`` (the cluster after manual refinement, the last assignment
+winning), ``annotation`` (the name of the selection that assigned it), ``annotated_by`` and
+``annotated_at``. The original ``cluster`` column is never changed.
+
+Selections are stored as JSON in the cache (``cache_dir/annotations/<result key>.json``), one file
+per clustering result, shared by every user of the server; nothing is unpickled.
+
+No Streamlit here.
+
+>>> import pandas as pd
+>>> t = pd.DataFrame({"bbox_name": ["b1", "b1", "b2"], "Var1": ["s1", "s2", "s3"], "cluster": [0, 0, 1]})
+>>> big = NamedSelection("big ones", ("b1|s2",), cluster=new_cluster(t), author="ana", created="2026-01-01T00:00:00Z")
+>>> apply(t, [big])[["cluster", "selection_big_ones", "cluster_refined", "annotation"]].values.tolist()
+[[0, False, 0, None], [0, True, 2, 'big ones'], [1, False, 1, None]]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from synapse_core.data.hashing import content_hash
+from synapse_core.data.synapse_keys import synapse_ids
+
+#: Prefix of the boolean column of each named selection.
+COLUMN_PREFIX = "selection_"
+#: Columns written by :func:`apply` when a selection assigns a cluster.
+ANNOTATION_COLUMNS = ("cluster_refined", "annotation", "annotated_by", "annotated_at")
+#: A selection name: 1–40 letters, digits, spaces, ``_``, ``-``, ``.``.
+NAME_PATTERN = re.compile(r"^[\w .\-]{1,40}$")
+FORMAT = "synapse-annotations-1"
+
+
+@dataclass(frozen=True)
+class NamedSelection:
+    """Synapse ids with a name, an optional cluster assignment, its author and time (ISO 8601, UTC)."""
+
+    name: str
+    ids: tuple[str, ...]
+    cluster: int | None = None
+    author: str = "anonymous"
+    created: str = field(default_factory=lambda: now())
+
+    def __post_init__(self):
+        check_name(self.name)
+        object.__setattr__(self, "ids", tuple(dict.fromkeys(str(i) for i in self.ids)))
+        if not self.ids:
+            raise ValueError(f"selection {self.name!r} is empty: select synapses on the map first")
+        if self.cluster is not None:
+            if isinstance(self.cluster, bool) or not float(self.cluster).is_integer() or int(self.cluster) < 0:
+                raise ValueError(f"cluster must be a cluster number ≥ 0 (or None), got {self.cluster!r}")
+            object.__setattr__(self, "cluster", int(self.cluster))
+        author = str(self.author).strip()[:80] or "anonymous"
+        object.__setattr__(self, "author", author)
+
+    @property
+    def column(self) -> str:
+        return selection_column(self.name)
+
+
+def now() -> str:
+    """The current time as ISO 8601 in UTC, to the second."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def check_name(name: str) -> str:
+    """``name`` if it is a usable selection name, else ValueError saying what is allowed."""
+    if not isinstance(name, str) or not NAME_PATTERN.match(name.strip()) or not name.strip():
+        raise ValueError(f"selection name {name!r} is not allowed: use 1–40 letters, digits, spaces, '_', '-' or '.'")
+    return name.strip()
+
+
+def selection_column(name: str) -> str:
+    """Column of selection ``name``: ``selection_`` + the name in lower case, spaces as ``_``."""
+    return COLUMN_PREFIX + re.sub(r"\s+", "_", check_name(name).lower())
+
+
+def new_cluster(table: pd.DataFrame, selections: Sequence[NamedSelection] = ()) -> int:
+    """The next unused cluster number (above the table's clusters and those already assigned)."""
+    used = [int(c) for c in table["cluster"]] + [s.cluster for s in selections if s.cluster is not None]
+    return max([-1] + used) + 1
+
+
+def add(selections: Sequence[NamedSelection], new: NamedSelection) -> list[NamedSelection]:
+    """``selections`` with ``new`` appended; one with the same column (name) is replaced."""
+    return [s for s in selections if s.column != new.column] + [new]
+
+
+def remove(selections: Sequence[NamedSelection], name: str) -> list[NamedSelection]:
+    """``selections`` without the one called ``name``."""
+    col = selection_column(name)
+    return [s for s in selections if s.column != col]
+
+
+def apply(table: pd.DataFrame, selections: Iterable[NamedSelection]) -> pd.DataFrame:
+    """A copy of ``table`` with a ``selection_<name>`` column per selection and the assignments.
+
+    Ids of a selection that are not in the table are ignored. With at least one assignment, the
+    :data:`ANNOTATION_COLUMNS` are added (``cluster_refined`` = ``cluster`` where nothing was assigned;
+    the other three None there); later selections override earlier ones.
+    """
+    out = table.copy()
+    ids = synapse_ids(out).to_numpy()
+    assigned = False
+    refined = out["cluster"].astype(int).to_numpy().copy()
+    notes = {name: [None] * len(out) for name in ANNOTATION_COLUMNS[1:]}
+    for sel in selections:
+        inside = pd.Series(ids).isin(set(sel.ids)).to_numpy()
+        out[sel.column] = inside
+        if sel.cluster is not None:
+            assigned = True
+            refined[inside] = sel.cluster
+            for i in inside.nonzero()[0]:
+                notes["annotation"][i], notes["annotated_by"][i], notes["annotated_at"][i] = (
+                    sel.name, sel.author, sel.created)
+    if assigned:
+        out["cluster_refined"] = refined
+        for name, values in notes.items():
+            out[name] = pd.Series(values, index=out.index, dtype=object)
+    return out
+
+
+# --- storage (JSON in the cache) -----------------------------------------------------------
+
+def result_key(table: pd.DataFrame, settings_key: str | None) -> str:
+    """Key of a clustering result: its settings and the synapses clustered (order-free)."""
+    return content_hash({"settings": settings_key, "ids": sorted(synapse_ids(table))}, digest_size=8)
+
+
+def dumps(selections: Sequence[NamedSelection]) -> str:
+    """JSON text of ``selections``."""
+    return json.dumps({"format": FORMAT, "selections": [{**asdict(s), "ids": list(s.ids)} for s in selections]},
+                      indent=1)
+
+
+def loads(text: str, where: str = "annotations") -> list[NamedSelection]:
+    """Selections from :func:`dumps` text; ValueError naming ``where`` and the problem otherwise."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: not JSON ({exc}); delete the file to start over") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("selections"), list):
+        raise ValueError(f"{where}: not a {FORMAT} file (expected keys 'format' and 'selections')")
+    out = []
+    for i, item in enumerate(data["selections"]):
+        if not isinstance(item, dict) or not isinstance(item.get("ids"), list):
+            raise ValueError(f"{where}: selection {i} has no list of 'ids'")
+        try:
+            out.append(NamedSelection(name=item.get("name"), ids=tuple(item["ids"]), cluster=item.get("cluster"),
+                                      author=item.get("author", "anonymous"), created=str(item.get("created", ""))))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: selection {i}: {exc}") from None
+    return out
+
+
+def store_path(cache_dir: str | os.PathLike, key: str) -> Path:
+    """The JSON file of result ``key`` under ``cache_dir/annotations``."""
+    if not re.fullmatch(r"[0-9a-f]{4,64}", key):
+        raise ValueError(f"annotation key must be a hex digest, got {key!r}")
+    return Path(cache_dir) / "annotations" / f"{key}.json"
+
+
+def save(cache_dir: str | os.PathLike, key: str, selections: Sequence[NamedSelection]) -> Path:
+    """Write ``selections`` of result ``key`` atomically; returns the file."""
+    path = store_path(cache_dir, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(dumps(selections), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def load(cache_dir: str | os.PathLike, key: str) -> list[NamedSelection]:
+    """Selections stored for result ``key`` (empty when none were saved)."""
+    path = store_path(cache_dir, key)
+    if not path.exists():
+        return []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not JSON (not UTF-8 text); delete the file to start over") from None
+    return loads(text, where=str(path))
