@@ -24,12 +24,20 @@ from app_pages.run_config_panel import run_config_sidebar  # noqa: E402
 st.set_page_config(page_title="SynapseClusterEM", page_icon=":material/hub:", layout="wide")
 
 PAGES = [
-    st.Page("app_pages/data.py", title="Data", icon=":material/folder_open:", url_path="data", default=True),
+    st.Page("app_pages/data.py", title="Data", icon=":material/folder_open:", url_path="", default=True),
     st.Page("app_pages/extraction.py", title="Extraction", icon=":material/memory:", url_path="extraction"),
     st.Page("app_pages/training.py", title="Training", icon=":material/model_training:", url_path="training"),
     st.Page("app_pages/clustering.py", title="Clustering", icon=":material/scatter_plot:", url_path="clustering"),
     st.Page("app_pages/galleries.py", title="Galleries", icon=":material/photo_library:", url_path="galleries"),
 ]
+
+
+def _data_link() -> None:
+    """``/data``: the default page is served at ``/`` only (Streamlit ignores its url_path); keep the query."""
+    st.switch_page(PAGES[0], query_params=dict(st.query_params))
+
+
+PAGES.append(st.Page(_data_link, title="Data", url_path="data", visibility="hidden"))
 
 page = st.navigation(PAGES)
 st.sidebar.markdown("**SynapseClusterEM**  \nvolume-EM synapse clustering")
