@@ -105,8 +105,10 @@ class _Planted:
 
 def test_a_pickle_planted_in_the_store_never_runs_and_the_synapse_is_recomputed(demo_dataset, tmp_path):
     import pickle
+    import shutil
 
     from synapse_core.features.extract import extract_features
+    from synapse_core.features.rerun import RUNS_FOLDER
     from synapse_core.features.settings import ExtractSettings
 
     settings = ExtractSettings(features="morphology", workers=0)
@@ -114,10 +116,12 @@ def test_a_pickle_planted_in_the_store_never_runs_and_the_synapse_is_recomputed(
     (entry,) = (tmp_path / "features" / "results").rglob("*.npz")
     marker = tmp_path / "PWNED"
     entry.write_bytes(pickle.dumps(_Planted(marker)))
+    shutil.rmtree(tmp_path / RUNS_FOLDER)  # the stored run table would answer before the per-synapse store
     again = extract_features(demo_dataset, settings, cache_dir=tmp_path, synapses=[("bbox1", "syn_001")])
     assert not marker.exists()
     assert (again.n_computed, again.n_cached) == (1, 0)
     assert again.features.drop(columns="feature_code_version").equals(first.features.drop(columns="feature_code_version"))
+    shutil.rmtree(tmp_path / RUNS_FOLDER)
     assert extract_features(demo_dataset, settings, cache_dir=tmp_path, synapses=[("bbox1", "syn_001")]).n_cached == 1
 
 

@@ -274,6 +274,10 @@ class DaskOutcome:
     dashboard: str | None = None
 
 
+#: Times a task whose result was lost with its worker is submitted again (Dask retries failed tasks itself).
+_RESUBMITS = 3
+
+
 def _failed_result(reason: str) -> dict:
     return {"crop": {"discarded": reason, "presynaptic": {}, "morph": {}}, "deep": None, "deep_key": None}
 
@@ -318,9 +322,10 @@ def run_dask(jobs: list[PrepareJob], settings, job_id: str, make_model: Callable
         else:
             progress(done, total)
 
-    def submit(n: int, items) -> None:
-        fut = client.submit(run_batch, items, settings, job_id, make_model, key=f"extract-{job_id}-{n}", pure=False, retries=2)
-        inflight[fut.key] = items
+    def submit(n: int, items, attempt: int = 0) -> None:
+        fut = client.submit(run_batch, items, settings, job_id, make_model, key=f"extract-{job_id}-{n}-{attempt}",
+                            pure=False, retries=2)
+        inflight[fut.key] = (n, items, attempt)
         ac.add(fut)
 
     def take(items, res) -> list:
@@ -348,20 +353,28 @@ def run_dask(jobs: list[PrepareJob], settings, job_id: str, make_model: Callable
             submit(*nxt)
     deferred: list[int] = []
     for fut in ac:
-        items = inflight.pop(fut.key)
+        n, items, attempt = inflight.pop(fut.key)
         if cancel is not None and cancel():
             out.cancelled = True
             client.cancel(list(ac.futures))
             break
         try:
-            deferred += take(items, fut.result())
+            res = fut.result()
         except Exception as exc:  # noqa: BLE001 - a task that failed after its retries: its synapses are reported
+            if fut.status != "error" and attempt < _RESUBMITS:
+                # Not the task's own error: its result went away with a worker. The store keeps what the
+                # task wrote, so running it again computes only what is missing.
+                log.info("extract: task %d lost (%s: %s); submitted again", n, type(exc).__name__, exc)
+                submit(n, items, attempt + 1)
+                continue
             out.failed += len(items)
             log.warning("extract: a task of %d synapses failed on the cluster: %s: %s", len(items),
                         type(exc).__name__, exc)
             for i, _ in items:
                 out.results[i] = _failed_result(f"task failed on the Dask cluster ({type(exc).__name__}: {exc})")
             done += len(items)
+        else:
+            deferred += take(items, res)
         report()
         nxt = next(pending, None)
         if nxt is not None:
