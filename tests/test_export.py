@@ -21,7 +21,7 @@ from synapse_core.export.neuroglancer import (
 from synapse_core.export.tables import check_table_suffix, read_table, write_table
 from synapse_core.export.webknossos import write_nml
 
-anndata = pytest.importorskip("anndata")  # reader only: anndata 0.12 pins pandas < 3, so it is not a requirement
+anndata = pytest.importorskip("anndata")  # reader only (requirements-readers.txt: anndata 0.12 declares pandas < 3)
 
 
 def feature_table(n=12, seed=0) -> pd.DataFrame:
