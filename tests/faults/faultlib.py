@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 from conftest import REPO, small_volumes, synapse_rows, write_small_dataset, write_stack
 
 __all__ = ["REPO", "SECRET", "cli", "small_volumes", "synapse_rows", "tables_root", "write_h5", "write_outside_secret",
@@ -25,7 +24,7 @@ def write_outside_secret(folder: Path) -> dict[str, Path]:
     rows = synapse_rows()
     rows["note"] = SECRET
     rows.to_csv(folder / "secret.csv", index=False)
-    raw, seg, mask = small_volumes()
+    raw, seg, _ = small_volumes()
     with h5py.File(folder / "secret.h5", "w") as f:
         f["raw"], f["seg"] = raw, seg
         f.attrs["note"] = SECRET
@@ -56,5 +55,5 @@ def cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: f
 
     full_env = {**os.environ, **(env or {})}
     r = subprocess.run([sys.executable, "-m", "synapse_core", *args], capture_output=True, text=True,
-                       cwd=cwd or REPO, env=full_env, timeout=timeout)
+                       cwd=cwd or REPO, env=full_env, timeout=timeout, check=False)
     return r.returncode, r.stdout, r.stderr

@@ -86,6 +86,7 @@ def test_a_checkpoint_outside_the_folder_is_refused(checkpoint_folder, name):
     assert SECRET not in str(err.value)
 
 
+@pytest.mark.slow
 def test_a_pickle_in_an_uploaded_checkpoint_never_runs(tmp_path):
     from synapse_core.features.checkpoints import CheckpointError, read_checkpoint
 
@@ -123,6 +124,7 @@ def test_html_escaping_shows_the_tag_as_text():
     assert escape.html('<img src=x onerror="alert(1)">') == "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;"
 
 
+@pytest.mark.slow
 def test_map_figure_shows_markup_in_names_as_text():
     from synapse_core.viz.figures import map_figure
 

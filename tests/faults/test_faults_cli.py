@@ -130,6 +130,7 @@ def test_a_killed_run_leaves_the_previous_set_and_the_next_run_clears_its_stagin
     assert previous_set(tmp_path / "out" / "clusters.csv") == ["clusters.csv"]
 
 
+@pytest.mark.slow
 def test_cluster_cli_writes_its_files_as_one_recorded_set(tmp_path, capsys):
     import numpy as np
 
@@ -147,7 +148,8 @@ def test_cluster_cli_writes_its_files_as_one_recorded_set(tmp_path, capsys):
     assert str(tmp_path / "out" / "c.csv") in out  # reported paths are the final ones
 
 
+@pytest.mark.slow
 def test_a_roots_file_that_is_a_folder_is_one_line_naming_it(tmp_path):
-    code, out, err = cli("validate", "--data", str(tmp_path), env={"SYNAPSE_DATA_ROOTS_FILE": str(tmp_path)})
+    code, _, err = cli("validate", "--data", str(tmp_path), env={"SYNAPSE_DATA_ROOTS_FILE": str(tmp_path)})
     assert code == 2 and err.startswith("error: ") and "Traceback" not in err
     assert os.path.basename(str(tmp_path)) in err

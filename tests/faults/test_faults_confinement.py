@@ -11,7 +11,13 @@ import os
 
 import numpy as np
 import pytest
-from faultlib import SECRET, synapse_rows, write_outside_secret, write_small_dataset, write_stack
+from faultlib import (
+    SECRET,
+    synapse_rows,
+    write_outside_secret,
+    write_small_dataset,
+    write_stack,
+)
 
 from synapse_core.data.config import ConfigError
 from synapse_core.data.dataset import ORIGINAL_MASK_DIR, DatasetError, open_dataset
@@ -175,6 +181,7 @@ def test_a_link_template_that_could_run_code_or_script_is_refused(tmp_path, temp
         open_dataset(root, cache_dir=tmp_path / "cache")
 
 
+@pytest.mark.slow
 def test_validate_cli_refuses_a_config_outside_the_roots_with_one_line(tmp_path, outside):
     from faultlib import cli
 

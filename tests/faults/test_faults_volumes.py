@@ -18,7 +18,12 @@ from faultlib import small_volumes, synapse_rows, write_small_dataset, write_sta
 from synapse_core.crops.build import Discarded, crop_synapse
 from synapse_core.crops.settings import CropSettings
 from synapse_core.data.dataset import DatasetError, open_dataset
-from synapse_core.data.volumes import MANIFEST, check_converted, convert_tiff_stack, list_slices
+from synapse_core.data.volumes import (
+    MANIFEST,
+    check_converted,
+    convert_tiff_stack,
+    list_slices,
+)
 
 
 def _replace_stack(folder, volume, names=None):
@@ -164,8 +169,8 @@ def test_a_same_size_change_with_the_old_mtime_is_found_by_the_checksums(tmp_pat
     chunk.write_bytes(bytes(data))
     os.utime(chunk, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert check_converted(src.path) == []  # the cheap check on every open: sizes and times
-    assert check_converted(src.path, full=True) == [f"chunk {chunk.relative_to(src.path).as_posix()} does not match "
-                                                    "its checksum"]
+    rel = chunk.relative_to(src.path).as_posix()
+    assert check_converted(src.path, full=True) == [f"chunk {rel} does not match its checksum"]
 
 
 def test_an_intact_conversion_is_reused_not_rebuilt(tmp_path):
