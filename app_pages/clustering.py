@@ -11,7 +11,12 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common, synapse_detail
-from app_pages.run_config_panel import loaded_settings, settings_widget
+from app_pages.run_config_panel import (
+    apply_run_config,
+    current_run_config,
+    loaded_settings,
+    settings_widget,
+)
 from synapse_core.app import annotations
 from synapse_core.app import escape as esc
 from synapse_core.app import state as app_state
@@ -32,10 +37,55 @@ HOVER_PICTURES_MAX = 600
 
 st.title("Clustering")
 
+
+
+def open_linked_view(key: str) -> None:
+    """A shared link (``?view=<key>``): recompute the view from the caches, or say it is not computed yet."""
+    from synapse_core.app import run_config
+    from synapse_core.cluster.settings import ClusterSettings
+    from synapse_core.features.extract import cache_status, extract_features
+    from synapse_core.features.settings import ExtractSettings
+    from synapse_core.settings_base import settings_from_dict
+
+    text = app_state.load_view(common.cache_dir(), key)
+    if text is None:
+        st.warning("This link's view is not known on this server (the cache was cleared or the link is from "
+                   "another server). Run the extraction and clustering to see it.")
+        return
+    try:
+        config = run_config.loads(text, source="the linked view")
+        apply_run_config(config)
+        ds = common.current_dataset()
+        x_settings = settings_from_dict(ExtractSettings, config.extraction, "extraction")
+        c_settings = settings_from_dict(ClusterSettings, config.clustering, "clustering")
+        bboxes = common.chosen_bboxes(ds)
+        with st.spinner("Opening the linked view from the cache…"):
+            n_cached, n_missing = cache_status(ds, x_settings, common.cache_dir(), bboxes=bboxes)
+            if n_missing:
+                st.warning(f"Not computed yet: {n_missing} of {n_cached + n_missing} synapses of this view have no "
+                           "features in the cache. Run the extraction (its settings are loaded), then the clustering.")
+                st.page_link("app_pages/extraction.py", label="Go to Extraction", icon=":material/memory:")
+                return
+            extracted = extract_features(ds, x_settings, common.cache_dir(), bboxes=bboxes)
+            result = run_clustering(extracted.features, c_settings, cache_dir=common.cache_dir())
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        st.error(f"The linked view cannot be opened: {esc.md(exc)}")
+        return
+    state = st.session_state
+    state.update(features=extracted.features, skipped=extracted.skipped, extract_settings=x_settings,
+                 extract_counts=(extracted.n_cached, extracted.n_computed), clusters=result, cluster_settings=c_settings)
+    state["opened_view"] = key
+
+
 features = st.session_state.get("features")
+linked = st.query_params.get("view")
+if features is None and linked and st.session_state.get("opened_view") != linked:
+    open_linked_view(linked)
+    features = st.session_state.get("features")
 if features is None:
     st.info("No features yet: run an extraction first.")
     st.page_link("app_pages/extraction.py", label="Go to Extraction", icon=":material/memory:")
+    common.write_query()
     common.stop()
 
 #: The dashboard leaves synapses with missing features out (and says so) where the CLI stops with an error.
@@ -110,6 +160,14 @@ result = state.get("clusters")
 if result is None:
     common.write_query()
     common.stop()
+
+# The link of this page names a stored view (data, extraction and clustering settings), so that a
+# colleague opening it gets the same map from the caches.
+if state.get("cluster_settings") is not None and state.get("extract_settings") is not None:
+    from synapse_core.app import run_config as _run_config
+
+    state["view"] = app_state.save_view(common.cache_dir(), _run_config.dumps(current_run_config()))
+    common.SHARED_IN_URL["view"] = "view"
 
 # Named selections and manual cluster assignments of this result, shared by every user (JSON in the cache).
 ann_key = annotations.result_key(result.table, result.diagnostics.get("settings_key"))

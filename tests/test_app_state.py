@@ -163,3 +163,19 @@ def test_measurements_read_in_words_with_units_and_absent_structures_say_so():
     assert plain_measurements(row) == [
         ("vesicle cloud volume", "0.0123 µm³"), ("cleft thickness", "40.6 nm"),
         ("mitochondria to cleft distance", "not in the crop"), ("cleft intensity mean", "0.26 (normalised gray, 0–1)")]
+
+
+def test_a_view_is_stored_under_its_hash_and_read_back(tmp_path):
+    from synapse_core.app.state import load_view, save_view
+
+    key = save_view(tmp_path, '{"format": "x"}')
+    assert len(key) == 16 and (tmp_path / "views" / f"{key}.json").exists()
+    assert load_view(tmp_path, key) == '{"format": "x"}'
+    assert save_view(tmp_path, '{"format": "x"}') == key
+
+
+def test_an_unknown_or_malformed_view_key_reads_nothing(tmp_path):
+    from synapse_core.app.state import load_view
+
+    assert load_view(tmp_path, "0123456789abcdef") is None
+    assert load_view(tmp_path, "../../etc/passwd") is None

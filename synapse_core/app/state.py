@@ -198,3 +198,35 @@ def _isnan(value) -> bool:
         return bool(np.isnan(float(value)))
     except (TypeError, ValueError):
         return False
+
+
+# --- links that reproduce a view -------------------------------------------------------------
+
+def save_view(cache_dir, config_text: str) -> str:
+    """Store a run configuration (:func:`synapse_core.app.run_config.dumps` text) under its hash.
+
+    Returns the key that a link carries (``?view=<key>``); the JSON file is
+    ``cache_dir/views/<key>.json``, written atomically, shared by every user of the server.
+    """
+    import hashlib
+    import os
+    from pathlib import Path
+
+    key = hashlib.blake2b(config_text.encode("utf-8"), digest_size=8).hexdigest()
+    path = Path(cache_dir) / "views" / f"{key}.json"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(config_text, encoding="utf-8")
+        os.replace(tmp, path)
+    return key
+
+
+def load_view(cache_dir, key: str) -> str | None:
+    """The run configuration text stored by :func:`save_view` under ``key`` (None when unknown)."""
+    from pathlib import Path
+
+    if not isinstance(key, str) or len(key) != 16 or any(c not in "0123456789abcdef" for c in key):
+        return None  # a link's value: never a path
+    path = Path(cache_dir) / "views" / f"{key}.json"
+    return path.read_text(encoding="utf-8") if path.exists() else None
