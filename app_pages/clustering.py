@@ -345,7 +345,7 @@ if selection:
             except ValueError as exc:
                 st.error(esc.md(exc))
             else:
-                st.toast(f"Saved: column {new.column}")
+                st.toast(f"Saved: column {esc.md(new.column)}")
                 st.rerun()
     r1, r2 = st.columns([1, 3])
     if len(selection) >= 4 and r1.button(f"Re-cluster only these {len(selection)}", key="c_recluster",
@@ -373,7 +373,7 @@ if named:
                                     "assigned cluster": n.cluster, "by": n.author, "at": n.created}
                                    for n in named]), hide_index=True, width="stretch")
         gone = st.selectbox("Delete a saved selection", [n.name for n in named], index=None, key="c_sel_delete")
-        if gone and st.button(f"Delete {gone!r}", key="c_sel_delete_go"):
+        if gone and st.button(f"Delete {esc.md(repr(gone))}", key="c_sel_delete_go"):
             annotations.save(common.cache_dir(), ann_key, annotations.remove(named, gone))
             st.rerun()
 

@@ -60,7 +60,7 @@ def link_for(sid: str) -> str | None:
 
 def show_detail(sid: str) -> None:
     state["g_detail"] = sid
-    st.toast(f"{sid.replace(ID_SEP, ' / ')} is shown in the Synapse detail tab")
+    st.toast(f"{esc.md(sid.replace(ID_SEP, ' / '))} is shown in the Synapse detail tab")
 
 
 def gif_grid(ids: list[str], key: str, captions: dict | None = None) -> None:

@@ -56,7 +56,7 @@ def show(ds, result, sid: str, cache, key: str, n_neighbours: int = 6) -> None:
     gif = gallery.synapse_gif(ds, bbox_name, var1, settings, cache)
     with g1:
         if isinstance(gif, str):
-            st.warning(gif)
+            st.warning(esc.md(gif))
         else:
             st.image(gif, caption="z sweep through the synapse", width="stretch")
             st.download_button("GIF", gif, file_name=synapse_file_name(bbox_name, var1), mime="image/gif",
