@@ -128,3 +128,16 @@ def test_cuda_device_without_gpu_is_a_clear_error():
         pytest.skip("a CUDA GPU is present")
     with pytest.raises(ValueError, match="no CUDA GPU is available.*--device cpu"):
         resolve_device("cuda")
+
+
+def test_bf16_speed_is_measured_once_and_remembered(tmp_path):
+    import json
+
+    from synapse_core.features.net import BF16_MEMO_FILE, bf16_speedup
+
+    first = bf16_speedup(tmp_path, size=8, repeats=1)
+    memo_path = tmp_path / BF16_MEMO_FILE
+    memo = json.loads(memo_path.read_text())
+    assert first > 0 and len(memo) == 1
+    memo_path.write_text(json.dumps({key: 0.5 for key in memo}))  # what this machine measured before
+    assert bf16_speedup(tmp_path, size=8, repeats=1) == 0.5

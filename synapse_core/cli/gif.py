@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 from synapse_core.cli.crop import add_crop_arguments, parse_synapse
 from synapse_core.cli.options import crop_settings_from_args
-from synapse_core.data.synapse_keys import synapse_file_name, synapse_rows
 
 if TYPE_CHECKING:  # pandas is imported when a command runs, not for every --help
     import pandas as pd
@@ -40,6 +39,8 @@ def select_rows(synapses: pd.DataFrame, bboxes=None, synapse_keys=None) -> pd.Da
     """Rows of ``synapses`` in ``bboxes`` and/or named by ``synapse_keys`` (``BBOX/VAR1``), in table order."""
     import pandas as pd
 
+    from synapse_core.data.synapse_keys import synapse_rows  # pandas: only when the command runs
+
     keep = pd.Series(True, index=synapses.index)
     if bboxes:
         unknown = sorted(set(bboxes) - set(synapses["bbox_name"].astype(str)))
@@ -60,6 +61,7 @@ def run(args) -> int:
     from synapse_core.data.windows import reuse_freed_memory
     from synapse_core.crops.build import Discarded, iter_crops
     from synapse_core.data.dataset import open_dataset
+    from synapse_core.data.synapse_keys import synapse_file_name
 
     reuse_freed_memory()  # a batch process: reuse freed arrays instead of page-faulting per crop
     from synapse_core.viz.gallery import gif_options

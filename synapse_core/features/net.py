@@ -7,7 +7,11 @@
   pre-BatchNorm or BatchNorm output on its own (eval-mode BN is an affine map per channel);
 * channels-last 3D memory layout (about 2× faster convolutions on CPU with oneDNN);
 * ``precision="bf16"`` runs under bfloat16 autocast (max-pools stay in bfloat16 instead of the
-  autocast default float32); the final global pooling is always float32.
+  autocast default float32); the final global pooling is always float32. bf16 is faster only where
+  the hardware runs it natively (AMX CPUs, GPUs): on other CPUs it is slower than fp32 (0.65× measured
+  on an AVX-512 CPU without AMX). :func:`bf16_speedup` measures it once per machine (CPU model, torch
+  version, threads) and remembers it in ``<cache_dir>/cpu_bf16.json``; asking for bf16 where it is
+  slower logs a warning.
 
 Crops go in as ``(B, z, y, x)`` float32 numpy arrays; vectors come out as ``(B, F)`` float32, the
 requested layers' pooled outputs concatenated in the order given.
@@ -16,6 +20,10 @@ requested layers' pooled outputs concatenated in the order given.
 from __future__ import annotations
 
 import copy
+import json
+import logging
+import os
+import time
 
 import numpy as np
 import torch
@@ -25,6 +33,67 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from synapse_core.features.pooling import pool, pooled_size
 from synapse_core.features.settings import PRECISIONS
 from synapse_core.features.vgg3d import LayerInfo, Vgg3D
+
+log = logging.getLogger(__name__)
+
+#: File of the remembered bf16/fp32 speed ratios inside the cache folder.
+BF16_MEMO_FILE = "cpu_bf16.json"
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def bf16_speedup(cache_dir=None, size: int = 24, repeats: int = 3) -> float:
+    """fp32 time / bf16 time of VGG3D's first-stage convolution (24→24 maps, 3³, ``size``³) on this CPU.
+
+    Measured once per (CPU model, torch version, threads) and remembered in
+    ``<cache_dir>/cpu_bf16.json`` (default: the project's cache folder). Above 1: bf16 is faster here.
+    """
+    from synapse_core.data.cache_dir import resolve_cache_dir
+
+    key = f"{_cpu_name()} | torch {torch.__version__} | {torch.get_num_threads()} threads"
+    try:
+        memo_path = resolve_cache_dir(cache_dir) / BF16_MEMO_FILE
+        memo = json.loads(memo_path.read_text()) if memo_path.is_file() else {}
+    except (OSError, ValueError):
+        memo_path, memo = None, {}
+    if isinstance(memo, dict) and isinstance(memo.get(key), (int, float)):
+        return float(memo[key])
+    conv = nn.Conv3d(24, 24, 3, padding=1).eval().to(memory_format=torch.channels_last_3d)
+    x = torch.randn(1, 24, size, size, size, generator=torch.Generator().manual_seed(0))
+    x = x.contiguous(memory_format=torch.channels_last_3d)
+    best = {}
+    with torch.inference_mode():
+        for name, enabled in (("fp32", False), ("bf16", True)):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
+                conv(x)  # warm-up (oneDNN picks its kernel)
+                times = []
+                for _ in range(repeats):
+                    t = time.perf_counter()
+                    conv(x)
+                    times.append(time.perf_counter() - t)
+            best[name] = min(times)
+    ratio = best["fp32"] / best["bf16"]
+    if memo_path is not None:
+        memo = memo if isinstance(memo, dict) else {}
+        memo[key] = round(ratio, 3)
+        tmp = memo_path.with_name(f"{memo_path.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps(memo, indent=1, sort_keys=True))
+            os.replace(tmp, memo_path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+    return ratio
 
 
 def resolve_device(device: str) -> torch.device:
@@ -63,6 +132,12 @@ class FeatureNet:
         self.pooling = pooling
         self.device = torch.device(device)
         self.precision = check_precision(precision)
+        if self.precision == "bf16" and self.device.type == "cpu":
+            speed = bf16_speedup()
+            if speed < 1.0:
+                log.warning("bf16 runs at %.2fx the speed of fp32 on this CPU (%s; measured once, remembered in the "
+                            "cache folder's %s): fp32 is faster here and exact; use --precision fp32", speed,
+                            _cpu_name(), BF16_MEMO_FILE)
         self.channels_last = channels_last
         self.forward_passes = 0
         wanted = {l.index for l in self.layers}

@@ -80,9 +80,11 @@ class ExtractSettings:
     pooling: Pooling = Field("avg", description="pooling of the layer output over (z, y, x)")
     batch_size: int = Field(4, ge=1, le=1024, description="crops per forward pass")
     device: str = Field("auto", description="auto (CUDA when available), cpu, cuda or cuda:N")
-    precision: Precision = Field("fp32", description="bf16 autocast: faster on CPUs with AVX512-BF16/AMX and on "
-                                                     "GPUs, but its rounding can exceed the differences between "
-                                                     "synapses (untrained network)")
+    precision: Precision = Field("fp32", description="bf16 autocast: faster only where the hardware runs bfloat16 "
+                                                     "natively (CPUs with AMX, GPUs); slower than fp32 on other CPUs "
+                                                     "(measured once per machine; a warning says so), and its "
+                                                     "rounding can exceed the differences between synapses "
+                                                     "(untrained network)")
     seed: int = Field(0, ge=0, description="initialisation seed of the untrained network (ignored with a checkpoint)")
     fmaps: int = Field(24, ge=1, le=512, description="first-stage feature maps of VGG3D (24 = the original network)")
     workers: int = Field(1, ge=0, le=256, description="processes building crops while the network runs (0: the main process)")
