@@ -29,7 +29,6 @@ No Streamlit here: the registry is plain Python, tested without a server.
 from __future__ import annotations
 
 import collections
-import inspect
 import logging
 import multiprocessing
 import queue
@@ -327,12 +326,6 @@ def extraction_key(dataset, settings, bboxes) -> str:
                    settings=settings)
 
 
-def _claim_owner_parameter(fn) -> str | None:
-    """The name under which ``extract_features`` takes the owner of its cache claims, if it does."""
-    params = inspect.signature(fn).parameters
-    return next((name for name in ("claim_owner", "job_id", "owner") if name in params), None)
-
-
 def extraction_task(dataset, settings, cache_dir, bboxes, model=None) -> Callable[[Job], Any]:
     """``fn(job)`` running :func:`~synapse_core.features.extract.extract_features`; the job's id owns its claims.
 
@@ -342,10 +335,9 @@ def extraction_task(dataset, settings, cache_dir, bboxes, model=None) -> Callabl
     def run(job: Job):
         from synapse_core.features.extract import extract_features
 
-        owner = _claim_owner_parameter(extract_features)
-        extra = {owner: job.job_id} if owner else {}
+        # The job's id owns its claims in the feature store: two jobs split the synapses they both want.
         result = extract_features(dataset, settings, cache_dir, bboxes=bboxes, progress=job.report,
-                                  cancel=job.cancel_requested, model=model, **extra)
+                                  cancel=job.cancel_requested, model=model, job_id=job.job_id)
         if result.cancelled:
             raise JobCancelled
         return result
