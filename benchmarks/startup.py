@@ -111,7 +111,9 @@ def section_crop(data: str, tmp: str) -> None:
 def section_rerun(data: str, tmp: str) -> None:
     cache = os.path.join(tmp, "cache-extract")
     out = os.path.join(tmp, "features.csv")
-    args = ["extract", "--data", data, "--cache-dir", cache, "--out", out, "--no-progress", "--workers", "1"]
+    # VGG3D explicitly (the default feature set without a checkpoint changed): the same work before and after
+    args = ["extract", "--data", data, "--cache-dir", cache, "--out", out, "--no-progress", "--workers", "1",
+            "--features", "vgg3d"]
     wall, peak, _ = run_cli_rss(args)
     add("rerun", "extract 24 synapses, first run (computes)", wall, f"s, peak {peak:.0f} MB")
     wall, peak, _ = run_cli_rss(args)
@@ -126,7 +128,7 @@ def _rerun_in_process(data: str, cache: str, n: int) -> None:
     from synapse_core.features.settings import ExtractSettings
 
     ds = open_dataset(data, cache_dir=cache)
-    settings = ExtractSettings(workers=1)
+    settings = ExtractSettings(workers=1, features="vgg3d")
     extract_features(ds, settings, cache_dir=cache)  # fill (or confirm) the cache
     t = time.perf_counter()
     r = extract_features(ds, settings, cache_dir=cache)
@@ -167,7 +169,7 @@ def _rerun_10k(data: str, tmp: str, n: int = 10_000) -> None:
             t.to_excel(path, index=False)
     cache = os.path.join(tmp, "cache-10k")
     ds = open_dataset(big, cache_dir=cache)
-    settings = ExtractSettings(workers=1)
+    settings = ExtractSettings(workers=1, features="vgg3d")
     rows = len(ds.synapses)
     # Store a result for this dataset without computing 10⁴ crops (24 computed rows repeated).
     small = extract_features(open_dataset(data, cache_dir=cache), settings, cache_dir=cache).features
