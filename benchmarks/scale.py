@@ -96,14 +96,14 @@ def timed_run(dataset, settings, synapses) -> tuple[float, float]:
     return elapsed, (d1 - d0) / (t1 - t0) if t1 > t0 else float("nan")
 
 
-def cluster_rows() -> list[dict] | None:
+def cluster_rows(sizes) -> list[dict] | None:
     path = Path(__file__).with_name("cluster_scale.py")
     if not path.exists():
         return None
     spec = importlib.util.spec_from_file_location("cluster_scale", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.rows() if hasattr(module, "rows") else None
+    return module.rows(sizes=tuple(sizes)) if hasattr(module, "rows") else None
 
 
 def main(argv=None) -> None:
@@ -112,6 +112,8 @@ def main(argv=None) -> None:
     p.add_argument("--processes", type=int, default=2, help="crop processes (local) = Dask workers")
     p.add_argument("--rounds", type=int, default=1, help="runs of each; the best is reported")
     p.add_argument("--no-clustering", action="store_true", help="leave out benchmarks/cluster_scale.py rows")
+    p.add_argument("--cluster-sizes", type=int, nargs="+", default=[100_000, 1_000_000],
+                   help="synthetic feature rows clustered by benchmarks/cluster_scale.py")
     args = p.parse_args(argv)
 
     from distributed import Client, LocalCluster
@@ -165,7 +167,7 @@ def main(argv=None) -> None:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
     if args.no_clustering:
         return
-    rows = cluster_rows()
+    rows = cluster_rows(args.cluster_sizes)
     if rows is None:
         print("\nclustering at 1e5/1e6 rows: benchmarks/cluster_scale.py (with rows()) not found; run it when it lands")
         return
