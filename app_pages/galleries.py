@@ -6,7 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app_pages import common
+from app_pages import common, synapse_detail
+from synapse_core.app import annotations
 from synapse_core.app import escape as esc
 from synapse_core.app import state as app_state
 from synapse_core.cluster.summary import representatives
@@ -14,13 +15,12 @@ from synapse_core.crops.settings import CropSettings
 from synapse_core.data.synapse_keys import (
     ID_SEP,
     split_synapse_id,
-    synapse_file_name,
     synapse_ids,
     synapse_rows,
 )
 from synapse_core.viz import gallery
 from synapse_core.viz.colours import STRUCTURE_COLOURS
-from synapse_core.viz.render import IMAGES
+from synapse_core.viz.render import GIF_OVERLAYS, IMAGES
 
 st.title("Galleries")
 
@@ -34,14 +34,20 @@ if result is None:
 
 table = result.table.copy()
 table["synapse_id"] = synapse_ids(table)
+try:  # named selections and manual assignments of this result (Clustering page), for the ZIP manifests
+    annotated = annotations.apply(result.table, annotations.load(
+        common.cache_dir(), annotations.result_key(result.table, result.diagnostics.get("settings_key"))))
+except ValueError:
+    annotated = result.table
 extract_settings = state.get("extract_settings")
 crop_settings = extract_settings.crop if extract_settings is not None else CropSettings()
 cache = common.cache_dir()
 
 with st.sidebar:
     st.markdown("**Gallery options**")
-    overlays = st.multiselect("Overlays", list(STRUCTURE_COLOURS), default=[], key="g_overlays",
-                              help="Colour these structures on the GIFs.")
+    overlays = st.multiselect("Overlays", list(STRUCTURE_COLOURS), default=list(GIF_OVERLAYS), key="g_overlays",
+                              help="Colour these structures on the GIFs (GIFs show the slices that hold the cleft "
+                                   "or vesicle cloud ± 1).")
     image = st.radio("Image", list(IMAGES), horizontal=True, key="g_image",
                      help="blended: the network input; raw: unmasked EM")
     columns_per_row = st.slider("GIFs per row", 3, 8, 5, key="g_cols")
@@ -60,7 +66,14 @@ def link_for(sid: str) -> str | None:
 
 def show_detail(sid: str) -> None:
     state["g_detail"] = sid
-    st.toast(f"{esc.md(sid.replace(ID_SEP, ' / '))} is shown in the Synapse detail tab")
+    state[synapse_detail.KEY] = sid
+    state["g_dialog"] = sid  # opened as a dialog at the end of this run
+
+
+@st.dialog("Synapse detail", width="large")
+def detail_dialog(sid: str) -> None:
+    synapse_detail.show(ds, result, sid, cache, key="g_dialog_detail")
+    st.page_link("app_pages/clustering.py", label="Show it on the map", icon=":material/scatter_plot:")
 
 
 def gif_grid(ids: list[str], key: str, captions: dict | None = None) -> None:
@@ -118,7 +131,8 @@ with tab_clusters:
     if reps:
         st.markdown("Representatives (closest to the cluster centre)")
         gif_grid(reps, "rep")
-    sample = app_state.sample_per_cluster(members, n_sample, int(state["g_seed"])).get(cluster, []) if n_sample else []
+    others = members[~members["synapse_id"].isin(set(reps))]  # the sample shows other synapses than the representatives
+    sample = app_state.sample_per_cluster(others, n_sample, int(state["g_seed"])).get(cluster, []) if n_sample else []
     if sample:
         st.markdown(f"Random sample (seed {state['g_seed']})")
         gif_grid(sample, "sample")
@@ -133,7 +147,8 @@ with tab_clusters:
     if d2.button(f"Prepare ZIP of the cluster's {min(len(members), 200)} GIFs", key="g_cluster_zip_make"):
         keys = list(zip(members["bbox_name"].astype(str), members["Var1"].astype(str)))[:200]
         with st.spinner("Rendering GIFs…"):
-            state["g_cluster_zip"] = (cluster, *gallery.gif_zip(ds, keys, crop_settings, cache, overlays, image))
+            state["g_cluster_zip"] = (cluster, *gallery.gif_zip(ds, keys, crop_settings, cache, overlays, image,
+                                                                  table=annotated))
     made = state.get("g_cluster_zip")
     if made and made[0] == cluster:
         d2.download_button("Download cluster GIFs (ZIP)", made[1], file_name=f"cluster_{cluster}_gifs.zip",
@@ -157,7 +172,7 @@ with tab_selection:
         if e2.button("Prepare ZIP of the selection's GIFs", key="g_sel_zip_make"):
             keys = [split_synapse_id(s) for s in selection[:500]]
             with st.spinner("Rendering GIFs…"):
-                state["g_sel_zip"] = gallery.gif_zip(ds, keys, crop_settings, cache, overlays, image)
+                state["g_sel_zip"] = gallery.gif_zip(ds, keys, crop_settings, cache, overlays, image, table=annotated)
         if state.get("g_sel_zip"):
             e2.download_button("Download selection GIFs (ZIP)", state["g_sel_zip"][0], file_name="selection_gifs.zip",
                                mime="application/zip", key="g_sel_zip_download")
@@ -167,40 +182,8 @@ with tab_detail:
     default = state.get("g_detail") if state.get("g_detail") in ids else ids[0]
     common.persisted(st.selectbox, "Synapse", "g_detail", default, options=ids, share=True,
                      format_func=lambda s: s.replace(ID_SEP, " / "))
-    sid = state["g_detail"]
-    bbox_name, var1 = split_synapse_id(sid)
-    row = synapse_rows(table, [sid], where="the clustered table").iloc[0]
-    left, right = st.columns([1, 2])
-    with left:
-        data = gif_for(sid)
-        if isinstance(data, str):
-            st.warning(esc.md(data))
-        else:
-            st.image(data, caption=esc.md(f"{bbox_name} / {var1}, cluster {row['cluster']}"), width="stretch")
-            st.download_button("Download GIF", data, file_name=synapse_file_name(bbox_name, var1), mime="image/gif",
-                               key="g_detail_gif")
-        url = link_for(sid)
-        if url:
-            st.link_button("Open in the dataset viewer", url)
-    with right:
-        ortho = gallery.synapse_orthogonal_png(ds, bbox_name, var1, crop_settings, cache,
-                                               overlays=tuple(overlays), image=image)
-        if not isinstance(ortho, str):
-            st.image(ortho, caption="Orthogonal centre slices: (y, x) at z centre | (z, x) | (z, y)", width="stretch")
-        syn = ds.synapse(bbox_name, var1)
-        facts = {"bbox": bbox_name, "Var1": var1, "cluster": int(row["cluster"]),
-                 "centre (x, y, z)": f"{syn['central_coord_1']}, {syn['central_coord_2']}, {syn['central_coord_3']}",
-                 "distance to centroid": f"{row['distance_to_centroid']:.3f}"
-                 if pd.notna(row["distance_to_centroid"]) else "–"}
-        for col in [c for c in table.columns if str(c).startswith("presynaptic_")][:3]:
-            facts[col.removeprefix("presynaptic_")] = str(row[col])
-        st.table(pd.DataFrame({"value": facts}).astype(str))
-    morph = morphology_of([sid])
-    if len(morph):
-        st.markdown("**Measurements**")
-        st.dataframe(morph.T.rename(columns={sid: "value"}), width="stretch")
-    neighbours = app_state.nearest_neighbours(result.table, result.features, sid, 5)
-    st.markdown(f"**Nearest neighbours in the clustering space** (Euclidean, {result.diagnostics.get('cluster_space')})")
-    nn_ids = synapse_ids(neighbours).tolist()
-    gif_grid(nn_ids, "nn", captions=dict(zip(nn_ids, (f"d = {d:.2f}" for d in neighbours["clustering_space_distance"]))))
+    synapse_detail.show(ds, result, state["g_detail"], cache, key="g_tab_detail")
+
+if state.get("g_dialog") in set(table["synapse_id"]):
+    detail_dialog(state.pop("g_dialog"))
 common.write_query()

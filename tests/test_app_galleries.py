@@ -64,12 +64,15 @@ def test_detail_view_shows_gif_slices_measurements_and_neighbours(morph_features
     at = galleries_page(morph_features, clusters_k3)
     at.selectbox(key="w_g_detail").set_value("bbox2|syn_005").run()
     captions = image_captions(at)
-    assert any(c.startswith("bbox2 / syn_005, cluster") for c in captions)
-    assert any(c.startswith("Orthogonal centre slices") for c in captions)
-    assert "**Measurements**" in markdown_texts(at)
-    neighbour_captions = [c for c in captions if " — d = " in c]
-    assert len(neighbour_captions) == 5 and not any(c.startswith("bbox2 / syn_005 ") for c in neighbour_captions)
-    assert "Download GIF" in [b.label for b in at.get("download_button")]
+    assert "z sweep through the synapse" in captions
+    assert any(c.startswith("Centre slices: (y, x) | (z, x) | (z, y)") for c in captions)
+    assert "#### bbox2 / syn_005" in markdown_texts(at) and "**Measurements**" in markdown_texts(at)
+    tables = [d.value for d in at.dataframe]
+    words = next(t for t in tables if "measurement" in t.columns)
+    assert "cleft thickness" in set(words["measurement"]) and words["value"].str.contains(" nm").any()
+    nn = next(t for t in tables if "distance" in t.columns)
+    assert len(nn) == 6 and "bbox2 / syn_005" not in set(nn["synapse"])
+    assert "GIF" in [b.label for b in at.get("download_button")]
 
 
 def test_details_button_opens_that_synapse_in_the_detail_view(morph_features, clusters_k3):
