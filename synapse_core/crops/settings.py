@@ -40,6 +40,11 @@ class CropSettings:
     side: the original silently chose side 2 on ties; no side is better founded, so the default
     follows the table's order (side 1).
 
+    ``orientation="canonical"`` rotates each crop so the cleft normal is its z axis, presynaptic side
+    at low z (:mod:`synapse_core.crops.orient`). It clusters demo synapses of random orientation much
+    better from image features (docs/crops.md) but costs 5–7× per crop; the default stays "native",
+    the crops every stored result and test was built on.
+
     Example
     -------
     >>> CropSettings(size=64, segmentation_type=6).radius
