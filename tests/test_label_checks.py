@@ -20,8 +20,8 @@ from synapse_core.crops.availability import (
     crop_warnings,
 )
 from synapse_core.crops.settings import CropSettings
-from synapse_core.data.dataset import open_dataset
 from synapse_core.data import validate as validate_module
+from synapse_core.data.dataset import open_dataset
 from synapse_core.data.labels import NO_LABELS, LabelIds, count_blocks, count_label_ids
 from synapse_core.data.validate import label_counts_near_points, mask_label_counts
 
@@ -233,10 +233,10 @@ def test_open_dataset_looks_near_the_synapses_and_validate_counts_the_whole_mask
     ds = _open(tmp_path)
     near = [w for w in ds.report.warnings if "occurs nowhere" in w]
     assert [w.split(";")[0] for w in near] == [
-        "b1: mito id 5 (mitochondria, from synapse_dataset.toml [bboxes.b1] labels) occurs nowhere near the synapses "
-        "(2 windows of 4³ voxels",
-        "b1: vesicle id 6 (vesicle cloud, from synapse_dataset.toml [bboxes.b1] labels) occurs nowhere near the "
-        "synapses (2 windows of 4³ voxels"]
+        ("b1: mito id 5 (mitochondria, from synapse_dataset.toml [bboxes.b1] labels) occurs nowhere near the synapses "
+        "(2 windows of 4³ voxels"),
+        ("b1: vesicle id 6 (vesicle cloud, from synapse_dataset.toml [bboxes.b1] labels) occurs nowhere near the "
+        "synapses (2 windows of 4³ voxels")]
     assert main(["validate", "--data", str(tmp_path), "--cache-dir", str(tmp_path / "cache")]) == 0
     out = capsys.readouterr().out
     assert ("b1: mito id 5 (mitochondria, from synapse_dataset.toml [bboxes.b1] labels) occurs nowhere in the whole "
