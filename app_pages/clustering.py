@@ -83,8 +83,8 @@ if features is None and linked and st.session_state.get("opened_view") != linked
     open_linked_view(linked)
     features = st.session_state.get("features")
 if features is None:
-    st.info("No features yet: run an extraction first.")
-    st.page_link("app_pages/extraction.py", label="Go to Extraction", icon=":material/memory:")
+    synapse_detail.next_step("no features yet: run an extraction first.", "app_pages/extraction.py",
+                             "Extraction", ":material/memory:")
     common.write_query()
     common.stop()
 
@@ -158,6 +158,7 @@ if run_clicked:
 
 result = state.get("clusters")
 if result is None:
+    synapse_detail.next_step("choose the settings above (the defaults are a good start) and press **Run clustering**.")
     common.write_query()
     common.stop()
 
@@ -177,6 +178,10 @@ except ValueError as exc:
     named = []
     st.warning(f"Saved selections cannot be read: {esc.md(exc)}")
 table = annotations.apply(result.table, named)
+synapse_detail.model_banner()
+synapse_detail.next_step("hover and click points to look at synapses; select and name groups; then look at each "
+                         "cluster's synapses in the Galleries.", "app_pages/galleries.py", "Galleries",
+                         ":material/photo_library:")
 parent = state.get("clusters_parent")
 if parent is not None:
     b1, b2 = st.columns([4, 1])

@@ -16,6 +16,7 @@ from synapse_core.data.synapse_keys import synapse_rows
 from synapse_core.data.voxel_size import format_voxel_size
 from synapse_core.data.windows import read_slice, view_window
 from synapse_core.viz.colours import STRUCTURE_COLOURS
+from synapse_core.viz.figures import scale_bar_length
 from synapse_core.viz.slice_overlay import MASK_STRUCTURES, overlay_slice
 
 #: Rows listed in the synapse table and the jump list (a whole volume has 10⁶ or more).
@@ -148,14 +149,44 @@ if len(near):
             name="synapses (±3 slices)",
         )
     )
-fig.update_layout(height=560, margin={"l": 0, "r": 0, "t": 10, "b": 0}, showlegend=False)
+for side, colour, symbol in (("side_1", "#00E5FF", "triangle-up"), ("side_2", "#FF4FD8", "triangle-down")):
+    if len(near) and f"{side}_coord_1" in near.columns:
+        fig.add_trace(go.Scatter(
+            x=near[f"{side}_coord_1"] - x0, y=near[f"{side}_coord_2"] - y0, mode="markers",
+            name=side.replace("_", " ") + " point",
+            marker={"symbol": symbol, "size": 11, "color": colour, "line": {"width": 1, "color": "black"}},
+            customdata=np.stack([near["Var1"].astype(str).map(esc.plotly), near[f"{side}_coord_3"]], axis=-1),
+            hovertemplate=f"Var1 %{{customdata[0]}} {side.replace('_', ' ')}<br>x %{{x}}, y %{{y}}, "
+                          "z %{customdata[1]}<extra></extra>",
+        ))
+# Scale bar: a round length near a fifth of the slice width, in nm when the voxel size is known.
+voxel_yx = bbox.voxel_size_nm[2] if bbox.voxel_size_nm else None
+width_px = image.shape[1]
+if voxel_yx:
+    bar_nm = scale_bar_length(width_px * voxel_yx / 5)
+    bar_px, bar_text = bar_nm / voxel_yx, (f"{bar_nm / 1000:g} µm" if bar_nm >= 1000 else f"{bar_nm:g} nm")
+else:
+    bar_px = scale_bar_length(width_px / 5)
+    bar_text = f"{bar_px:g} voxels"
+bar_x, bar_y = width_px * 0.04, image.shape[0] * 0.95
+fig.add_shape(type="line", x0=bar_x, x1=bar_x + bar_px, y0=bar_y, y1=bar_y, line={"color": "white", "width": 5})
+fig.add_annotation(x=bar_x + bar_px / 2, y=bar_y, yshift=14, text=bar_text, showarrow=False,
+                   font={"color": "white", "size": 14}, bgcolor="rgba(0,0,0,0.4)")
+fig.update_layout(height=560, margin={"l": 0, "r": 0, "t": 10, "b": 0}, showlegend=True,
+                  legend={"orientation": "h", "y": -0.02})
 fig.update_xaxes(showticklabels=False)
 fig.update_yaxes(showticklabels=False)
 st.plotly_chart(fig, key="slice_view")
 legend = " ".join(
     f"<span style='color:rgb{STRUCTURE_COLOURS[name]}'>■</span> {name.replace('_', ' ')}" for name in MASK_STRUCTURES
 )
-st.caption(f"{esc.html(bbox.name)}, z = {z} of {nz}; {len(near)} synapse centres within ±3 slices. {legend}", unsafe_allow_html=True)
+st.caption(f"{esc.html(bbox.name)}, z = {z} of {nz}; {len(near)} synapse centres (circles) within ±3 slices with "
+           f"their side points (side 1 ▲, side 2 ▼). {legend}", unsafe_allow_html=True)
+
+next_step = st.container(border=True)
+n1, n2 = next_step.columns([3, 1])
+n1.markdown("**Next step:** check the report above, then extract features of these synapses.")
+n2.page_link("app_pages/extraction.py", label="Extraction", icon=":material/memory:")
 
 st.subheader("Synapse table")
 st.dataframe(table.head(LIST_MAX_ROWS), hide_index=True, width="stretch", height=320)

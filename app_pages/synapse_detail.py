@@ -95,3 +95,31 @@ def show(ds, result, sid: str, cache, key: str, n_neighbours: int = 6) -> None:
         if chosen != sid:
             st.session_state[KEY] = chosen
             st.rerun()
+
+
+def model_banner() -> None:
+    """Which features the results come from: a warning for an untrained network (every results page)."""
+    settings = st.session_state.get("extract_settings")
+    if settings is None:
+        return
+    feature_set = getattr(settings, "feature_set", None) or getattr(settings, "features", "?")
+    if getattr(settings, "deep", False) and getattr(settings, "checkpoint", None) is None:
+        st.warning(f"These results come from an **untrained network** (random weights, seed {settings.seed}): fine "
+                   "for trying the pipeline, not for biology. Choose a checkpoint on the Extraction page.",
+                   icon=":material/warning:")
+    elif getattr(settings, "deep", False):
+        from pathlib import Path
+
+        st.caption(f"Features: VGG3D ({esc.md(settings.layer)}) from the learned checkpoint "
+                   f"{esc.md(Path(str(settings.checkpoint)).name)}.")
+    else:
+        st.caption(f"Features: {esc.md(feature_set)} (no network).")
+
+
+def next_step(text: str, page: str | None = None, label: str | None = None, icon: str = ":material/arrow_forward:"):
+    """The page's suggested next step, one line (and a link to the page that does it)."""
+    with st.container(border=True):
+        c1, c2 = st.columns([3, 1])
+        c1.markdown(f"**Next step:** {text}")
+        if page:
+            c2.page_link(page, label=label or "Go", icon=icon)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from app_helpers import (
     errors,
+    markdown_texts,
     metrics,
     open_page,
     plotly_specs,
@@ -28,7 +29,7 @@ def set_fixed_k(at, k: int, projection: str):
 
 def test_without_features_the_page_points_to_extraction():
     at = open_page(CLUSTERING)
-    assert any("run an extraction first" in i.value for i in at.info)
+    assert any("run an extraction first" in m for m in markdown_texts(at))
 
 
 @pytest.mark.slow  # runs the real pipeline behind the page

@@ -71,3 +71,14 @@ def test_a_folder_that_is_not_a_dataset_shows_an_error(monkeypatch, tmp_path):
     at = open_page()
     at.selectbox(key="w_subfolder").set_value("notes").run()
     assert any("not a usable dataset" in e and "no raw/ folder" in e for e in errors(at))
+
+
+def test_slice_viewer_draws_side_points_and_a_scale_bar_in_nm(demo_dataset):
+    import json
+
+    at = open_page(query={"view_z": str(int(demo_dataset.synapses["central_coord_3"].iloc[0]))})
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    names = [t.get("name") for t in spec["data"]]
+    assert "side 1 point" in names and "side 2 point" in names
+    bar = spec["layout"]["annotations"][0]["text"]
+    assert bar.endswith(" nm") or bar.endswith(" µm")

@@ -47,6 +47,20 @@ def _proj_cols(table: pd.DataFrame) -> list[str]:
     return sorted(cols, key=lambda c: int(str(c)[5:]))
 
 
+def scale_bar_length(target: float) -> float:
+    """The round length (1, 2 or 5 × 10ⁿ) nearest below ``target`` (same unit), for a scale bar.
+
+    >>> scale_bar_length(740.0), scale_bar_length(0.3)
+    (500.0, 0.2)
+    """
+    import math
+
+    if not target > 0:
+        raise ValueError(f"a scale bar needs a positive length, got {target!r}")
+    power = 10.0 ** math.floor(math.log10(target))
+    return max(m for m in (1.0, 2.0, 5.0) if m * power <= target * (1 + 1e-9)) * power
+
+
 #: Integer columns with at most this many distinct values are coloured as categories (e.g. presynaptic side).
 MAX_CATEGORIES = 20
 
