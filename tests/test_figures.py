@@ -103,3 +103,22 @@ def test_bboxes_beyond_the_original_seven_get_distinct_colours_then_cycle():
     assert [colours[f"bbox{i}"] for i in range(1, 8)] == list(BBOX_COLOURS.values())
     assert len({colours[f"bbox{i}"] for i in range(8, 16)}) == 8
     assert len(bbox_colour_map([f"extra{i}" for i in range(20)])) == 20
+
+
+def test_a_large_map_draws_the_density_of_all_and_says_how_many_points_are_drawn():
+    table = map_table(1000)
+    fig = map_figure(table, "cluster", max_points=100, highlight_ids=["bbox2|s999"], selected_ids=["bbox1|s0"])
+    assert isinstance(fig.data[0], go.Heatmap) and fig.data[0].name == "density of all 1000"
+    assert np.expm1(np.nan_to_num(np.asarray(fig.data[0].z, float))).round().sum() == 1000
+    points = [t for t in fig.data[1:] if not t.name.startswith("shown:")]
+    drawn = sum(len(t.x) for t in points)
+    assert 100 <= drawn <= 102 and f"{drawn} of 1000 points drawn" in fig.layout.title.text
+    ids = {row[0] for t in points for row in t.customdata}
+    assert {"bbox1|s0", "bbox2|s999"} <= ids  # the selected and the shown synapse are always drawn
+    assert [t.name for t in points][0].endswith("(334, 1 selected)")  # legend counts are of all synapses
+
+
+def test_the_sample_of_a_large_map_is_seeded():
+    a = map_figure(map_table(500), max_points=50, seed=1)
+    b = map_figure(map_table(500), max_points=50, seed=1)
+    assert [list(t.customdata[:, 0]) for t in a.data[1:]] == [list(t.customdata[:, 0]) for t in b.data[1:]]

@@ -27,6 +27,8 @@ from synapse_core.viz.colours import NOISE_COLOUR, bbox_colour_map, cluster_colo
 
 #: Above this many points a 2D map uses WebGL (Scattergl).
 WEBGL_POINTS = 2000
+#: Above this many points a 2D map draws a density of every point and a seeded sample of this many.
+MAX_DRAWN_POINTS = 50_000
 #: Hover text of a map point; ``customdata`` is ``[synapse id, bbox_name, Var1, cluster]``.
 MAP_HOVER = "bbox %{customdata[1]}<br>Var1 %{customdata[2]}<br>cluster %{customdata[3]}<extra></extra>"
 
@@ -115,7 +117,8 @@ def _natural(text: str):
 
 
 def map_figure(table: pd.DataFrame, color_by: str = "cluster", title: str | None = None,
-               point_size: float | None = None, selected_ids=None, select: bool = False, highlight_ids=None):
+               point_size: float | None = None, selected_ids=None, select: bool = False, highlight_ids=None,
+               max_points: int = MAX_DRAWN_POINTS, seed: int = 0):
     """The map (2D or 3D) coloured by cluster, by bbox or by any other column.
 
     Parameters
@@ -138,6 +141,13 @@ def map_figure(table: pd.DataFrame, color_by: str = "cluster", title: str | None
     highlight_ids : iterable of str, optional
         Synapses drawn again on top as large black-edged stars (the synapse shown in detail, a
         search hit), in a last trace named ``"shown: ..."``.
+    max_points : int
+        A 2D map of more synapses draws the density of all of them (a gray heatmap of log counts
+        in 200 × 200 bins, binned here, first trace, named ``"density of all N"``) and points for a seeded random sample of
+        ``max_points`` (selected and highlighted synapses always drawn); the title says
+        "n of N points drawn". Legend counts are of all synapses.
+    seed : int
+        Seed of that sample.
 
     Returns
     -------
@@ -165,7 +175,25 @@ def map_figure(table: pd.DataFrame, color_by: str = "cluster", title: str | None
                                 g["Var1"].map(_esc).to_numpy(), g["cluster"].astype(str).to_numpy()])
 
     fig = go.Figure()
-    for name, g, colour, symbol in _map_groups(table, color_by, selected):
+    full = table
+    sampled = not three_d and n > max_points
+    if sampled:
+        keep = np.zeros(n, bool)
+        keep[np.random.default_rng(seed).choice(n, size=max_points, replace=False)] = True
+        always = set(selected or ()) | set(highlight_ids or ())
+        if always:
+            keep |= synapse_ids(table).isin(always).to_numpy()
+        # Binned here: the browser gets 200 × 200 counts, not N coordinates.
+        counts, xe, ye = np.histogram2d(table[cols[0]].to_numpy(float), table[cols[1]].to_numpy(float), bins=200)
+        fig.add_trace(go.Heatmap(z=np.where(counts.T > 0, np.log1p(counts.T), np.nan), x=(xe[:-1] + xe[1:]) / 2,
+                                 y=(ye[:-1] + ye[1:]) / 2, name=f"density of all {n}", colorscale="Greys",
+                                 showscale=False, hoverinfo="skip", showlegend=True))
+        table = table[keep]
+    for name, g, colour, symbol in _map_groups(full, color_by, selected):
+        if sampled:
+            g = g[g.index.isin(table.index)]
+            if isinstance(colour, dict):
+                colour = {**colour, "color": g[color_by]}
         ids = synapse_ids(g).to_numpy()
         colour_spec = colour if isinstance(colour, dict) else {"color": colour}
         if three_d:
@@ -193,8 +221,9 @@ def map_figure(table: pd.DataFrame, color_by: str = "cluster", title: str | None
                 fig.add_trace(go.Scatter(x=hit[cols[0]], y=hit[cols[1]], mode="markers", name=f"shown: {label}",
                                          customdata=custom(hit), hovertemplate=MAP_HOVER, marker=marker))
     legend = {"cluster": "cluster", "bbox_name": "bbox"}.get(color_by, _esc(color_by))
+    drawn = f"{len(table)} of {n} points drawn over the density of all" if sampled else f"{n} synapses"
     fig.update_layout(
-        title=title or f"Synapse map coloured by {legend} ({n} synapses)", legend_title_text=legend,
+        title=title or f"Synapse map coloured by {legend} ({drawn})", legend_title_text=legend,
         template="plotly_white", clickmode="event+select",
     )
     if not three_d:
