@@ -27,7 +27,7 @@ Timings are wall-clock on a shared machine: read the ratios, not the absolute nu
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import os
 import pickle
 import sys
@@ -100,9 +100,8 @@ def cluster_rows(sizes) -> list[dict] | None:
     path = Path(__file__).with_name("cluster_scale.py")
     if not path.exists():
         return None
-    spec = importlib.util.spec_from_file_location("cluster_scale", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(path.parent))  # importable by name: its worker processes unpickle its functions
+    module = importlib.import_module("cluster_scale")
     return module.rows(sizes=tuple(sizes)) if hasattr(module, "rows") else None
 
 
@@ -114,7 +113,24 @@ def main(argv=None) -> None:
     p.add_argument("--no-clustering", action="store_true", help="leave out benchmarks/cluster_scale.py rows")
     p.add_argument("--cluster-sizes", type=int, nargs="+", default=[100_000, 1_000_000],
                    help="synthetic feature rows clustered by benchmarks/cluster_scale.py")
+    p.add_argument("--no-extraction", action="store_true", help="only the clustering rows")
     args = p.parse_args(argv)
+    if not args.no_extraction:
+        extraction_table(args)
+    if args.no_clustering:
+        return
+    rows = cluster_rows(args.cluster_sizes)
+    if rows is None:
+        print("\nclustering at 1e5/1e6 rows: benchmarks/cluster_scale.py (with rows()) not found; run it when it lands")
+        return
+    print("\nClustering of synthetic feature rows (benchmarks/cluster_scale.py)\n")
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    widths = [max(len(k), *(len(str(row.get(k, ""))) for row in rows)) for k in keys]
+    for row in [dict(zip(keys, keys)), dict(zip(keys, ("-" * w for w in widths))), *rows]:
+        print("  ".join(str(row.get(k, "")).ljust(w) for k, w in zip(keys, widths)))
+
+
+def extraction_table(args) -> None:
 
     from distributed import Client, LocalCluster
 
@@ -165,17 +181,6 @@ def main(argv=None) -> None:
     widths = [max(len(str(row[i])) for row in [head, *table]) for i in range(5)]
     for row in [head, tuple("-" * w for w in widths), *table]:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
-    if args.no_clustering:
-        return
-    rows = cluster_rows(args.cluster_sizes)
-    if rows is None:
-        print("\nclustering at 1e5/1e6 rows: benchmarks/cluster_scale.py (with rows()) not found; run it when it lands")
-        return
-    print("\nClustering of synthetic feature rows (benchmarks/cluster_scale.py)\n")
-    keys = list(dict.fromkeys(k for row in rows for k in row))
-    widths = [max(len(k), *(len(str(row.get(k, ""))) for row in rows)) for k in keys]
-    for row in [dict(zip(keys, keys)), dict(zip(keys, ("-" * w for w in widths))), *rows]:
-        print("  ".join(str(row.get(k, "")).ljust(w) for k, w in zip(keys, widths)))
 
 
 if __name__ == "__main__":
