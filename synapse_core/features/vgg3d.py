@@ -27,9 +27,6 @@ import math
 import re
 from dataclasses import dataclass
 
-import torch
-from torch import nn
-
 #: Alias for the original's default extraction (stage 4 after its max-pool).
 STANDARD_LAYER = "stage4"
 
@@ -74,50 +71,72 @@ class Vgg3DConfig:
         return tuple(size)
 
 
-class Vgg3D(nn.Module):
-    """funlib's Vgg3D: stages of (Conv3d(k=3, p=1) → BatchNorm3d → ReLU) × n, each ending in a max-pool,
-    then ``Linear → ReLU → Dropout → Linear → ReLU → Dropout → Linear`` to ``output_classes``.
+def _define_vgg3d():
+    """The :class:`Vgg3D` class; torch is imported here, so settings and layer names need no torch."""
+    import torch  # annotations of forward
+    from torch import nn
 
-    ``classifier=False`` builds the trunk only (``self.classifier`` is None; features need no head,
-    and the original's head holds 100M parameters).
-    """
+    class Vgg3D(nn.Module):
+        """funlib's Vgg3D: stages of (Conv3d(k=3, p=1) → BatchNorm3d → ReLU) × n, each ending in a max-pool,
+        then ``Linear → ReLU → Dropout → Linear → ReLU → Dropout → Linear`` to ``output_classes``.
 
-    def __init__(self, config: Vgg3DConfig = Vgg3DConfig(), output_classes: int = 7, classifier: bool = True):
-        super().__init__()
-        if len(config.downsample_factors) != len(config.n_convolutions):
-            raise ValueError("Vgg3DConfig: downsample_factors and n_convolutions must have one entry per stage")
-        self.config = config
-        self.output_classes = output_classes
-        layers: list[nn.Module] = []
-        in_ch = config.input_fmaps
-        for out_ch, n_conv, factor in zip(config.stage_channels(), config.n_convolutions, config.downsample_factors):
-            for _ in range(n_conv):
-                layers += [nn.Conv3d(in_ch, out_ch, kernel_size=3, padding=1), nn.BatchNorm3d(out_ch), nn.ReLU(inplace=True)]
-                in_ch = out_ch
-            layers.append(nn.MaxPool3d(factor))
-        self.features = nn.Sequential(*layers)
-        self.classifier = None
-        if not classifier:
-            return
-        flat = in_ch * math.prod(config.output_size())  # plain ints: also under torch.device("meta")
-        w = config.classifier_width
-        self.classifier = nn.Sequential(
-            nn.Linear(flat, w), nn.ReLU(inplace=True), nn.Dropout(),
-            nn.Linear(w, w), nn.ReLU(inplace=True), nn.Dropout(),
-            nn.Linear(w, output_classes),
-        )
+        ``classifier=False`` builds the trunk only (``self.classifier`` is None; features need no head,
+        and the original's head holds 100M parameters).
+        """
 
-    def forward(self, x: torch.Tensor, return_features: bool = False):
-        if self.classifier is None:
-            raise ValueError("this VGG3D was built without its classifier (classifier=False); run model.features(x) "
-                             "for the trunk's output")
-        f = self.features(x)
-        logits = self.classifier(f.reshape(f.shape[0], -1))
-        return (logits, f) if return_features else logits
+        def __init__(self, config: Vgg3DConfig = Vgg3DConfig(), output_classes: int = 7, classifier: bool = True):
+            super().__init__()
+            if len(config.downsample_factors) != len(config.n_convolutions):
+                raise ValueError("Vgg3DConfig: downsample_factors and n_convolutions must have one entry per stage")
+            self.config = config
+            self.output_classes = output_classes
+            layers: list[nn.Module] = []
+            in_ch = config.input_fmaps
+            for out_ch, n_conv, factor in zip(config.stage_channels(), config.n_convolutions, config.downsample_factors):
+                for _ in range(n_conv):
+                    layers += [nn.Conv3d(in_ch, out_ch, kernel_size=3, padding=1), nn.BatchNorm3d(out_ch), nn.ReLU(inplace=True)]
+                    in_ch = out_ch
+                layers.append(nn.MaxPool3d(factor))
+            self.features = nn.Sequential(*layers)
+            self.classifier = None
+            if not classifier:
+                return
+            flat = in_ch * math.prod(config.output_size())  # plain ints: also under torch.device("meta")
+            w = config.classifier_width
+            self.classifier = nn.Sequential(
+                nn.Linear(flat, w), nn.ReLU(inplace=True), nn.Dropout(),
+                nn.Linear(w, w), nn.ReLU(inplace=True), nn.Dropout(),
+                nn.Linear(w, output_classes),
+            )
+
+        def forward(self, x: torch.Tensor, return_features: bool = False):
+            if self.classifier is None:
+                raise ValueError("this VGG3D was built without its classifier (classifier=False); run model.features(x) "
+                                 "for the trunk's output")
+            f = self.features(x)
+            logits = self.classifier(f.reshape(f.shape[0], -1))
+            return (logits, f) if return_features else logits
+
+    Vgg3D.__module__ = __name__
+    Vgg3D.__qualname__ = "Vgg3D"  # pickled by reference as synapse_core.features.vgg3d.Vgg3D
+    return Vgg3D
 
 
-def untrained_vgg3d(config: Vgg3DConfig = Vgg3DConfig(), seed: int = 0, output_classes: int = 7) -> Vgg3D:
+def __getattr__(name: str):
+    # ``Vgg3D`` is defined on first use (PEP 562): importing this module for Vgg3DConfig or layer
+    # names (every settings validation, ``--help``) does not import torch.
+    if name == "Vgg3D":
+        cls = _define_vgg3d()
+        globals()["Vgg3D"] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def untrained_vgg3d(config: Vgg3DConfig = Vgg3DConfig(), seed: int = 0, output_classes: int = 7) -> Vgg3D:  # noqa: F821
     """A VGG3D with PyTorch's default initialisation drawn from ``seed`` (eval mode)."""
+    import torch
+
+    Vgg3D = globals().get("Vgg3D") or __getattr__("Vgg3D")
     gen_state = torch.random.get_rng_state()
     try:
         torch.manual_seed(seed)
