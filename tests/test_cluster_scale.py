@@ -59,7 +59,7 @@ def test_hdbscan_on_a_sample_finds_the_planted_groups_for_every_synapse(monkeypa
 
     monkeypatch.setattr(cluster_settings, "LARGE_ROWS", 1000)
     monkeypatch.setattr(cluster_settings, "FIT_ROWS", 800)
-    Z, truth = blobs(3000)
+    Z, truth = blobs(3000, d=16)  # more dimensions than the reduced space HDBSCAN runs in
     labels = fit_labels(Z, ClusterSettings(method="hdbscan", min_cluster_size=20), None, seed=0)
     clustered = labels >= 0
     assert clustered.mean() > 0.9 and adjusted_rand_score(truth[clustered], labels[clustered]) > 0.99
