@@ -184,7 +184,8 @@ def main(argv=None) -> int:
     table = pd.DataFrame(rows)
     table.to_csv(work / "learned_features.csv", index=False)
     print(f"\n{args.n_synapses} synapses, seed {args.seed}, {truth['synapse_type'].nunique()} planted types; "
-          f"training (small preset): {train_s:.0f} s wall ({how})")
+          f"training (small preset{''.join(f', {k} {v}' for k, v in overrides.items())}): {train_s:.0f} s wall "
+          f"({how})")
     print(table.to_string(index=False))
     return 0
 
