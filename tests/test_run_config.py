@@ -51,7 +51,7 @@ def test_true_is_not_taken_for_an_integer():
 
 
 def test_literal_field_refuses_other_values():
-    with pytest.raises(ValueError, match="features='deep' must be 'vgg3d', 'morphology' or 'both'"):
+    with pytest.raises(ValueError, match="features='deep' must be 'auto', 'vgg3d', 'morphology', 'both' or 'pixels'"):
         settings_from_dict(ExtractSettings, {"features": "deep"})
 
 

@@ -120,7 +120,8 @@ class ExtractSettings:
 
     @model_validator(mode="after")
     def _network_fits(self):
-        if self.deep:
+        # "auto" becomes vgg3d as soon as a checkpoint is chosen: a bad layer is an error now, not then.
+        if self.deep or (self.features == "auto" and self.crop.size >= 16):
             from synapse_core.features.vgg3d import parse_layers
 
             parse_layers(self.layer, self.network_config())  # the crop fits the network; the layers exist
