@@ -223,7 +223,10 @@ except (ValueError, FileNotFoundError, KeyError) as exc:
 @st.cache_data(show_spinner=False, max_entries=20_000)  # ≈ 3 KB per picture
 def _thumbnail(_ds, ds_key: str, sid: str, crop_key: str, _crop, cache: str) -> bytes | None:
     bbox_name, var1 = split_synapse_id(sid)
-    png = gallery.synapse_thumbnail(_ds, bbox_name, var1, _crop, cache)
+    try:
+        png = gallery.synapse_thumbnail(_ds, bbox_name, var1, _crop, cache)
+    except (KeyError, ValueError):  # a synapse no longer in the dataset's table: no picture
+        return None
     return None if isinstance(png, str) else png
 
 

@@ -100,8 +100,9 @@ def test_cluster_zip_holds_one_gif_per_member(morph_features, clusters_k3):
     at.button(key="g_cluster_zip_make").click().run()
     cluster, data, discarded = at.session_state["g_cluster_zip"]
     names = zipfile.ZipFile(io.BytesIO(data)).namelist()
-    assert cluster == 2 and len(names) + len(discarded) == n_members
-    assert all(name.endswith(".gif") for name in names)
+    assert names[-1] == "manifest.csv"
+    assert cluster == 2 and len(names) - 1 + len(discarded) == n_members
+    assert all(name.endswith(".gif") for name in names[:-1])
     assert "Download cluster GIFs (ZIP)" in [b.label for b in at.get("download_button")]
 
 
@@ -113,5 +114,5 @@ def test_selection_zip_holds_the_selected_gifs(morph_features, clusters_k3):
     at.button(key="g_sel_zip_make").click().run()
     assert not at.exception
     data, discarded = at.session_state["g_sel_zip"]
-    assert zipfile.ZipFile(io.BytesIO(data)).namelist() == ["bbox1_syn_003.gif", "bbox2_syn_010.gif"]
+    assert zipfile.ZipFile(io.BytesIO(data)).namelist() == ["bbox1_syn_003.gif", "bbox2_syn_010.gif", "manifest.csv"]
     assert "Download selection GIFs (ZIP)" in [b.label for b in at.get("download_button")]
