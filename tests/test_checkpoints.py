@@ -186,10 +186,30 @@ def test_metadata_that_contradicts_the_weights_is_a_mismatch(tmp_path):
 def test_crop_mismatch_names_each_differing_field():
     from synapse_core.crops.settings import CropSettings
 
-    problems = crop_mismatch({"crop": {"size": 64, "alpha": 1.0}}, CropSettings(size=80, alpha=1.0))
+    # metadata without orientation: trained on native crops
+    now = CropSettings(size=80, alpha=1.0, orientation="native")
+    problems = crop_mismatch({"crop": {"size": 64, "alpha": 1.0}}, now)
     assert problems == [("trained on crops with size=64, extracting with size=80; features of other crops are less "
                          "meaningful")]
     assert crop_mismatch(None, CropSettings()) == []
+
+
+def test_a_checkpoint_from_before_orientation_counts_as_trained_on_native_crops():
+    from synapse_core.crops.settings import CropSettings
+
+    problems = crop_mismatch({"crop": {"size": 80}}, CropSettings(size=80, orientation="canonical"))
+    assert problems == [("trained on crops with orientation='native', extracting with orientation='canonical'; "
+                         "features of other crops are less meaningful")]
+
+
+def test_extract_takes_native_orientation_from_a_checkpoint_without_it(tmp_path):
+    from synapse_core.cli.extract import checkpoint_crop_settings
+    from synapse_core.cli.parser import build_parser
+
+    _, path = _with_metadata(tmp_path, TINY)  # crop metadata {"size": 64, "alpha": 1.0}: no orientation
+    args = build_parser("extract").parse_args(["extract", "--data", "d", "--out", "f.csv", "--checkpoint", str(path)])
+    crop, from_checkpoint = checkpoint_crop_settings(args)
+    assert (crop.size, crop.orientation, from_checkpoint) == (64, "native", ["size", "orientation"])
 
 
 def test_trunk_only_load_builds_no_classifier_and_the_same_trunk(tmp_path):

@@ -29,7 +29,8 @@ LABELS = LabelIds(mito=5, vesicle=6, cleft=7, cleft2=7)
 
 
 def make(raw, seg, mask, row, **kw):
-    s = CropSettings(**{"size": 20, "segmentation_type": 0, **kw})
+    """A crop of ``row``; native orientation unless ``kw`` says otherwise (these tests check axis-aligned geometry)."""
+    s = CropSettings(**{"size": 20, "segmentation_type": 0, "orientation": "native", **kw})
     return build_crop(read_context_arrays(raw, seg, mask, LABELS, row, s), s)
 
 

@@ -187,7 +187,7 @@ def test_native_orientation_gives_the_crops_of_before_byte_for_byte(vs):
         row = dict(v.row)
         if border:
             row["central_coord_1"] = 2
-        s = CropSettings(size=48, segmentation_type=t, vesicle_box=16, min_coverage=0.0)
+        s = CropSettings(size=48, segmentation_type=t, vesicle_box=16, min_coverage=0.0, orientation="native")
         crop = build_crop(read_context_arrays(raw, v.seg, v.mask, v.labels, row, s, voxel_size_nm=vs), s)
         assert (array_digest(crop.blended)[:16], array_digest(crop.raw)[:16]) == digests, (t, border)
         assert crop.orientation == "native" and crop.valid is None and crop.rotation_zyx is None
@@ -206,7 +206,7 @@ def test_the_extraction_page_offers_the_declared_orientations_and_crops_with_the
 
     at = open_page("app_pages/extraction.py", state={"bboxes": ["bbox1"]})
     box = at.selectbox(key="w_x_orientation")
-    assert list(box.options) == ["native", "canonical"] and box.value == "native"
-    box.set_value("canonical").run()
-    assert at.session_state["crop_settings"].orientation == "canonical"
+    assert list(box.options) == ["native", "canonical"] and box.value == "canonical"  # the declared default
+    box.set_value("native").run()
+    assert at.session_state["crop_settings"].orientation == "native"
     assert not errors(at) and not at.exception

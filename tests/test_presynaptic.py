@@ -99,7 +99,7 @@ def test_presynaptic_side_matches_the_planted_truth_on_the_demo_dataset(demo_dat
 @pytest.mark.shared_data
 def test_medulla_contact_sites_report_the_fallback_and_the_body_ids():
     sites = pd.read_csv(MEDULLA_SITES_CSV).head(12)
-    s = CropSettings(segmentation_type=3)
+    s = CropSettings(segmentation_type=3, orientation="native")  # the mask is read back on the native grid
     with h5py.File(MEDULLA_H5, "r") as f:
         raw, seg = f["raw"], f["gt_bodies"]
         for _, row in sites.iterrows():

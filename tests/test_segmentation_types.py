@@ -1,8 +1,8 @@
 """Segmentation types 0–13 on a constructed volume where every expected mask is known voxel for voxel.
 
-Volume 40³, annotated centre (z, y, x) = (20, 20, 20), crop size 20 without smart crop, so the crop
-window is [10, 30)³ and crop index = volume index - 10. Label ids of "bbox2": mito 1, vesicle 3,
-cleft 2, cleft2 4.
+Volume 40³, annotated centre (z, y, x) = (20, 20, 20), crop size 20 without smart crop, native
+orientation (axis-aligned), so the crop window is [10, 30)³ and crop index = volume index - 10.
+Label ids of "bbox2": mito 1, vesicle 3, cleft 2, cleft2 4.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ ROW = synapse_row((20, 20, 20), (20, 20, 15), (20, 20, 25), bbox_name="bbox2", v
 
 def crop_for(t, **kw):
     raw, seg, mask = make_volumes()
-    s = CropSettings(size=20, segmentation_type=t, smart_crop=False, **kw)
+    s = CropSettings(orientation="native", size=20, segmentation_type=t, smart_crop=False, **kw)
     return build_crop(read_context_arrays(raw, seg, mask, LABELS, ROW, s), s)
 
 
@@ -119,7 +119,7 @@ def test_type11_is_type10_minus_every_mitochondrion_dilated_twice_including_ones
 def test_type1_follows_the_presynaptic_side_when_the_vesicle_cloud_is_on_side_2():
     raw, seg, mask = make_volumes()
     swapped = dict(ROW, side_1_coord_1=25, side_2_coord_1=15)  # side 1 is now the postsynaptic neuron
-    s = CropSettings(size=20, segmentation_type=1, smart_crop=False)
+    s = CropSettings(orientation="native", size=20, segmentation_type=1, smart_crop=False)
     out = build_crop(read_context_arrays(raw, seg, mask, LABELS, swapped, s), s)
     assert out.presynaptic.side == 2
     np.testing.assert_array_equal(out.mask, expected(SIDE1))
@@ -148,7 +148,7 @@ def cube_volumes(cloud_edge=10, pre_gap=False):
 
 def box_crop(t, cloud_edge=10, **kw):
     raw, seg, mask, row = cube_volumes(cloud_edge)
-    s = CropSettings(size=20, segmentation_type=t, smart_crop=False, vesicle_box=6, **kw)
+    s = CropSettings(orientation="native", size=20, segmentation_type=t, smart_crop=False, vesicle_box=6, **kw)
     return build_crop(read_context_arrays(raw, seg, mask, LABELS, row, s), s), raw
 
 
@@ -172,7 +172,8 @@ def test_type12_discards_a_cloud_smaller_than_the_box_with_its_reason():
 
 def test_type12_default_box_is_25_voxels():
     raw, seg, mask, row = cube_volumes(10)
-    s = CropSettings(size=40, segmentation_type=12, smart_crop=False, min_coverage=0.0)  # a small volume
+    s = CropSettings(orientation="native", size=40, segmentation_type=12, smart_crop=False,
+                     min_coverage=0.0)  # a small volume
     res = build_crop(read_context_arrays(raw, seg, mask, LABELS, row, s), s)
     assert isinstance(res, Discarded) and "25³" in res.reason
 
@@ -193,7 +194,7 @@ def test_type13_discards_when_no_nearby_box_is_filled():
     mask[14, 14, 20] = LABELS.vesicle  # a one-voxel cloud in neuron 2, far from any filled box
     seg[:, :, :] = 0
     seg[14, 14, 20] = 2
-    s = CropSettings(size=20, segmentation_type=13, smart_crop=False, vesicle_box=6)
+    s = CropSettings(orientation="native", size=20, segmentation_type=13, smart_crop=False, vesicle_box=6)
     res = build_crop(read_context_arrays(raw, seg, mask, LABELS, row, s), s)
     assert isinstance(res, Discarded) and "not filled" in res.reason
 
@@ -201,7 +202,7 @@ def test_type13_discards_when_no_nearby_box_is_filled():
 def test_type13_discards_without_a_vesicle_cloud():
     raw, seg, mask, row = cube_volumes(10)
     mask[mask == LABELS.vesicle] = 0
-    s = CropSettings(size=20, segmentation_type=13, smart_crop=False, vesicle_box=6)
+    s = CropSettings(orientation="native", size=20, segmentation_type=13, smart_crop=False, vesicle_box=6)
     res = build_crop(read_context_arrays(raw, seg, mask, LABELS, row, s), s)
     assert isinstance(res, Discarded) and res.reason == "no vesicle cloud in the crop"
 
@@ -221,7 +222,7 @@ def test_unknown_segmentation_type_is_rejected_with_the_accepted_values():
 def test_type13_moves_the_box_the_least_distance_that_fills_it():
     raw, seg, mask, row = cube_volumes(10)
     mask[11, 11, 6] = LABELS.mito  # its 2-voxel dilation empties the low corner of the centred box (11, 11, 6)
-    s = CropSettings(size=20, segmentation_type=13, smart_crop=False, vesicle_box=6)
+    s = CropSettings(orientation="native", size=20, segmentation_type=13, smart_crop=False, vesicle_box=6)
     out = build_crop(read_context_arrays(raw, seg, mask, LABELS, row, s), s)
     # Smallest shift whose box stays 3 (L1) voxels from the mitochondrion: (+1, +1, +1).
     assert tuple(np.array(out.origin_zyx) + 7) == (12, 12, 7)

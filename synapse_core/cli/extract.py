@@ -80,10 +80,10 @@ def checkpoint_crop_settings(args):
     given = {name for name in names if hasattr(args, name)}
     trained = None
     if getattr(args, "checkpoint", None):
-        from synapse_core.features.checkpoints import read_metadata
+        from synapse_core.features.checkpoints import read_metadata, trained_crop
 
-        trained = (read_metadata(args.checkpoint) or {}).get("crop")  # CheckpointError for a bad file
-    trained = trained if isinstance(trained, dict) else {}
+        trained = trained_crop(read_metadata(args.checkpoint))  # CheckpointError for a bad file
+    trained = trained or {}
     from_checkpoint = []
     for name in names:
         if name in given:

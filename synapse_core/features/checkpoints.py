@@ -307,14 +307,34 @@ def _head_config(state: dict[str, torch.Tensor], config: Vgg3DConfig) -> Vgg3DCo
     return dataclasses.replace(config, input_size=size, classifier_width=width)
 
 
+def trained_crop(metadata: dict | None) -> dict:
+    """The crop settings a trained checkpoint learned from (its metadata's ``crop``); ``{}`` when unknown.
+
+    Checkpoints written before ``CropSettings.orientation`` existed were trained on native crops (the
+    only kind then): their settings read ``orientation="native"``, so an extraction with such a
+    checkpoint takes native crops, not the canonical default.
+
+    Example
+    -------
+    >>> trained_crop({"crop": {"alpha": 1.0}})
+    {'orientation': 'native', 'alpha': 1.0}
+    >>> trained_crop(None)
+    {}
+    """
+    trained = (metadata or {}).get("crop")
+    if not isinstance(trained, dict):
+        return {}
+    return {"orientation": "native", **trained}
+
+
 def crop_mismatch(metadata: dict | None, crop) -> list[str]:
     """How ``crop`` (CropSettings of an extraction) differs from the crops a trained checkpoint learned from.
 
     One sentence per differing field, e.g. ``"trained on crops with alpha=1.0, extracting with
     alpha=0.3"``; empty for checkpoints without metadata or with equal settings.
     """
-    trained = (metadata or {}).get("crop")
-    if not isinstance(trained, dict):
+    trained = trained_crop(metadata)
+    if not trained:
         return []
     now = dataclasses.asdict(crop)
     return [f"trained on crops with {name}={trained[name]!r}, extracting with {name}={now[name]!r}; features of "
