@@ -225,5 +225,7 @@ def test_loaded_multi_layer_setting_is_selected_as_written(app):
 @pytest.mark.slow  # opens the demo dataset behind the page
 def test_loaded_layer_the_widget_cannot_show_is_an_error_naming_the_field(app):
     at = app(EXTRACTION, state={"loaded_extraction": {"layer": "layer20"}})
-    assert any("extraction.layer=['layer20'] cannot be shown" in e.value for e in at.error)
+    from app_helpers import errors
+
+    assert any("extraction.layer=['layer20'] cannot be shown" in e for e in errors(at))
     assert at.multiselect(key="w_x_layer").value == ["stage4"]
