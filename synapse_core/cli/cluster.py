@@ -53,12 +53,12 @@ def run(args) -> int:
     from synapse_core.cluster.run import run_clustering, write_result
     from synapse_core.cluster.settings import ClusterSettings
     from synapse_core.data.cache_dir import resolve_cache_dir
+    from synapse_core.data.outputs import final_paths, output_set
     from synapse_core.export.tables import (
         check_table_suffix,
         read_features,
         write_clusters,
     )
-    from synapse_core.data.outputs import final_paths, output_set
     from synapse_core.viz.figures import save_figures
 
     settings = settings_from_args(ClusterSettings, args)

@@ -51,7 +51,8 @@ def run(args) -> int:
         print(str(exc))
         return 1
     # open_dataset looks for label ids near the synapses; here every voxel of every mask is counted (cached)
-    whole = whole_mask_label_warnings(ds.bboxes, config_file_of(ds.root, ds.config), resolve_cache_dir(args.cache_dir))
+    whole = ([] if ds.whole_volume is not None  # a whole volume's mask is never scanned (issue 14)
+             else whole_mask_label_warnings(ds.bboxes, config_file_of(ds.root, ds.config), resolve_cache_dir(args.cache_dir)))
     report = replace(ds.report, warnings=ds.report.warnings + whole + crop_checks(ds, settings))
     print(report.text())
     print("\n".join(segmentation_type_lines(ds)))
