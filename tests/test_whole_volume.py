@@ -159,6 +159,19 @@ def test_a_volume_outside_the_data_roots_is_refused(tmp_path):
         open_dataset(cfg, cache_dir=tmp_path / "cache")
 
 
+def test_a_remote_volume_is_refused_on_a_server_with_data_roots_unless_allowed(tmp_path, monkeypatch):
+    root = tmp_path / "DATA"
+    root.mkdir()
+    synthetic_table(3).to_parquet(root / "three.parquet")
+    cfg = write_config(root, "three.parquet")
+    cfg.write_text(cfg.read_text().replace('path = "raw.ome.zarr"', 'path = "https://169.254.169.254/raw"'))
+    monkeypatch.setenv("SYNAPSE_DATA_ROOTS", str(tmp_path))
+    monkeypatch.delenv("SYNAPSE_ALLOW_REMOTE_DATA", raising=False)
+    with pytest.raises(DatasetError, match=r"\[volume\] raw: https://169.254.169.254/raw is a remote URL.*"
+                                           r"SYNAPSE_ALLOW_REMOTE_DATA=1"):
+        open_dataset(cfg, cache_dir=tmp_path / "cache")
+
+
 def test_the_slice_viewer_reads_a_bounded_window_around_the_synapse(big_root):
     from synapse_core.data.formats import open_volume
     from synapse_core.data.windows import read_slice, view_window

@@ -151,3 +151,33 @@ def confine(path: str | os.PathLike, roots: Iterable[str | os.PathLike], what: s
     label = f"{what}: " if what else ""
     raise OutsideRootsError(f"{label}{given}{via} is outside the allowed data roots ({describe_roots(roots)}); "
                             f"it is not read. To use it, {ALLOW_HINT}")
+
+
+ENV_ALLOW_REMOTE = "SYNAPSE_ALLOW_REMOTE_DATA"
+
+
+def check_remote_allowed(url: str, what: str, environ: Mapping[str, str] | None = None) -> str:
+    """``url`` if this process may read remote data, else :class:`OutsideRootsError` naming ``what``.
+
+    A dataset config can name ``gs://``, ``s3://`` or ``http(s)://`` volumes. On a shared server
+    (operator data roots configured through ``SYNAPSE_DATA_ROOTS``/``_FILE``) whoever writes a config
+    inside a root could make the server fetch any URL, so remote data is refused there unless the
+    operator sets ``SYNAPSE_ALLOW_REMOTE_DATA=1``. Without operator roots (one user's own machine)
+    remote data is allowed.
+
+    >>> check_remote_allowed("gs://bucket/em", "volume.raw", environ={})
+    'gs://bucket/em'
+    >>> check_remote_allowed("https://x/em", "volume.raw", environ={"SYNAPSE_DATA_ROOTS": "/data"})
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    synapse_core.data.paths.OutsideRootsError: volume.raw: https://x/em is a remote URL, ...
+    """
+    env = os.environ if environ is None else environ
+    if env.get(ENV_ALLOW_REMOTE, "").strip().lower() in ("1", "true", "yes"):
+        return url
+    if root_entries(env):
+        raise OutsideRootsError(
+            f"{what}: {url} is a remote URL, and this server only reads its data roots. The operator can allow "
+            f"remote volumes with `export {ENV_ALLOW_REMOTE}=1` before starting it.")
+    return url

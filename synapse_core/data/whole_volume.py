@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from synapse_core.data.paths import OutsideRootsError, allowed_roots, confine
+from synapse_core.data.paths import OutsideRootsError, allowed_roots, check_remote_allowed, confine
 from synapse_core.data.voxel_size import check_voxel_size, format_voxel_size
 
 SECTION_VOLUME, SECTION_SYNAPSES = "volume", "synapses"
@@ -120,7 +120,10 @@ def _resolve(config: Path, where: str, value, roots) -> str:
         raise _err(config, where, f'must be a path in quotes, e.g. path = "em.ome.zarr", got {value!r}')
     text = value.strip()
     if text.startswith(("gs://", "s3://", "http://", "https://")):
-        return text
+        try:
+            return check_remote_allowed(text, f"{config}: {where}")
+        except OutsideRootsError as exc:
+            raise WholeVolumeConfigError(str(exc)) from None
     text = text.removeprefix("file://")
     try:
         return str(confine(config.parent / text, allowed_roots(config) if roots is None else roots,
