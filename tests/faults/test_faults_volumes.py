@@ -116,7 +116,8 @@ def test_nan_raw_voxels_discard_the_crops_that_hold_them_with_the_reason(tmp_pat
     rawf[4, 9, 12] = np.nan  # inside syn_1's crop (y 8..11) only
     _replace_stack(root / "raw" / "bbox1", rawf)
     ds = open_dataset(root, cache_dir=tmp_path / "cache")
-    settings = CropSettings(size=4, min_coverage=0, segmentation_type=0, smart_crop=False)
+    # native: the window holds exactly the one NaN voxel (a rotated crop interpolates it into 8)
+    settings = CropSettings(size=4, min_coverage=0, segmentation_type=0, smart_crop=False, orientation="native")
     first = crop_synapse(ds, "bbox1", "syn_1", settings)
     assert isinstance(first, Discarded) and "the raw EM has 1 NaN or infinite voxels inside this crop" in first.reason
     third = crop_synapse(ds, "bbox1", "syn_3", settings)
