@@ -120,7 +120,8 @@ def test_map_figure_uses_webgl_for_many_points():
                           "proj_1": rng.normal(size=n), "proj_2": rng.normal(size=n)})
     fig = map_figure(table)
     assert all(isinstance(t, go.Scattergl) for t in fig.data)
-    assert fig.data[0].name == "noise (−1)" and fig.data[0].marker.symbol == "x"
+    n_noise = int((table["cluster"] == -1).sum())
+    assert fig.data[0].name == f"noise (−1) ({n_noise})" and fig.data[0].marker.symbol == "x"
 
 
 @pytest.mark.slow
