@@ -149,3 +149,27 @@ def test_read_entry_refuses_a_plain_npy_file(tmp_path):
     np.save(tmp_path / "x.npy", np.arange(3))
     with pytest.raises(ValueError, match="not an .npz entry"):
         read_entry(tmp_path / "x.npy")
+
+
+def test_a_planted_pickle_in_the_gallery_or_projection_cache_never_runs(tmp_path):
+    from synapse_core.cluster.projection import projection_cache
+    from synapse_core.viz.gallery import gallery_cache
+
+    marker = tmp_path / "PWNED"
+    for cache in (gallery_cache(tmp_path / "c"), projection_cache(tmp_path / "c")):
+        path = cache._store.path("0123abcd")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pickle.dumps(_Planted(marker)))
+        assert cache.get("0123abcd") is None and list(cache) == []
+    assert not marker.exists()
+
+
+def test_file_cache_keeps_bytes_and_arrays(tmp_path):
+    from synapse_core.features.store import FileCache
+
+    cache = FileCache(tmp_path)
+    cache.set("gif", b"GIF89a\x00\x01")
+    cache.set("map", np.arange(6, dtype=np.float32).reshape(3, 2))
+    assert cache.get("gif") == b"GIF89a\x00\x01"
+    np.testing.assert_array_equal(cache["map"], np.arange(6, dtype=np.float32).reshape(3, 2))
+    assert sorted(cache) == ["gif", "map"] and cache.get("absent", "no") == "no"

@@ -6,7 +6,7 @@ when ``random_state`` is set); ``reproducible=False`` lets it use every core but
 changes from run to run. t-SNE is openTSNE: FFT-accelerated gradients for large 2D maps,
 Barnes–Hut for small N (faster there) and for 3D (which FFT does not support).
 
-Projections are cached with :mod:`diskcache` under ``<cache_dir>/projections`` (:func:`projection_cache`),
+Projections are cached as files (never unpickled) under ``<cache_dir>/projections`` (:func:`projection_cache`),
 keyed by :func:`cache_key`: the content hash of the input matrix and the :class:`ProjectionSettings`.
 The dashboard and the CLI pass the same ``cache_dir`` (:func:`synapse_core.data.cache_dir.resolve_cache_dir`),
 so a map computed by one is a cache hit for the other.
@@ -37,8 +37,6 @@ log = logging.getLogger(__name__)
 TSNE_FFT_ROWS = 5000
 #: Folder of the projection cache inside the cache directory.
 CACHE_FOLDER = "projections"
-#: Bytes of cached projections kept before the least recently used are evicted.
-CACHE_BYTES = 2**30
 #: Folder of numba's compiled code inside the cache directory.
 NUMBA_FOLDER = "numba"
 #: UMAP's own neighbour search is exact below 4096 rows; from there up to UMAP_EXACT_KNN_MAX_ROWS the exact
@@ -199,10 +197,11 @@ def cache_key(Z: np.ndarray, s: ProjectionSettings) -> str:
 
 
 def projection_cache(cache_dir: str | os.PathLike):
-    """The projection store under ``<cache_dir>/projections`` (a :class:`diskcache.Cache`; close it after use)."""
-    import diskcache
+    """The projection store under ``<cache_dir>/projections`` (a :class:`~synapse_core.features.store.FileCache`:
+    files, never unpickled)."""
+    from synapse_core.features.store import FileCache
 
-    return diskcache.Cache(os.path.join(os.fspath(cache_dir), CACHE_FOLDER), size_limit=CACHE_BYTES)
+    return FileCache(os.path.join(os.fspath(cache_dir), CACHE_FOLDER))
 
 
 def project(Z: np.ndarray, settings: ProjectionSettings, cache_dir: str | os.PathLike | None = None) -> np.ndarray:

@@ -357,3 +357,70 @@ class ResultStore:
 
     def close(self) -> None:
         """Nothing to close (no open handles); kept for the old interface."""
+
+
+_MISSING = object()
+
+
+class FileCache:
+    """A dict-like cache of bytes, str or array values in a :class:`ResultStore` folder (no pickle, no SQLite).
+
+    For derived data that is cheap to recompute (gallery pictures, map projections). ``bytes`` are
+    kept as a ``uint8`` array; anything unreadable is a miss. Use it as a context manager or call
+    :meth:`close` (nothing to release; kept for the old diskcache-style call sites).
+
+    >>> import tempfile
+    >>> with FileCache(tempfile.mkdtemp()) as cache:
+    ...     cache.set("k1", b"GIF89a"); cache.get("k1"), "k1" in cache, len(cache)
+    (b'GIF89a', True, 1)
+    """
+
+    def __init__(self, directory: str | os.PathLike):
+        self._store = ResultStore(directory)
+        self.directory = self._store.directory
+
+    def get(self, key: str, default=None):
+        value = self._store.get(key, _MISSING)
+        if value is _MISSING:
+            return default
+        if isinstance(value, dict) and set(value) == {"bytes"}:
+            return value["bytes"].tobytes()
+        return value["value"] if isinstance(value, dict) and set(value) == {"value"} else default
+
+    def set(self, key: str, value) -> None:
+        if isinstance(value, (bytes, bytearray)):
+            self._store.put(key, {"bytes": np.frombuffer(bytes(value), dtype=np.uint8)})
+        else:
+            self._store.put(key, {"value": value})
+
+    __setitem__ = set
+
+    def __getitem__(self, key: str):
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._store
+
+    def __iter__(self):
+        """The keys of readable entries (each entry records its own key)."""
+        for path in sorted(self._store._results.glob("*/*.npz")):
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    yield json.loads(bytes(z["__meta__"]).decode("utf-8"))["key"]
+            except Exception:  # noqa: BLE001 - an unreadable entry is not a key
+                continue
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> FileCache:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,8 +1,8 @@
 """Galleries of synapses: GIFs and orthogonal slices cached on disk, ZIPs of many GIFs.
 
 Pictures are keyed by the volume's fingerprint, the synapse key, the crop settings and the
-rendering options, in a :class:`diskcache.Cache` under ``cache_dir/gallery`` that several
-processes (users of one lab server) share safely.
+rendering options, in a :class:`~synapse_core.features.store.FileCache` under ``cache_dir/gallery``
+(files, never unpickled) that several processes (users of one lab server) share safely.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import diskcache
 import pandas as pd
 
 from synapse_core.crops.build import Discarded, crop_synapse
 from synapse_core.crops.settings import CropSettings
 from synapse_core.data.hashing import content_hash
 from synapse_core.data.synapse_keys import synapse_file_name
+from synapse_core.features.store import FileCache
 from synapse_core.viz.render import (
     GIF_GRAY_LEVELS,
     GIF_OVERLAYS,
@@ -29,16 +29,14 @@ from synapse_core.viz.render import (
     thumbnail_png_bytes,
 )
 
-#: Bytes of cached pictures kept before the least recently used are evicted.
-GALLERY_CACHE_BYTES = 2 * 1024**3
-_CACHES: dict[str, diskcache.Cache] = {}
+_CACHES: dict[str, FileCache] = {}
 
 
-def gallery_cache(cache_dir: str | os.PathLike) -> diskcache.Cache:
+def gallery_cache(cache_dir: str | os.PathLike) -> FileCache:
     """The picture cache under ``cache_dir/gallery`` (one handle per process and folder)."""
     folder = str(Path(cache_dir) / "gallery")
     if folder not in _CACHES:
-        _CACHES[folder] = diskcache.Cache(folder, size_limit=GALLERY_CACHE_BYTES)
+        _CACHES[folder] = FileCache(folder)
     return _CACHES[folder]
 
 
