@@ -1,4 +1,4 @@
-"""Where cached data products live (diskcache stores, converted volumes, the demo dataset)."""
+"""Where cached data products live (the feature store, picture and map caches, converted volumes, the demo dataset)."""
 
 from __future__ import annotations
 
