@@ -91,7 +91,8 @@ def test_real_fib_sem_sectioned_5x_in_z_gives_the_crops_of_the_full_resolution_v
     # Section k covers slices 5k..5k+4 (a 50 nm section imaged as their mean); labels from its centre slice.
     sections = raw.reshape(50, 5, 250, 250).mean(1).astype(np.uint8)
     labels = LabelIds(mito=5, vesicle=6, cleft=7, cleft2=7)
-    s = CropSettings(size=64, segmentation_type=0, smart_crop=False, min_coverage=0.0)
+    # native: this compares the resampling alone (each volume's own cleft-normal estimate would rotate its crop)
+    s = CropSettings(size=64, segmentation_type=0, smart_crop=False, min_coverage=0.0, orientation="native")
     corr, same_pre = [], []
     for row in pd.read_csv(MEDULLA_SITES_CSV).to_dict("records"):
         full = build_crop(read_context_arrays(raw, seg, None, labels, row, s, voxel_size_nm=(10, 10, 10)), s)
