@@ -208,8 +208,13 @@ def assert_no_exception(page, log_path) -> None:
     assert n == 0, f"the page shows {n} exception(s); server log:\n{log_path.read_text()[-3000:]}"
 
 
-def run_pipeline(page, url: str, log_path, name: str, while_extracting=None, cancel_after: int = 0) -> dict:
-    """Open the app, extract (defaults) and cluster (defaults); return seconds per step and counts.
+def run_pipeline(page, url: str, log_path, name: str, while_extracting=None, cancel_after: int = 0,
+                 features: str = "vgg3d") -> dict:
+    """Open the app, extract (``features``, other settings default) and cluster (defaults); return
+    seconds per step and counts.
+
+    VGG3D by default: without a checkpoint the page's default is morphology, which finishes before a
+    Cancel could be seen; the network's path is the one worth watching in a browser.
 
     ``while_extracting()`` is called once the extraction's progress bar is shown. With
     ``cancel_after``, the extraction is cancelled once that many synapses are done, the cache is
@@ -225,6 +230,10 @@ def run_pipeline(page, url: str, log_path, name: str, while_extracting=None, can
     shot(page, f"{name}_1_data")
 
     go_to(page, "Extraction")
+    if features:
+        radio = page.get_by_role("radio", name=features, exact=True)
+        if not radio.is_checked():
+            rerun(page, lambda: radio.check(force=True))
     shot(page, f"{name}_2_extraction_settings")
     t = time.perf_counter()
     page.get_by_role("button", name="Run extraction").click()
