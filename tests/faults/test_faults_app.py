@@ -155,7 +155,7 @@ def test_the_data_page_shows_a_markup_bbox_name_as_text(tmp_path, monkeypatch):
     at = AppTest.from_file(str(__import__("faultlib").REPO / "app.py"), default_timeout=120).run()
     assert not at.exception, at.exception
     captions = [c.value for c in at.caption]
-    slice_caption = next(c for c in captions if "synapse centres within" in c)
+    slice_caption = next(c for c in captions if "synapse centres (circles) within" in c)
     assert slice_caption.startswith("&lt;img src=x onerror=alert(1)&gt;, z = ") and "<img src=x" not in slice_caption
     markdownish = captions + [e.value for e in at.error] + [w.value for w in at.warning]
     assert not any("![x](https" in m for m in markdownish)
