@@ -278,7 +278,6 @@ def preprocess_features(
     explained : float or None
         Fraction of variance of the scaled matrix kept by PCA (None without PCA).
     """
-    from sklearn.decomposition import PCA
     from sklearn.preprocessing import RobustScaler, StandardScaler
 
     if scaler not in SCALERS:
@@ -296,18 +295,7 @@ def preprocess_features(
         Z = X.copy()
     if column_weights is not None:
         Z = Z * np.asarray(column_weights, dtype=np.float64)[None, :]
-    explained = None
-    if pca_components is not None:
-        if int(pca_components) < 1:
-            raise ValueError(f"pca_components={pca_components!r} must be a positive integer or None")
-        n = min(int(pca_components), Z.shape[0], Z.shape[1])
-        if n < Z.shape[1]:
-            pca = PCA(n_components=n, random_state=seed, svd_solver="auto")
-            Z = pca.fit_transform(Z)
-            explained = float(pca.explained_variance_ratio_.sum())
-        else:
-            explained = 1.0
-    return np.ascontiguousarray(Z, dtype=np.float32), explained
+    return _reduce(Z, pca_components, seed, "auto")
 
 
 def _preprocess_large(X, scaler, pca_components, seed, column_weights):
@@ -316,7 +304,6 @@ def _preprocess_large(X, scaler, pca_components, seed, column_weights):
     Same statistics as the small path (column mean/std, median/IQR) in float32; PCA by the
     randomized solver (seeded). Peak memory is about three float32 copies of ``X``.
     """
-    from sklearn.decomposition import PCA
 
     Z = np.array(X, dtype=np.float32, copy=True)
     if scaler == "standard":
@@ -335,13 +322,20 @@ def _preprocess_large(X, scaler, pca_components, seed, column_weights):
         scale = scale * np.asarray(column_weights, dtype=np.float64)
     Z -= centre.astype(np.float32)
     Z *= scale.astype(np.float32)
+    return _reduce(Z, pca_components, seed, "randomized")
+
+
+def _reduce(Z, pca_components, seed, svd_solver: str):
+    """``(Z as float32, explained variance fraction)`` after PCA to ``pca_components`` (None: no PCA)."""
+    from sklearn.decomposition import PCA
+
     explained = None
     if pca_components is not None:
         if int(pca_components) < 1:
             raise ValueError(f"pca_components={pca_components!r} must be a positive integer or None")
         n = min(int(pca_components), Z.shape[0], Z.shape[1])
         if n < Z.shape[1]:
-            pca = PCA(n_components=n, random_state=seed, svd_solver="randomized")
+            pca = PCA(n_components=n, random_state=seed, svd_solver=svd_solver)
             Z = pca.fit_transform(Z)
             explained = float(pca.explained_variance_ratio_.sum())
         else:

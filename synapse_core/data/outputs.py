@@ -58,7 +58,7 @@ def output_set(out: str | os.PathLike) -> Iterator[Path]:
     for stale in folder.glob(f"{STAGING_PREFIX}{out.stem}-*"):  # left by a killed run
         with contextlib.suppress(OSError, ValueError):
             pid = int(stale.name.rsplit("-", 1)[1])
-            if pid != os.getpid() and not _alive(pid):
+            if pid != os.getpid() and not pid_alive(pid):
                 shutil.rmtree(stale, ignore_errors=True)
     staging = folder / f"{STAGING_PREFIX}{out.stem}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -79,7 +79,8 @@ def output_set(out: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True while process ``pid`` of this host exists (or is another user's)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

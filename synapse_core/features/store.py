@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from synapse_core.data.outputs import pid_alive
+
 log = logging.getLogger(__name__)
 
 FORMAT = "synapse-store-1"
@@ -147,14 +149,6 @@ def read_entry(path: str | os.PathLike, key: str | None = None):
     return decode_value(meta["value"], arrays)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -308,7 +302,7 @@ class ResultStore:
             return {"time": st_mtime}
 
     def _stale(self, held: dict) -> bool:
-        if held.get("host") == _HOST and isinstance(held.get("pid"), int) and not _pid_alive(held["pid"]):
+        if held.get("host") == _HOST and isinstance(held.get("pid"), int) and not pid_alive(held["pid"]):
             return True
         return time.time() - float(held.get("time", 0.0)) > self.claim_ttl_s
 
