@@ -70,7 +70,8 @@ def test_cli_writes_readable_figures_of_the_map_curves_and_composition(cli_run):
         with Image.open(out / f"clusters_{name}.png") as im:
             assert im.format == "PNG" and min(im.size) >= 300, name
     html = (out / "clusters_map_cluster.html").read_text()
-    assert all(f'"name":"cluster {c}"' in html for c in pd.read_csv(out / "clusters.csv")["cluster"].unique())
+    counts = pd.read_csv(out / "clusters.csv")["cluster"].value_counts()
+    assert all(f'"name":"cluster {c} ({n})"' in html for c, n in counts.items())
     assert '"name":"bbox1 (45)"' in (out / "clusters_map_bbox.html").read_text()
 
 
