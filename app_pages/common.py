@@ -20,8 +20,13 @@ import streamlit as st
 
 from synapse_core.app import escape as esc
 from synapse_core.app import state as app_state
+from synapse_core.app.data_roots import (
+    DataRoot,
+    configured_roots,
+    resolve_inside,
+    root_by_name,
+)
 from synapse_core.data.cache_dir import default_cache_dir
-from synapse_core.app.data_roots import DataRoot, configured_roots, resolve_inside, root_by_name
 
 #: Names whose values are written to the URL query, so a link reproduces the view.
 SHARED_IN_URL: dict[str, str] = {}
@@ -209,6 +214,19 @@ def follow_job(job) -> None:
 def followed_job(kind: str):
     """The job of ``kind`` this session follows, or None."""
     return st.session_state.get(JOB_STATE.format(kind=kind))
+
+
+def show_job_end(job, what: str, resume_hint: str) -> bool:
+    """Say how a job that is no longer running ended; True when it finished and its result can be shown.
+
+    ``what`` names the work ("Extraction", "Training"); ``resume_hint`` tells the user how a cancelled
+    job continues (what it kept and which button resumes it).
+    """
+    if job.status == "cancelled":
+        st.warning(f"{what} {job.message()}. {resume_hint}")
+    elif job.status == "failed":
+        st.error(f"{what} failed: {esc.md(job.error)}")
+    return job.status == "done"
 
 
 def apply_extraction_result(job) -> None:

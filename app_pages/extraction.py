@@ -277,11 +277,7 @@ def job_progress(job) -> None:
 if job is not None:
     if job.active:
         job_progress(job)
-    elif job.status == "cancelled":
-        st.warning(f"Extraction {job.message()}. Finished synapses are cached: press **Run extraction** to resume.")
-    elif job.status == "failed":
-        st.error(f"Extraction failed: {esc.md(job.error)}")
-    elif job.status == "done":
+    elif common.show_job_end(job, "Extraction", "Finished synapses are cached: press **Run extraction** to resume."):
         common.apply_extraction_result(job)
 
 # Someone else's run with these settings: join it, or show its results.

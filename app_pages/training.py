@@ -112,11 +112,7 @@ def live(job) -> None:
 if job is not None:
     if job.active:
         live(job)
-    elif job.status == "cancelled":
-        st.warning(f"Training {job.message()}. The last finished epoch is kept: **Resume training** continues.")
-    elif job.status == "failed":
-        st.error(f"Training failed: {esc.md(job.error)}")
-    elif job.status == "done":
+    elif common.show_job_end(job, "Training", "The last finished epoch is kept: **Resume training** continues."):
         st.success(f"Training {job.message()}: {out.name}")
 
 # --- trained models ------------------------------------------------------------------------

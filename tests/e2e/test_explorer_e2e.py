@@ -133,6 +133,9 @@ def test_a_named_selection_is_a_column_of_the_clusters_csv(explorer, tmp_path):
     n_selected = int(re.search(r"\((\d+) synapses\)", heading.first.text_content()).group(1))
     page.get_by_label("Name", exact=True).fill("docked pool")
     rerun(page, lambda: page.get_by_role("button", name="Save", exact=True).click())
+    # Save reruns the script once more (st.rerun); the download holds the new column only after it.
+    expect(page.get_by_text("Saved selections (1)")).to_be_visible(timeout=60_000)
+    script_finished(page)
     with page.expect_download() as download:
         page.get_by_role("button", name="Download clusters CSV").click()
     path = tmp_path / "clusters.csv"
