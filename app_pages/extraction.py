@@ -19,8 +19,12 @@ from synapse_core.crops.build import Discarded, crop_synapse
 from synapse_core.crops.segmentation_types import SEGMENTATION_TYPES
 from synapse_core.features import extract
 from synapse_core.features.checkpoints import CheckpointError
+from synapse_core.features.layer_names import (
+    layer_option_label,
+    layer_options,
+    layers_help,
+)
 from synapse_core.features.settings import DEVICES
-from synapse_core.features.vgg3d import layer_table
 
 st.title("Extraction")
 
@@ -164,10 +168,11 @@ with f2:
             st.error(esc.md(exc))
 with f3:
     # Several layers are concatenated in the order chosen (ExtractSettings.layer is comma-separated).
-    layer_names = [f"stage{s}" for s in (1, 2, 3, 4)] + [info.name for info in layer_table()]
+    # Shown in plain words with the internal name; the value kept (URL, saved configuration) is the internal name.
     settings_widget(st.multiselect, "Layer(s)", "x_layer", defaults, "layer", "extraction", share=True,
                     to_widget=lambda layer: [part.strip() for part in layer.split(",") if part.strip()],
-                    options=layer_names, disabled=not uses_network)
+                    options=layer_options(), format_func=layer_option_label, help=layers_help(),
+                    disabled=not uses_network)
 g1, g2, g3, g4 = st.columns(4)
 with g1:
     settings_widget(st.selectbox, "Pooling", "x_pooling", defaults, "pooling", "extraction", share=True,
