@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from synapse_core.data.labels import LabelIds, default_labels
-from synapse_core.data.paths import OutsideRootsError, allowed_roots, confine
+from synapse_core.data.paths import allowed_roots, confine
 from synapse_core.data.voxel_size import VoxelSizeError, check_voxel_size
 
 CONFIG_NAMES = ("synapse_dataset.toml", "synapse_dataset.yaml", "synapse_dataset.yml")
@@ -238,10 +238,7 @@ def _triple(path: Path, where: str, value, kind=float) -> tuple:
 
 def _inside(path: Path, where: str, file: str, roots) -> str:
     """``file`` (relative to the config's folder) resolved, refused unless inside ``roots``."""
-    try:
-        return str(confine(path.parent / file, roots, what=f"{path}: {where}"))
-    except OutsideRootsError as exc:
-        raise ConfigError(str(exc)) from None
+    return str(confine(path.parent / file, roots, what=f"{path}: {where}", error=ConfigError))
 
 
 def _volume(path: Path, where: str, value, roots) -> VolumeSpec:

@@ -123,7 +123,8 @@ def describe_roots(roots: Iterable[str | os.PathLike]) -> str:
     return ", ".join(str(r) for r in roots) or "(none)"
 
 
-def confine(path: str | os.PathLike, roots: Iterable[str | os.PathLike], what: str = "") -> Path:
+def confine(path: str | os.PathLike, roots: Iterable[str | os.PathLike], what: str = "",
+            error: type[Exception] | None = None) -> Path:
     """``path`` resolved (symlinks followed), refused unless it lies inside one of ``roots``.
 
     Parameters
@@ -131,6 +132,8 @@ def confine(path: str | os.PathLike, roots: Iterable[str | os.PathLike], what: s
     path : a file or folder named by a user or a dataset config (need not exist).
     roots : allowed folders (:func:`allowed_roots`).
     what : what the path is, for the message (e.g. ``"synapse_dataset.toml [bboxes.b1] raw"``).
+    error : the exception class to raise instead of :class:`OutsideRootsError` (the caller's own
+        error type, e.g. ``VolumeError``), with the same message.
 
     Returns
     -------
@@ -139,7 +142,7 @@ def confine(path: str | os.PathLike, roots: Iterable[str | os.PathLike], what: s
 
     Raises
     ------
-    OutsideRootsError
+    OutsideRootsError (or ``error``)
         Naming ``what``, the path, where it resolves to, the roots, and what to do.
     """
     roots = list(roots)
@@ -149,8 +152,8 @@ def confine(path: str | os.PathLike, roots: Iterable[str | os.PathLike], what: s
         return target
     via = f" (resolves to {target})" if str(target) != str(given) else ""
     label = f"{what}: " if what else ""
-    raise OutsideRootsError(f"{label}{given}{via} is outside the allowed data roots ({describe_roots(roots)}); "
-                            f"it is not read. To use it, {ALLOW_HINT}")
+    raise (error or OutsideRootsError)(f"{label}{given}{via} is outside the allowed data roots "
+                                       f"({describe_roots(roots)}); it is not read. To use it, {ALLOW_HINT}")
 
 
 ENV_ALLOW_REMOTE = "SYNAPSE_ALLOW_REMOTE_DATA"

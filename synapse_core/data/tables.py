@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from synapse_core.data.paths import OutsideRootsError, confine
+from synapse_core.data.paths import confine
 
 POINTS = ("central", "side_1", "side_2")
 COORD_COLUMNS = tuple(f"{p}_coord_{i}" for p in POINTS for i in (1, 2, 3))
@@ -73,10 +73,7 @@ def read_table(path: str | Path, roots=None) -> pd.DataFrame:
     """
     path = Path(path)
     if roots is not None:
-        try:
-            confine(path, roots, what="synapse table")
-        except OutsideRootsError as exc:
-            raise TableError(str(exc)) from None
+        confine(path, roots, what="synapse table", error=TableError)
     try:
         kind = _sniff(path)
         if kind == "text":

@@ -31,7 +31,7 @@ import numpy as np
 import tifffile
 
 from synapse_core.data.hashing import stat_fingerprint
-from synapse_core.data.paths import OutsideRootsError, confine
+from synapse_core.data.paths import confine
 
 log = logging.getLogger(__name__)
 
@@ -131,17 +131,11 @@ def list_slices(folder: Path, roots=None) -> list[Path]:
     """
     folder = Path(folder)
     if roots is not None:
-        try:
-            confine(folder, roots, what="slice folder")
-        except OutsideRootsError as exc:
-            raise VolumeError(str(exc)) from None
+        confine(folder, roots, what="slice folder", error=VolumeError)
     files = [p for p in folder.iterdir() if _is_slice(p) and p.is_file()]
     if roots is not None:
         for p in files:
-            try:
-                confine(p, roots, what="slice file")
-            except OutsideRootsError as exc:
-                raise VolumeError(str(exc)) from None
+            confine(p, roots, what="slice file", error=VolumeError)
     return sorted(files, key=lambda p: natural_key(p.name))
 
 

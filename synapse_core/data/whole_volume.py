@@ -46,7 +46,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from synapse_core.data.paths import OutsideRootsError, allowed_roots, check_remote_allowed, confine
+from synapse_core.data.paths import (
+    OutsideRootsError,
+    allowed_roots,
+    check_remote_allowed,
+    confine,
+)
 from synapse_core.data.voxel_size import check_voxel_size, format_voxel_size
 
 SECTION_VOLUME, SECTION_SYNAPSES = "volume", "synapses"
@@ -125,11 +130,8 @@ def _resolve(config: Path, where: str, value, roots) -> str:
         except OutsideRootsError as exc:
             raise WholeVolumeConfigError(str(exc)) from None
     text = text.removeprefix("file://")
-    try:
-        return str(confine(config.parent / text, allowed_roots(config) if roots is None else roots,
-                           what=f"{config}: {where}"))
-    except OutsideRootsError as exc:
-        raise WholeVolumeConfigError(str(exc)) from None
+    return str(confine(config.parent / text, allowed_roots(config) if roots is None else roots,
+                       what=f"{config}: {where}", error=WholeVolumeConfigError))
 
 
 def _spec(path: Path, where: str, value, roots) -> ChunkedSpec:
