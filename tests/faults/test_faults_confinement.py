@@ -115,13 +115,20 @@ def test_a_symlinked_table_outside_is_refused_and_never_read(tmp_path, outside, 
     _nothing_secret(ds)
 
 
-def test_the_original_mask_folder_next_to_the_root_is_not_read_outside_the_roots(tmp_path):
-    data = tmp_path / "data"
+def _mask_in_the_original_folder(data):
+    """A small dataset under ``data`` whose bbox1 mask sits in the original tool's folder next to it
+    (all 6), not in the dataset's own mask folder; returns the dataset root."""
     root = write_small_dataset(data / "7_bboxes_plus_seg")
     for p in (root / "mask" / "bbox1").iterdir():
         p.unlink()
     (root / "mask" / "bbox1").rmdir()
     write_stack(data / ORIGINAL_MASK_DIR / "bbox1", np.full((8, 24, 24), 6, np.uint8))
+    return root
+
+
+def test_the_original_mask_folder_next_to_the_root_is_not_read_outside_the_roots(tmp_path):
+    data = tmp_path / "data"
+    root = _mask_in_the_original_folder(data)
     ds = open_dataset(root, cache_dir=tmp_path / "cache")
     assert ds.bboxes["bbox1"].mask is None and len(ds.synapses) == 3
     assert any(f"mask folder {data / ORIGINAL_MASK_DIR / 'bbox1'} is outside the allowed data roots" in w
@@ -130,11 +137,7 @@ def test_the_original_mask_folder_next_to_the_root_is_not_read_outside_the_roots
 
 def test_the_original_mask_folder_next_to_the_root_is_read_when_its_parent_is_a_root(tmp_path, monkeypatch):
     data = tmp_path / "data"
-    root = write_small_dataset(data / "7_bboxes_plus_seg")
-    for p in (root / "mask" / "bbox1").iterdir():
-        p.unlink()
-    (root / "mask" / "bbox1").rmdir()
-    write_stack(data / ORIGINAL_MASK_DIR / "bbox1", np.full((8, 24, 24), 6, np.uint8))
+    root = _mask_in_the_original_folder(data)
     monkeypatch.setenv("SYNAPSE_DATA_ROOTS", str(data))
     ds = open_dataset(root, cache_dir=tmp_path / "cache")
     assert (ds.bboxes["bbox1"].mask.open()[:] == 6).all()
