@@ -178,7 +178,7 @@ except ValueError as exc:
     named = []
     st.warning(f"Saved selections cannot be read: {esc.md(exc)}")
 table = annotations.apply(result.table, named)
-synapse_detail.model_banner()
+common.model_banner()
 synapse_detail.next_step("hover and click points to look at synapses; select and name groups; then look at each "
                          "cluster's synapses in the Galleries.", "app_pages/galleries.py", "Galleries",
                          ":material/photo_library:")

@@ -182,6 +182,30 @@ def show_selection_badge() -> None:
     st.sidebar.caption(f"Selection: {n} synapse{'s' if n != 1 else ''}")
 
 
+def model_banner() -> None:
+    """Which features the shown results come from (every results page: Extraction, Clustering, Galleries).
+
+    A warning for an untrained network (random weights), a caption naming the learned checkpoint or
+    the feature set without a network; nothing before any extraction.
+    """
+    settings = st.session_state.get("extract_settings")
+    if settings is None:
+        return
+    feature_set = getattr(settings, "feature_set", None) or getattr(settings, "features", "?")
+    if getattr(settings, "deep", False) and getattr(settings, "checkpoint", None) is None:
+        st.warning(f"These results come from an **untrained network** (random weights, seed {settings.seed}): fine "
+                   "for trying the pipeline, not for biology. Choose a checkpoint on the Extraction page.",
+                   icon=":material/warning:")
+    elif getattr(settings, "deep", False):
+        from synapse_core.features.layer_names import layer_label
+
+        layers = "; ".join(layer_label(name) for name in str(settings.layer).split(",") if name.strip())
+        st.caption(f"Features: VGG3D, {esc.md(layers)} (`{esc.md(settings.layer)}`), from the learned checkpoint "
+                   f"{esc.md(Path(str(settings.checkpoint)).name)}.")
+    else:
+        st.caption(f"Features: {esc.md(feature_set)} (no network).")
+
+
 # --- background jobs (synapse_core.app.jobs): work that outlives a page run ---------------
 
 #: Prefix of the Extraction page's checkpoint options that are models trained on the Training page.

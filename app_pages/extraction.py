@@ -302,6 +302,7 @@ features = st.session_state.get("features")
 if features is not None and not (job is not None and job.active):
     if settings is not None and st.session_state.get("extract_settings") not in (None, settings):
         st.info("The settings changed since these features were computed: press **Run extraction** to update them.")
+    common.model_banner()  # of the features shown, which may differ from the settings above
     n_cached, n_computed = st.session_state.get("extract_counts", (0, 0))
     skipped = st.session_state.get("skipped")
     m1, m2, m3 = st.columns(3)

@@ -105,7 +105,7 @@ def morphology_of(ids: list[str]) -> pd.DataFrame:
     return rows.rename(columns=lambda c: c.removeprefix("morph_"))
 
 
-synapse_detail.model_banner()
+common.model_banner()
 synapse_detail.next_step("compare the clusters' representatives and random samples; download a ZIP (GIFs + "
                          "manifest.csv) or name groups of synapses on the Clustering page.", "app_pages/clustering.py",
                          "Clustering", ":material/scatter_plot:")

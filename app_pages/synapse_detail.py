@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app_pages import common
 from synapse_core.app import escape as esc
 from synapse_core.app import state as app_state
 from synapse_core.crops.settings import CropSettings
@@ -97,23 +98,8 @@ def show(ds, result, sid: str, cache, key: str, n_neighbours: int = 6) -> None:
             st.rerun()
 
 
-def model_banner() -> None:
-    """Which features the results come from: a warning for an untrained network (every results page)."""
-    settings = st.session_state.get("extract_settings")
-    if settings is None:
-        return
-    feature_set = getattr(settings, "feature_set", None) or getattr(settings, "features", "?")
-    if getattr(settings, "deep", False) and getattr(settings, "checkpoint", None) is None:
-        st.warning(f"These results come from an **untrained network** (random weights, seed {settings.seed}): fine "
-                   "for trying the pipeline, not for biology. Choose a checkpoint on the Extraction page.",
-                   icon=":material/warning:")
-    elif getattr(settings, "deep", False):
-        from pathlib import Path
-
-        st.caption(f"Features: VGG3D ({esc.md(settings.layer)}) from the learned checkpoint "
-                   f"{esc.md(Path(str(settings.checkpoint)).name)}.")
-    else:
-        st.caption(f"Features: {esc.md(feature_set)} (no network).")
+#: Moved to :func:`app_pages.common.model_banner` (one banner for every results page); kept for callers here.
+model_banner = common.model_banner
 
 
 def next_step(text: str, page: str | None = None, label: str | None = None, icon: str = ":material/arrow_forward:"):

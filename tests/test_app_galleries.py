@@ -116,3 +116,10 @@ def test_selection_zip_holds_the_selected_gifs(morph_features, clusters_k3):
     data, discarded = at.session_state["g_sel_zip"]
     assert zipfile.ZipFile(io.BytesIO(data)).namelist() == ["bbox1_syn_003.gif", "bbox2_syn_010.gif", "manifest.csv"]
     assert "Download selection GIFs (ZIP)" in [b.label for b in at.get("download_button")]
+
+
+def test_results_of_an_untrained_network_carry_the_warning_banner(morph_features, clusters_k3):
+    from synapse_core.features.settings import ExtractSettings
+
+    at = galleries_page(morph_features, clusters_k3, extract_settings=ExtractSettings(features="vgg3d", seed=3))
+    assert any("**untrained network** (random weights, seed 3)" in w.value for w in at.warning)
