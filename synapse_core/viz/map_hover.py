@@ -4,8 +4,9 @@ Plotly hover labels cannot show images, so the dashboard adds this script (in a 
 ``streamlit.components.v1.html`` frame, which shares the page's origin) next to its map: it finds
 the map's Plotly element in the parent page by the chart's key, listens to ``plotly_hover`` /
 ``plotly_unhover``, and shows the hovered synapse's picture (``customdata[0]`` = synapse id) in a
-floating box (``#synapse-hover-thumb``). No Streamlit here: this
-module only writes the HTML.
+floating box (``#synapse-hover-thumb``) beside the point: below and right of it, clear of the
+point and of Plotly's own label, flipped left/above near the page's right/bottom edge. No
+Streamlit here: this module only writes the HTML.
 
 User text (bbox names, Var1) reaches the page as JSON data set with ``textContent``, never as
 markup; ``</`` is escaped so that the data cannot close the script element.
@@ -46,6 +47,23 @@ _SCRIPT = """<script>
     }
     return box;
   }
+  const GAP = 12, LABEL_HALF = 24;  // CSS pixels: gap to the point; half the height of Plotly's hover label
+  function pointOnPage(ev, point) {
+    // [x, y, map box]: the hovered point in window pixels, from its axes on a 2-D map, else the mouse.
+    const gd = doc.querySelector(".st-key-" + KEY + " .js-plotly-plot");
+    const svg = gd && (gd.querySelector(".main-svg") || gd);  // the drawn figure; the div may be larger
+    const plot = svg ? svg.getBoundingClientRect() : {left: 0, top: 0, right: Infinity, bottom: Infinity};
+    const xa = point.xaxis, ya = point.yaxis;
+    if (gd && xa && ya && typeof xa.c2p === "function" && typeof ya.c2p === "function") {
+      const origin = gd.getBoundingClientRect();
+      const px = origin.left + xa._offset + xa.c2p(xa.d2c ? xa.d2c(point.x) : point.x);
+      const py = origin.top + ya._offset + ya.c2p(ya.d2c ? ya.d2c(point.y) : point.y);
+      if (isFinite(px) && isFinite(py)) return [px, py, plot];
+    }
+    const e = ev.event || {};
+    if (isFinite(e.clientX) && isFinite(e.clientY)) return [e.clientX, e.clientY, plot];
+    return [plot.left, plot.top, plot];
+  }
   function show(ev) {
     const point = ev.points && ev.points[0];
     const sid = point && point.customdata && point.customdata[0];
@@ -53,12 +71,19 @@ _SCRIPT = """<script>
     if (!sid || !(sid in THUMBS)) { box.style.display = "none"; return; }
     box.firstChild.src = THUMBS[sid];
     box.lastChild.textContent = LABELS[sid] || sid;
-    const e = ev.event || {};
-    const x = (e.clientX || 0), y = (e.clientY || 0);
     box.style.display = "block";
-    // Left of and above the cursor: Plotly's own hover label sits to its right.
-    box.style.left = Math.max(4, x - __SIZE__ - 28) + "px";
-    box.style.top = Math.max(4, y - __SIZE__ - 36) + "px";
+    const at = pointOnPage(ev, point);
+    const w = box.offsetWidth, h = box.offsetHeight;
+    const plot = at[2];
+    const right = Math.min(plot.right, window.parent.innerWidth - 4);
+    const bottom = Math.min(plot.bottom, window.parent.innerHeight - 4);
+    // Beside the point, below and to its right, clear of the point and of Plotly's own label (drawn
+    // beside the point at its height); flipped to the left / above where the map or the window ends.
+    let left = at[0] + GAP, top = at[1] + GAP + LABEL_HALF;
+    if (left + w > right) left = at[0] - GAP - w;
+    if (top + h > bottom) top = at[1] - GAP - LABEL_HALF - h;
+    box.style.left = Math.max(4, left) + "px";
+    box.style.top = Math.max(4, top) + "px";
     box.dataset.synapse = sid;
   }
   function hide() { const box = doc.getElementById(__TOOLTIP__); if (box) box.style.display = "none"; }

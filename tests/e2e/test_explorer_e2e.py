@@ -94,6 +94,10 @@ def test_hovering_a_point_shows_its_synapse_picture(explorer):
     assert picture.evaluate("img => img.complete && img.naturalWidth") == 96
     hovered = page.locator("#synapse-hover-thumb").get_attribute("data-synapse")
     assert re.fullmatch(r"bbox\d\|syn_\d{3}", hovered)
+    box = page.locator("#synapse-hover-thumb").bounding_box()  # beside the point, not on it
+    dx = max(box["x"] - x, x - box["x"] - box["width"], 0)
+    dy = max(box["y"] - y, y - box["y"] - box["height"], 0)
+    assert (dx, dy) != (0, 0) and max(dx, dy) < 60, (x, y, box)
     page.screenshot(path=str(ARTIFACTS / "explorer_1_hover.png"))
 
 
