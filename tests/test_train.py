@@ -75,6 +75,7 @@ def _asymmetric(b=2, edge=8) -> torch.Tensor:
 AUGMENTATIONS = [
     (augment.random_symmetry, {"group": "plane"}),
     (augment.random_symmetry, {"group": "cube"}),
+    (augment.random_symmetry, {"group": "canonical"}),
     (augment.random_translate, {"fraction": 0.25}),
     (augment.random_intensity, {}),
     (augment.random_blur, {"probability": 1.0}),
@@ -157,6 +158,17 @@ def test_plane_symmetry_keeps_z_as_the_section_axis():
     assert len(hits) == 16
 
 
+def test_canonical_symmetry_never_flips_z_and_reaches_the_8_square_symmetries():
+    x = _asymmetric(b=1).expand(200, 1, 8, 8, 8)
+    y = augment.random_symmetry(x, torch.Generator().manual_seed(0), group="canonical")
+    group = _cube_group(x[0])
+    orders = [o for o in itertools.permutations((1, 2, 3)) for _ in range(8)]
+    z_flips = [f[0] for _ in range(6) for f in itertools.product((False, True), repeat=3)]
+    square = [g for g, order, zf in zip(group, orders, z_flips) if order[0] == 1 and not zf]
+    hits = {next(i for i, g in enumerate(square) if torch.equal(y[j], g)) for j in range(len(y))}
+    assert len(square) == 8 and hits == set(range(8))
+
+
 def test_cube_symmetry_refuses_a_non_cubic_crop():
     with pytest.raises(ValueError, match=r"group 'cube' needs equal edges .*\(4, 8, 8\)"):
         augment.random_symmetry(torch.zeros(1, 1, 4, 8, 8), torch.Generator(), group="cube")
@@ -218,10 +230,15 @@ def test_presets_set_the_network_and_flags_override_them():
     assert (s.fmaps, s.input_size, s.epochs) == (24, 80, 3)
 
 
-def test_auto_geometry_follows_the_voxel_size():
-    s = TrainSettings()
+def test_auto_geometry_follows_the_voxel_size_for_native_crops():
+    s = TrainSettings(crop=CropSettings(orientation="native"))
     assert [resolve_geometry(s, v) for v in [(8, 8, 8), (40, 8, 8), None]] == ["isotropic", "anisotropic",
                                                                                 "anisotropic"]
+
+
+def test_auto_geometry_of_canonical_crops_keeps_the_cleft_normal():
+    s = TrainSettings(crop=CropSettings(orientation="canonical"))
+    assert [resolve_geometry(s, v) for v in [(8, 8, 8), (40, 8, 8), None]] == ["canonical"] * 3
 
 
 # ------------------------------------------------------------------------------------- training

@@ -9,10 +9,13 @@ Which transformations suit EM (see docs/training.md):
 
 * :func:`random_symmetry`: flips and 90° rotations. ``group="plane"`` keeps z as the section
   axis (rotations in the section plane (y, x), flips of every axis: 16 elements), for anisotropic
-  data; ``group="cube"`` also permutes z with y and x (48 elements), only for isotropic voxels.
+  data; ``group="cube"`` also permutes z with y and x (48 elements), only for isotropic voxels;
+  ``group="canonical"`` (8 elements: 90° rotations and mirrors of the y-x plane, z kept as it is)
+  for canonical crops, whose z axis is the cleft normal with the presynaptic side at low z.
   These are exact permutations of voxels.
 * :func:`random_rotation`: free rotations (any 3D rotation for isotropic voxels, any angle in the
-  section plane otherwise), trilinear; off unless ``rotation_probability`` > 0.
+  section plane or, for canonical crops, about the cleft normal), trilinear; off unless
+  ``rotation_probability`` > 0.
 * :func:`random_translate`, :func:`random_intensity` (brightness, contrast, gamma),
   :func:`random_blur`, :func:`random_noise`, :func:`random_cutout`.
 * :func:`section_jitter` (small y/x shifts per z section: misalignment) and
@@ -38,7 +41,9 @@ import torch
 import torch.nn.functional as F
 
 SPATIAL = (2, 3, 4)  # (z, y, x) dimensions of a (B, C, z, y, x) batch
-GROUPS = ("plane", "cube")
+GROUPS = ("plane", "cube", "canonical")
+#: ``random_view`` geometries: which symmetries a crop has (see :func:`random_view`).
+GEOMETRIES = ("isotropic", "anisotropic", "canonical")
 
 
 def _check(x: torch.Tensor) -> None:
@@ -74,10 +79,14 @@ def random_symmetry(x: torch.Tensor, generator: torch.Generator, group: str = "p
     ``"plane"``: a random flip of each of z, y, x and a random y↔x swap (16 elements: the dihedral
     group of the section plane, times a z flip); needs y = x. ``"cube"``: a random permutation of
     (z, y, x) and a random flip of each (48 elements); needs z = y = x (isotropic voxels).
+    ``"canonical"``: a random y↔x swap and a random flip of y and of x, never of z (8 elements: the
+    dihedral group of the y-x square); for canonical crops, where z is the cleft normal pointing from the
+    presynaptic to the postsynaptic side, so a z flip would swap the two sides. Needs y = x.
     """
     _check(x)
     if group not in GROUPS:
-        raise ValueError(f"group {group!r}: use 'plane' (anisotropic data) or 'cube' (isotropic voxels)")
+        raise ValueError(f"group {group!r}: use 'plane' (anisotropic data), 'cube' (isotropic voxels) or "
+                         f"'canonical' (canonical crops)")
     z, y, w = x.shape[2:]
     if y != w or (group == "cube" and z != y):
         raise ValueError(f"group {group!r} needs equal edges ({'z = y = x' if group == 'cube' else 'y = x'}), "
@@ -89,6 +98,8 @@ def random_symmetry(x: torch.Tensor, generator: torch.Generator, group: str = "p
         else:
             order = [2, 4, 3] if bool(torch.rand(1, generator=generator) < 0.5) else [2, 3, 4]
         flips = [d - 1 for d, f in zip(SPATIAL, torch.rand(3, generator=generator) < 0.5) if f]
+        if group == "canonical":
+            flips = [d for d in flips if d != 1]  # z (dim 1 of a sample) is never flipped
         v = x[i : i + 1].permute(0, 1, *order)[0]
         out[i] = v.flip(flips) if flips else v
     return out
@@ -290,12 +301,22 @@ def random_view(x: torch.Tensor, generator: torch.Generator, settings, geometry:
     """One random view of each crop of ``x`` with the augmentation strengths of ``settings``.
 
     ``settings`` is a :class:`~synapse_core.features.train_settings.TrainSettings`; ``geometry``
-    ("isotropic" or "anisotropic") chooses the symmetry group and whether section jitter and
-    section drop apply. Order: symmetry, free rotation, translation, section jitter/drop, intensity, blur,
-    noise, cutout.
+    chooses the symmetry group, the free rotations and whether section jitter and section drop apply:
+
+    * ``"isotropic"``: the 48 cube symmetries, free 3D rotations;
+    * ``"anisotropic"``: the 16 symmetries that keep z the section axis, free rotations in the y-x
+      plane, section jitter and drop;
+    * ``"canonical"`` (canonical crops: z is the cleft normal, presynaptic side at low z): the 8
+      rotations/mirrors of the y-x plane and free rotations about z; z is never flipped or mixed with
+      y, x, so the pre/post axis stays (crop axes are not section axes: no section jitter or drop).
+
+    Order: symmetry, free rotation, translation, section jitter/drop, intensity, blur, noise, cutout.
     """
+    if geometry not in GEOMETRIES:
+        raise ValueError(f"geometry {geometry!r}: use one of {', '.join(GEOMETRIES)}")
     s = settings
-    v = random_symmetry(x, generator, "cube" if geometry == "isotropic" else "plane")
+    group = {"isotropic": "cube", "anisotropic": "plane", "canonical": "canonical"}[geometry]
+    v = random_symmetry(x, generator, group)
     if getattr(s, "rotation_probability", 0.0) > 0:
         v = random_rotation(v, generator, s.rotation_probability, plane=geometry != "isotropic")
     v = random_translate(v, generator, s.translate)

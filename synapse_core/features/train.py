@@ -377,7 +377,9 @@ def train(data: TrainingData, settings: TrainSettings, out: str | os.PathLike, i
     device = _resolve_device(settings.device)
     amp = device.type == "cuda" and settings.mixed_precision
     geometry = resolve_geometry(settings, data.data_voxel_size_nm)
-    spacing = tuple(data.voxel_size_nm) if data.voxel_size_nm is not None else (1.0, 1.0, 1.0)
+    # Canonical crops are rotated onto an isotropic grid: their axes are not the data's section axes.
+    spacing = (tuple(data.voxel_size_nm) if data.voxel_size_nm is not None and geometry != "canonical"
+               else (1.0, 1.0, 1.0))
     model, head, init_identity = _build(settings, init)
     run_key = _run_key(settings, data, init_identity)
     partial = partial_path(out)

@@ -30,7 +30,7 @@ from synapse_core.crops.settings import CropSettings
 from synapse_core.settings_base import settings
 
 Method = Literal["vicreg", "simclr"]
-Geometry = Literal["auto", "isotropic", "anisotropic"]
+Geometry = Literal["auto", "isotropic", "anisotropic", "canonical"]
 
 #: Self-supervised objectives (see docs/training.md for the choice).
 METHODS: tuple[str, ...] = typing.get_args(Method)
@@ -73,7 +73,10 @@ class TrainSettings:
     geometry: Geometry = Field("auto", description="isotropic: the 48 flips/axis permutations of the cube; "
                                                    "anisotropic: flips and 90° rotations in the section plane "
                                                    "(y, x) plus a z flip, per-section jitter and section drop; "
-                                                   "auto: from the dataset's voxel size (unknown → anisotropic)")
+                                                   "canonical: 90° rotations and mirrors of the y-x plane only "
+                                                   "(z, the cleft normal of canonical crops, is kept); "
+                                                   "auto: canonical for canonical crops, else from the dataset's "
+                                                   "voxel size (unknown → anisotropic)")
     rotation_probability: float = Field(0.0, ge=0, le=1, description="probability that a view is also rotated by "
                                                                      "a random angle: any 3D rotation (isotropic) "
                                                                      "or any angle in the y-x plane (anisotropic); "
@@ -129,9 +132,16 @@ def preset_settings(preset: str, **overrides) -> TrainSettings:
 
 
 def resolve_geometry(settings: TrainSettings, voxel_size_nm) -> str:
-    """"isotropic" or "anisotropic" for ``settings.geometry`` on data of ``voxel_size_nm`` (z, y, x) nm or None."""
+    """"isotropic", "anisotropic" or "canonical" for ``settings.geometry`` on data of ``voxel_size_nm`` (z, y, x) nm.
+
+    ``auto``: "canonical" when ``settings.crop.orientation`` is canonical (the crop's z is the cleft
+    normal: only rotations about it keep the synapse's pre/post axis), else from the voxel size
+    (None: unknown → "anisotropic").
+    """
     if settings.geometry != "auto":
         return settings.geometry
+    if getattr(settings.crop, "orientation", "native") == "canonical":
+        return "canonical"
     if voxel_size_nm is None:
         return "anisotropic"
     return "isotropic" if max(voxel_size_nm) <= ISOTROPY_TOLERANCE * min(voxel_size_nm) else "anisotropic"
