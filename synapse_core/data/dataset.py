@@ -40,7 +40,7 @@ from synapse_core.data.config import (
     load_dataset_config,
 )
 from synapse_core.data.labels import LabelIds, default_labels
-from synapse_core.data.paths import allowed_roots, describe_roots, is_inside
+from synapse_core.data.paths import allowed_roots, confine, describe_roots, is_inside
 from synapse_core.data.synapse_keys import synapse_row
 from synapse_core.data.tables import (
     REQUIRED_COLUMNS,
@@ -299,8 +299,66 @@ def _bbox_volume(spec: VolumeSpec):
     return vol.source, (lambda: vs.VoxelSize(vol.voxel_size_nm, vol.description) if vol.voxel_size_nm else None)
 
 
+#: Bump when the stored form of parsed tables changes (part of every table cache key).
+_TABLE_CACHE_VERSION = 1
+
+
+def _table_cache_key(path: Path) -> str | None:
+    """Key of a parsed synapse table: the file's path, size, mtime and inode, and the parsing code and pandas version."""
+    from synapse_core.data import tables
+    from synapse_core.data.hashing import content_hash
+
+    try:
+        st = os.stat(path)
+        code = Path(tables.__file__).read_bytes()
+    except OSError:
+        return None
+    import hashlib
+
+    return content_hash({"v": _TABLE_CACHE_VERSION, "path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                         "ino": st.st_ino, "code": hashlib.blake2b(code, digest_size=16).hexdigest(),
+                         "pandas": pd.__version__})
+
+
+def read_table_cached(path: str | os.PathLike, roots=None, cache_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """:func:`~synapse_core.data.tables.read_table`, with the parsed table kept in ``cache_dir/tables``.
+
+    Parsing a spreadsheet costs about 1 ms per row (openpyxl); the parsed table is stored as Parquet
+    (never pickle) under a key of the file's path, size, modification time and inode and of the
+    parsing code, so an unchanged table is read back instead of parsed again; any change to the
+    file is a miss. A table is stored only when it reads back exactly equal (values, dtypes,
+    columns, index); otherwise (e.g. a column mixing text and numbers) it is parsed every time.
+    The roots check runs on every call, hit or miss.
+    """
+    path = Path(path)
+    if cache_dir is None:
+        return read_table(path, roots)
+    if roots is not None:
+        confine(path, roots, what="synapse table", error=TableError)
+    key = _table_cache_key(path)
+    if key is None:
+        return read_table(path, roots)
+    store = Path(cache_dir) / "tables" / f"{key}.parquet"
+    if store.is_file():
+        try:
+            return pd.read_parquet(store)
+        except Exception:  # a damaged entry: parse again and replace it  # noqa: BLE001
+            pass
+    df = read_table(path, roots)
+    tmp = store.with_name(f"{store.name}.tmp-{os.getpid()}")
+    try:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        df.to_parquet(tmp)
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp), df, check_exact=True, check_column_type=True,
+                                      check_index_type=True)
+        tmp.replace(store)
+    except Exception:  # not representable exactly (or the cache is not writable): keep parsing  # noqa: BLE001
+        tmp.unlink(missing_ok=True)
+    return df
+
+
 def _load_tables(data_dir: Path, bbox_names: list[str], config: DatasetConfig, report: ValidationReport,
-                 roots=None) -> pd.DataFrame:
+                 roots=None, cache_dir: Path | None = None) -> pd.DataFrame:
     per_bbox, combined = find_tables(data_dir, bbox_names)
     for name, bc in config.bboxes.items():
         if bc.table:
@@ -308,12 +366,12 @@ def _load_tables(data_dir: Path, bbox_names: list[str], config: DatasetConfig, r
     frames = []
     for name, path in per_bbox.items():
         try:
-            frames.append(read_table(path, roots).assign(bbox_name=name))
+            frames.append(read_table_cached(path, roots, cache_dir).assign(bbox_name=name))
         except TableError as exc:
             report.fatal.append(str(exc))
     for path in combined:
         try:
-            df = read_table(path, roots)
+            df = read_table_cached(path, roots, cache_dir)
         except TableError as exc:
             report.fatal.append(str(exc))
             continue
@@ -456,7 +514,7 @@ def open_dataset(root: str | os.PathLike, cache_dir: str | os.PathLike | None = 
             bboxes[name] = b
     raw_dirs = {p.name for p in raw_root.iterdir() if p.is_dir()} if raw_root.is_dir() else set()
     all_names = sorted(set(bboxes) | raw_dirs, key=natural_key)
-    table = _load_tables(data_dir, all_names, config, report, roots)
+    table = _load_tables(data_dir, all_names, config, report, roots, volumes_dir.parent)
     for name, b in bboxes.items():  # mask ids near the synapses: a cost that does not grow with the volume
         bboxes[name] = _with_labels(b, config, config_file, report, synapse_points_zyx(table, name, b.shape_zyx))
     seg_volumes = {n: b.seg.open() for n, b in bboxes.items()}

@@ -377,11 +377,37 @@ def validate_rows(table: pd.DataFrame, shapes_zyx: dict[str, tuple], seg_volumes
     Coordinates of valid rows are returned as int64.
     """
     issues: list[dict] = []
-    bad = np.zeros(len(table), bool)
     t = table.reset_index(drop=True)
-    records = t.to_dict("records")
+    n = len(t)
+    bad = np.zeros(n, bool)
     numeric = {c: pd.to_numeric(t[c], errors="coerce") for c in COORD_COLUMNS}
-    for i, row in enumerate(records):
+    bbox_values = t["bbox_name"].tolist() if "bbox_name" in t else [None] * n
+    var1_values = t["Var1"].tolist()
+    # Vectorised screen: a row with a usable bbox, an id and nine finite coordinates inside its volume
+    # has no per-row problem; only the other rows (usually few) go through the per-row checks below,
+    # which write the messages. Same rows, same messages, same order as checking every row.
+    suspect = np.array([b not in shapes_zyx for b in bbox_values], bool) if n else np.zeros(0, bool)
+    suspect |= np.array([v is None or (isinstance(v, float) and np.isnan(v)) or not str(v).strip()
+                         for v in var1_values], bool) if n else np.zeros(0, bool)
+    shape_rows = np.array([shapes_zyx.get(b, (0, 0, 0)) if isinstance(b, str) else (0, 0, 0) for b in bbox_values],
+                          np.int64).reshape(n, 3)
+    for point in POINTS:
+        xyz = np.stack([numeric[c].to_numpy(dtype=float, na_value=np.nan) for c in point_columns(point)], 1)
+        finite = np.all(np.isfinite(xyz), axis=1)
+        suspect |= ~finite
+        zyx = np.rint(np.where(finite[:, None], xyz, 0.0)[:, ::-1])
+        suspect |= ~np.all((zyx >= 0) & (zyx < shape_rows), axis=1)
+    suspect_rows = np.flatnonzero(suspect)
+    records = dict(zip(suspect_rows.tolist(), t.iloc[suspect_rows].to_dict("records")))
+
+    def record(i: int) -> dict:
+        """Row ``i`` as the dict the messages read (converted on demand: only rows with an issue)."""
+        if i not in records:
+            records[i] = t.iloc[[i]].to_dict("records")[0]
+        return records[i]
+
+    for i in suspect_rows.tolist():
+        row = records[i]
         bbox = row.get("bbox_name")
         if bbox not in shapes_zyx:
             issues.append(_issue(row, "bbox_name", f"bbox {bbox!r} has no usable volumes (see fatal problems above)"))
@@ -421,15 +447,17 @@ def validate_rows(table: pd.DataFrame, shapes_zyx: dict[str, tuple], seg_volumes
                 bad[i] = True
     if seg_volumes:
         ok = np.flatnonzero(~bad)
-        bboxes = t["bbox_name"].to_numpy()
+        bboxes = np.asarray(bbox_values, dtype=object)
         xyz = {p: np.stack([numeric[c].to_numpy() for c in point_columns(p)], 1) for p in ("side_1", "side_2")}
         for bbox, seg in seg_volumes.items():
             rows_b = ok[bboxes[ok] == bbox]
             if seg is None or not len(rows_b):
                 continue
             ids = {p: point_values(seg, np.rint(xyz[p][rows_b][:, ::-1]).astype(np.int64)) for p in xyz}
-            for j, i in enumerate(rows_b):
-                row = records[i]
+            flagged = (ids["side_1"] == 0) | (ids["side_2"] == 0) | (ids["side_1"] == ids["side_2"])
+            for j in np.flatnonzero(flagged).tolist():
+                i = int(rows_b[j])
+                row = record(i)
                 for p in ("side_1", "side_2"):
                     if ids[p][j] == 0:
                         x, y, z = np.rint(xyz[p][i]).astype(int)
@@ -443,15 +471,15 @@ def validate_rows(table: pd.DataFrame, shapes_zyx: dict[str, tuple], seg_volumes
                                          action="kept"))
     # Duplicates among the valid rows only (an invalid row never displaces a valid one), on ids
     # normalised as they are used later ("syn_001 " is "syn_001").
-    norm = t["Var1"].map(lambda v: str(v).strip() if isinstance(v, str) or pd.notna(v) else None)
+    norm = [str(v).strip() if isinstance(v, str) or pd.notna(v) else None for v in var1_values]
     seen: dict[tuple, int] = {}
-    for i in np.flatnonzero(~bad):
-        key = (records[i].get("bbox_name"), norm.iloc[i])
+    for i in np.flatnonzero(~bad).tolist():
+        key = (bbox_values[i], norm[i])
         if key in seen:
-            first = records[seen[key]]
-            same = "" if str(first.get("Var1")) == str(records[i].get("Var1")) else \
-                f" (ids compared without surrounding spaces: {records[i].get('Var1')!r} and {first.get('Var1')!r})"
-            issues.append(_issue(records[i], "Var1",
+            first, row = record(seen[key]), record(i)
+            same = "" if str(first.get("Var1")) == str(row.get("Var1")) else \
+                f" (ids compared without surrounding spaces: {row.get('Var1')!r} and {first.get('Var1')!r})"
+            issues.append(_issue(row, "Var1",
                                  f"duplicate (bbox_name, Var1) = ({key[0]}, {key[1]}){same}: row {first.get(SOURCE_ROW)} "
                                  f"of {first.get(SOURCE_FILE)} has the same id and is kept; give this synapse its own Var1"))
             bad[i] = True
