@@ -6,8 +6,8 @@ import os
 
 import pandas as pd
 import pytest
-
 from conftest import synapse_rows
+
 from synapse_core.data.dataset import read_table_cached
 from synapse_core.data.paths import allowed_roots
 from synapse_core.data.tables import TableError, read_table

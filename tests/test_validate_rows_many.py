@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
 from conftest import small_volumes
+
 from synapse_core.data.tables import SOURCE_FILE, SOURCE_ROW
 from synapse_core.data.validate import validate_rows
 

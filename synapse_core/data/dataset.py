@@ -342,7 +342,7 @@ def read_table_cached(path: str | os.PathLike, roots=None, cache_dir: str | os.P
     if store.is_file():
         try:
             return pd.read_parquet(store)
-        except Exception:  # a damaged entry: parse again and replace it  # noqa: BLE001
+        except Exception:  # noqa: BLE001, S110 (a damaged entry: parse again and replace it)
             pass
     df = read_table(path, roots)
     tmp = store.with_name(f"{store.name}.tmp-{os.getpid()}")
