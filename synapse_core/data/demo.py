@@ -32,10 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import tifffile
-from scipy import ndimage
 
+# pandas, scipy.ndimage and tifffile are imported where they are used, so the constants below
+# (read by `demo --help`) cost no heavy import.
 from synapse_core.data.cache_dir import resolve_cache_dir
 from synapse_core.data.labels import default_labels
 
@@ -85,6 +84,8 @@ def _grid_positions(shape, rng) -> list[np.ndarray]:
 
 def _background_segmentation(shape, rng, n_seeds=140) -> np.ndarray:
     """Voronoi neurons: every voxel gets the id of its nearest random seed (ids 1..n_seeds)."""
+    from scipy import ndimage
+
     seeds = np.zeros(shape, np.uint16)
     pts = (rng.uniform(0, 1, (n_seeds, 3)) * np.array(shape)).astype(int)
     seeds[pts[:, 0], pts[:, 1], pts[:, 2]] = np.arange(1, n_seeds + 1)
@@ -110,6 +111,8 @@ def _window_coords(win: tuple[slice, ...]) -> np.ndarray:
 
 def _render_bbox(bbox_index: int, bbox_name: str, seed: int, n_syn: int = SYNAPSES_PER_BBOX):
     """Build raw, seg, mask volumes (z, y, x) and the synapse rows of one demo bbox with ``n_syn`` synapses."""
+    from scipy import ndimage
+
     if not 1 <= n_syn <= MAX_SYNAPSES_PER_BBOX:
         raise ValueError(f"a demo bbox holds 1 to {MAX_SYNAPSES_PER_BBOX} synapses, got {n_syn}")
     rng = np.random.default_rng([seed, bbox_index])
@@ -219,6 +222,8 @@ def _smallest_uint(a: np.ndarray) -> np.ndarray:
 
 
 def _write_stack(folder: Path, volume: np.ndarray) -> None:
+    import tifffile
+
     folder.mkdir(parents=True, exist_ok=True)
     for z in range(volume.shape[0]):
         tifffile.imwrite(folder / f"slice_{z}.tif", volume[z])
@@ -264,6 +269,8 @@ def bbox_name(i: int) -> str:
 
 def _write_bbox(out: Path, i: int, seed: int, n_syn: int) -> list[dict]:
     """Render bbox ``i`` and write its stacks and synapse table; returns its truth rows."""
+    import pandas as pd
+
     name = bbox_name(i)
     raw, seg, mask, rows, truth = _render_bbox(i, name, seed, n_syn)
     _write_stack(out / "raw" / name, raw)
@@ -293,6 +300,8 @@ def write_demo_dataset(out: str | os.PathLike, seed: int = 0, n_bboxes: int | No
     workers : int, optional
         Processes rendering bboxes in parallel; default 1 up to 4 bboxes, else all CPU cores.
     """
+    import pandas as pd
+
     sizes = bbox_sizes(n_synapses, n_bboxes)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

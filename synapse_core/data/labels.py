@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import numpy as np
-import pandas as pd
 
 #: The classes of the semantic mask, in the order the config lists them.
 LABEL_CLASSES = ("mito", "vesicle", "cleft", "cleft2")
@@ -106,6 +105,8 @@ def _count_block(block: np.ndarray, totals: dict[int, int]) -> None:
                 totals[int(i)] = totals.get(int(i), 0) + int(hist[i])
             return
     # Large or negative ids: hash counting instead of a sort of the whole block.
+    import pandas as pd  # here only: importing this module (crop settings, --help) needs no pandas
+
     for value, n in pd.Series(flat).value_counts(sort=False).items():
         totals[int(value)] = totals.get(int(value), 0) + int(n)
 
