@@ -1,5 +1,10 @@
 """Data page: choose a configured data root and bboxes, read the validation report, look at
-raw EM slices with mask overlays and synapse markers, browse the synapse table."""
+raw EM slices with mask overlays and synapse markers, browse the synapse table.
+
+The table and the slice viewer are linked: selecting a row shows that synapse in the viewer, and
+the viewer's chosen synapse (``view_synapse``, ``"bbox|Var1"``, kept in the URL) is the table's
+selected row and is ringed in the slice.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,12 @@ from synapse_core.app import escape as esc
 from synapse_core.app.data_roots import subfolders
 from synapse_core.crops.availability import crop_checks
 from synapse_core.crops.settings import CropSettings
-from synapse_core.data.synapse_keys import synapse_rows
+from synapse_core.data.synapse_keys import (
+    split_synapse_id,
+    synapse_id,
+    synapse_ids,
+    synapse_rows,
+)
 from synapse_core.data.voxel_size import format_voxel_size
 from synapse_core.data.windows import read_slice, view_window
 from synapse_core.viz.colours import STRUCTURE_COLOURS
@@ -21,6 +31,10 @@ from synapse_core.viz.slice_overlay import MASK_STRUCTURES, overlay_slice
 
 #: Rows listed in the synapse table and the jump list (a whole volume has 10⁶ or more).
 LIST_MAX_ROWS = 10_000
+#: Session-state key (and URL query name) of the synapse shown in the viewer, ``"bbox|Var1"``.
+VIEW_SYNAPSE = "view_synapse"
+#: Key of the synapse table (its row selection); ``TABLE_ROWS`` holds the rows this page last selected in it.
+TABLE_KEY, TABLE_ROWS = "data_table", "_data_table_rows"
 
 st.title("Data")
 
@@ -61,6 +75,42 @@ common.persisted(
 )
 bboxes = common.chosen_bboxes(ds)
 table = ds.synapses[ds.synapses["bbox_name"].isin(bboxes)]
+listed = table.head(LIST_MAX_ROWS)
+listed_ids = synapse_ids(listed).tolist()
+state = st.session_state
+common.SHARED_IN_URL[VIEW_SYNAPSE] = VIEW_SYNAPSE
+
+
+def show_in_viewer(sid: str, set_z: bool = True) -> bool:
+    """Make synapse ``sid`` the viewer's: its bbox, a window around its centre and (``set_z``) its centre slice.
+
+    False (nothing changed) for an id that is malformed or not among the chosen bboxes' synapses.
+    """
+    try:
+        hit = synapse_rows(table, [sid], missing="ignore")
+    except ValueError:
+        return False
+    if not len(hit):
+        return False
+    row = hit.iloc[0]
+    state[VIEW_SYNAPSE] = sid
+    state["view_bbox"] = str(row["bbox_name"])
+    state["view_center_yx"] = (int(row["central_coord_2"]), int(row["central_coord_1"]))
+    if set_z:
+        state["view_z"] = int(row["central_coord_3"])
+    return True
+
+
+if VIEW_SYNAPSE not in state and st.query_params.get(VIEW_SYNAPSE):  # a link: the slice the link names, if it does
+    show_in_viewer(st.query_params[VIEW_SYNAPSE], set_z="view_z" not in st.query_params and "view_z" not in state)
+if state.get(VIEW_SYNAPSE) and split_synapse_id(state[VIEW_SYNAPSE])[0] not in bboxes:  # its bbox was dropped
+    del state[VIEW_SYNAPSE]
+table_rows = list(state[TABLE_KEY]["selection"]["rows"]) if TABLE_KEY in state else None
+if table_rows is not None and table_rows != state.get(TABLE_ROWS):  # the user selected (or cleared) a row
+    if table_rows and table_rows[0] < len(listed_ids):
+        show_in_viewer(listed_ids[table_rows[0]])
+    else:
+        state.pop(VIEW_SYNAPSE, None)
 
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Bboxes", len(bboxes))
@@ -104,20 +154,24 @@ here = table[table["bbox_name"] == bbox.name]
 
 
 def jump_to_synapse() -> None:
-    """Move the slice to the chosen synapse's centre z."""
+    """Show the synapse chosen in the jump list (its centre slice); the table selects its row."""
     var1 = st.session_state.get("view_jump")
-    hit = synapse_rows(here, [(bbox.name, var1)], missing="ignore") if var1 is not None else here.iloc[:0]
-    if len(hit):  # empty when the bbox changed in the same rerun
-        st.session_state["view_z"] = int(hit.iloc[0]["central_coord_3"])
-        st.session_state["view_center_yx"] = (int(hit.iloc[0]["central_coord_2"]), int(hit.iloc[0]["central_coord_1"]))
+    if var1 and not show_in_viewer(synapse_id(bbox.name, var1)) and len(here) > LIST_MAX_ROWS:
+        st.session_state["view_jump_missing"] = var1  # a typed Var1 that this bbox does not have
 
 
+chosen = state.get(VIEW_SYNAPSE)
+chosen_bbox, chosen_var1 = split_synapse_id(chosen) if chosen else (None, None)
+# The jump list names the viewer's synapse (a text box for a whole volume's ids: empty, not None).
+state["view_jump"] = chosen_var1 if chosen_bbox == bbox.name else (None if len(here) <= LIST_MAX_ROWS else "")
 with v2:
     if len(here) <= LIST_MAX_ROWS:
         st.selectbox("Jump to synapse", here["Var1"].astype(str).tolist(), index=None, key="view_jump",
                      on_change=jump_to_synapse, placeholder="Var1…")
     else:  # a whole volume's 10⁶ ids are not sent to the browser as a list
         st.text_input("Jump to synapse (Var1)", key="view_jump", on_change=jump_to_synapse, placeholder="Var1…")
+    if state.get("view_jump_missing"):
+        st.warning(esc.md(f"{bbox.name} has no synapse with Var1 {state.pop('view_jump_missing')!r}."))
 with v3:
     show_mask = st.toggle("Mask overlay", value=True, key="view_mask")
     show_seg = st.toggle("Neuron boundaries", value=False, key="view_seg")
@@ -149,6 +203,14 @@ if len(near):
             name="synapses (±3 slices)",
         )
     )
+chosen_row = synapse_rows(here, [chosen], missing="ignore") if chosen_bbox == bbox.name else here.iloc[:0]
+if len(chosen_row) and y0 <= chosen_row.iloc[0]["central_coord_2"] < y1 and x0 <= chosen_row.iloc[0]["central_coord_1"] < x1:
+    c = chosen_row.iloc[0]
+    fig.add_trace(go.Scatter(
+        x=[c["central_coord_1"] - x0], y=[c["central_coord_2"] - y0], mode="markers", name=f"chosen: {esc.plotly(chosen_var1)}",
+        marker={"symbol": "circle-open", "size": 30, "color": "#FF8C00", "line": {"width": 4}},
+        hovertemplate=f"chosen synapse {esc.plotly(chosen_var1)}<br>centre z {int(c['central_coord_3'])}<extra></extra>",
+    ))
 for side, colour, symbol in (("side_1", "#00E5FF", "triangle-up"), ("side_2", "#FF4FD8", "triangle-down")):
     if len(near) and f"{side}_coord_1" in near.columns:
         fig.add_trace(go.Scatter(
@@ -182,6 +244,13 @@ legend = " ".join(
 )
 st.caption(f"{esc.html(bbox.name)}, z = {z} of {nz}; {len(near)} synapse centres (circles) within ±3 slices with "
            f"their side points (side 1 ▲, side 2 ▼). {legend}", unsafe_allow_html=True)
+if len(chosen_row):
+    c = chosen_row.iloc[0]
+    dz = z - int(c["central_coord_3"])
+    st.caption(esc.md(f"Chosen synapse (orange ring; selected row of the table below): {chosen_bbox} / {chosen_var1}, "
+                      f"centre x {int(c['central_coord_1'])}, y {int(c['central_coord_2'])}, z {int(c['central_coord_3'])}"
+                      + (f" ({abs(dz)} slice{'s' if abs(dz) != 1 else ''} {'below' if dz > 0 else 'above'} this one)"
+                         if dz else "") + "."))
 
 next_step = st.container(border=True)
 n1, n2 = next_step.columns([3, 1])
@@ -189,7 +258,12 @@ n1.markdown("**Next step:** check the report above, then extract features of the
 n2.page_link("app_pages/extraction.py", label="Extraction", icon=":material/memory:")
 
 st.subheader("Synapse table")
-st.dataframe(table.head(LIST_MAX_ROWS), hide_index=True, width="stretch", height=320)
+st.caption("Select a row to show that synapse in the slice viewer above.")
+selected = [listed_ids.index(chosen)] if chosen in listed_ids else []
+state[TABLE_KEY] = {"selection": {"rows": selected, "columns": [], "cells": []}}  # the viewer's synapse
+state[TABLE_ROWS] = selected
+st.dataframe(listed, hide_index=True, width="stretch", height=320, key=TABLE_KEY, on_select="rerun",
+             selection_mode="single-row")
 if len(table) <= LIST_MAX_ROWS:
     st.download_button(
         "Download synapse table (CSV)", table.to_csv(index=False).encode(), file_name="synapses.csv", mime="text/csv"

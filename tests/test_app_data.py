@@ -82,3 +82,47 @@ def test_slice_viewer_draws_side_points_and_a_scale_bar_in_nm(demo_dataset):
     assert "side 1 point" in names and "side 2 point" in names
     bar = spec["layout"]["annotations"][0]["text"]
     assert bar.endswith(" nm") or bar.endswith(" µm")
+
+
+def select_table_row(at, row: int):
+    """Select row ``row`` of the synapse table as a click would (its selection state), and rerun."""
+    at.session_state["data_table"] = {"selection": {"rows": [row], "columns": [], "cells": []}}
+    return at.run()
+
+
+def chosen_trace(at) -> dict | None:
+    import json
+
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    return next((t for t in spec["data"] if str(t.get("name", "")).startswith("chosen")), None)
+
+
+def test_selecting_a_table_row_shows_that_synapse_in_the_viewer(demo_dataset):
+    at = open_page()
+    listed = at.dataframe[-1].value
+    row = int((listed["bbox_name"] == "bbox3").to_numpy().argmax()) + 2  # the third synapse of bbox3
+    bbox, var1 = listed.iloc[row]["bbox_name"], listed.iloc[row]["Var1"]
+    select_table_row(at, row)
+    centre = demo_dataset.synapse(bbox, var1)
+    assert at.selectbox(key="w_view_bbox").value == bbox
+    assert at.slider(key="w_view_z").value == int(centre["central_coord_3"])
+    assert at.selectbox(key="view_jump").value == var1
+    assert chosen_trace(at)["name"] == f"chosen: {var1}"
+    assert at.query_params["view_synapse"] == f"{bbox}|{var1}"
+
+
+def test_jumping_to_a_synapse_selects_its_table_row():
+    at = open_page()
+    at.selectbox(key="w_view_bbox").set_value("bbox2").run()
+    at.selectbox(key="view_jump").set_value("syn_007").run()
+    listed = at.dataframe[-1].value
+    (row,) = at.session_state["data_table"]["selection"]["rows"]
+    assert (listed.iloc[row]["bbox_name"], listed.iloc[row]["Var1"]) == ("bbox2", "syn_007")
+    assert any(c.value.startswith("Chosen synapse") and "bbox2 / syn_007, centre" in c.value for c in at.caption)
+
+
+def test_a_link_with_a_synapse_opens_the_viewer_on_it(demo_dataset):
+    at = open_page(query={"view_synapse": "bbox4|syn_005"})
+    assert at.selectbox(key="w_view_bbox").value == "bbox4"
+    assert at.slider(key="w_view_z").value == int(demo_dataset.synapse("bbox4", "syn_005")["central_coord_3"])
+    assert chosen_trace(at)["name"] == "chosen: syn_005"
