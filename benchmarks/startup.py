@@ -5,6 +5,12 @@ Usage::
     python benchmarks/startup.py                     # everything (~3-6 min on 2 busy cores)
     python benchmarks/startup.py --skip cluster vgg  # only the fast sections
     python benchmarks/startup.py --json out.json
+    python benchmarks/startup.py --before 8e39417 --skip cluster vgg morphology  # before/after columns
+
+``--before REV`` exports that git revision (``git archive``: the working tree and its git state are
+not touched) and runs the ``help``, ``crop`` and ``rerun`` sections with both trees in the same run,
+so the table has a before and an after column with the same load; ``cluster``, ``vgg`` and
+``morphology`` are measured with the current tree only.
 
 Sections (every CLI measurement is a fresh ``python -m synapse_core`` subprocess; peak RSS is that
 process's own, from ``wait4``):
@@ -12,10 +18,10 @@ process's own, from ``wait4``):
 * ``help``: ``<command> --help`` wall time and peak RSS per command;
 * ``crop``: one synapse cropped end to end (``crop --out x.npy`` on a 24-synapse demo dataset);
 * ``rerun``: ``extract`` of the 24 demo synapses (untrained VGG3D, stage4), then the same command
-  again (the cached rerun); and in-process, the cached-rerun lookup of a 10⁴-synapse table (the
-  demo volumes with the table repeated to 10⁴ rows: the rerun path's cost is a stat of each file,
-  a hash of the table and one Parquet read, so the stored result is written directly there, not
-  computed: say so next to the number);
+  again (the cached rerun); and in a fresh process of the tree measured, the cached rerun of a
+  10⁴-synapse table (the demo volumes with the table repeated to 10⁴ rows: the stored result is
+  written directly, not computed; then ``open_dataset`` + ``extract_features`` are timed, and
+  ``open_dataset`` alone again: the data layer's share);
 * ``cluster``: a fresh ``cluster`` process at 10⁴ synthetic 192-d rows with an empty numba cache
   (cold), then again with the cache the first run left (warm); compile time = cold − warm on its
   own line;
@@ -37,24 +43,29 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: The tree measured: this checkout, or (inner runs of ``--before``) the exported revision.
+ROOT = os.environ.get("SYNAPSE_BENCH_TREE") or HERE
 sys.path.insert(0, ROOT)
 
 COMMANDS = ("demo", "validate", "crop", "gif", "train", "extract", "cluster")
 ROWS: list[tuple[str, str, float | str, str]] = []  # (section, what, value, unit)
+#: Label of the tree being measured ("after" = this checkout, "before" = the --before revision).
+TREE = {"label": "after", "root": ROOT}
 
 
 def add(section: str, what: str, value, unit: str) -> None:
-    ROWS.append((section, what, value, unit))
+    ROWS.append((section, what, value, unit, TREE["label"]))
     shown = f"{value:.3g}" if isinstance(value, float) else value
-    print(f"  [{section}] {what}: {shown} {unit}", file=sys.stderr, flush=True)
+    print(f"  [{section}] ({TREE['label']}) {what}: {shown} {unit}", file=sys.stderr, flush=True)
 
 
 def run_cli_rss(args: list[str], env: dict | None = None) -> tuple[float, float, subprocess.CompletedProcess]:
     """As :func:`run_cli`, with the peak RSS of this process alone (reaped with ``wait4``)."""
     t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "synapse_core", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
+    tree = TREE["root"]
+    proc = subprocess.Popen([sys.executable, "-m", "synapse_core", *args], cwd=tree, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": tree, **(env or {})})
     # Read the pipes ourselves so wait4 (not communicate) reaps the child and returns its rusage.
     import threading
 
@@ -83,7 +94,7 @@ def run_cli_rss(args: list[str], env: dict | None = None) -> tuple[float, float,
 def section_help() -> None:
     for name in COMMANDS:
         wall, peak, res = run_cli_rss([name, "--help"])
-        add("help", f"{name} --help", wall, f"s wall, {res.cpu_s:.2f} s CPU, peak {peak:.0f} MB")
+        add("help", f"{name} --help (CPU s)", res.cpu_s, f"CPU s ({wall:.2f} s wall, peak {peak:.0f} MB)")
 
 
 def make_demo(tmp: str) -> str:
@@ -99,25 +110,50 @@ def section_crop(data: str, tmp: str) -> None:
 
     table = pd.read_csv(os.path.join(data, "truth.csv"))
     b, v = str(table["bbox_name"].iloc[0]), str(table["Var1"].iloc[0])
-    cache = os.path.join(tmp, "cache-crop")
+    cache = os.path.join(tmp, f"cache-crop-{TREE['label']}")
     args = ["crop", "--data", data, "--cache-dir", cache, "--synapse", f"{b}/{v}", "--out",
             os.path.join(tmp, "one.npy")]
     wall, peak, res = run_cli_rss(args)  # first: volumes converted into the cache
-    add("crop", "one synapse, first run (volume cache filled)", wall, f"s wall, {res.cpu_s:.2f} s CPU, peak {peak:.0f} MB")
+    add("crop", "one synapse, first run (volume cache filled) (CPU s)", res.cpu_s,
+        f"CPU s ({wall:.2f} s wall, peak {peak:.0f} MB)")
     wall, peak, res = run_cli_rss(args)
-    add("crop", "one synapse, end to end", wall, f"s wall, {res.cpu_s:.2f} s CPU, peak {peak:.0f} MB")
+    add("crop", "one synapse, end to end (CPU s)", res.cpu_s, f"CPU s ({wall:.2f} s wall, peak {peak:.0f} MB)")
 
 
 def section_rerun(data: str, tmp: str) -> None:
-    cache = os.path.join(tmp, "cache-extract")
+    cache = os.path.join(tmp, f"cache-extract-{TREE['label']}")
     out = os.path.join(tmp, "features.csv")
     # VGG3D explicitly (the default feature set without a checkpoint changed): the same work before and after
     args = ["extract", "--data", data, "--cache-dir", cache, "--out", out, "--no-progress", "--workers", "1",
             "--features", "vgg3d"]
-    wall, peak, _ = run_cli_rss(args)
-    add("rerun", "extract 24 synapses, first run (computes)", wall, f"s, peak {peak:.0f} MB")
-    wall, peak, _ = run_cli_rss(args)
-    add("rerun", "extract 24 synapses, cached rerun (CLI, fresh process)", wall, f"s, peak {peak:.0f} MB")
+    wall, peak, res = run_cli_rss(args)
+    add("rerun", "extract 24 synapses, first run (computes) (CPU s)", res.cpu_s,
+        f"CPU s ({wall:.1f} s wall, peak {peak:.0f} MB)")
+    wall, peak, res = run_cli_rss(args)
+    add("rerun", "extract 24 synapses, cached rerun (CLI, fresh process) (CPU s)", res.cpu_s,
+        f"CPU s ({wall:.1f} s wall, peak {peak:.0f} MB)")
+    inner("rerun", data, tmp)
+
+
+def inner(section: str, data: str, tmp: str) -> None:
+    """Run the in-process part of ``section`` in a fresh process of the measured tree; collect its rows."""
+    out = os.path.join(tmp, f"inner-{TREE['label']}-{section}.json")
+    env = {**os.environ, "SYNAPSE_BENCH_TREE": TREE["root"], "SYNAPSE_BENCH_LABEL": TREE["label"],
+           "PYTHONPATH": TREE["root"]}
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--inner", section, "--data", data,
+                           "--tmp", tmp, "--json", out], env=env, cwd=TREE["root"], capture_output=True, text=True,
+                          check=False)
+    if proc.returncode != 0:
+        print(proc.stderr[-3000:], file=sys.stderr)
+        add(section, f"in-process part of {section}", "failed", "(see stderr)")
+        return
+    with open(out) as f:
+        for sec, what, value, unit, _ in json.load(f):
+            add(sec, what, value, unit)
+
+
+def _inner_rerun(data: str, tmp: str) -> None:
+    cache = os.path.join(tmp, f"cache-extract-{TREE['label']}")
     _rerun_in_process(data, cache, 24)
     _rerun_10k(data, tmp)
 
@@ -152,7 +188,7 @@ def _rerun_10k(data: str, tmp: str, n: int = 10_000) -> None:
     from synapse_core.features.extract import extract_features
     from synapse_core.features.settings import ExtractSettings
 
-    big = os.path.join(tmp, "demo10k")
+    big = os.path.join(tmp, f"demo10k-{TREE['label']}")
     shutil.copytree(data, big, symlinks=True)
     excel = os.path.join(big, "excel")
     for name in os.listdir(excel):
@@ -167,7 +203,7 @@ def _rerun_10k(data: str, tmp: str, n: int = 10_000) -> None:
             reps = int(np.ceil(n / 24))
             t = pd.concat([t.assign(Var1=[f"{v}_r{r}" for v in t["Var1"]]) for r in range(reps)], ignore_index=True)
             t.to_excel(path, index=False)
-    cache = os.path.join(tmp, "cache-10k")
+    cache = os.path.join(tmp, f"cache-10k-{TREE['label']}")
     ds = open_dataset(big, cache_dir=cache)
     settings = ExtractSettings(workers=1, features="vgg3d")
     rows = len(ds.synapses)
@@ -177,13 +213,18 @@ def _rerun_10k(data: str, tmp: str, n: int = 10_000) -> None:
                       ignore_index=True)
     key = rerun.run_key(ds, settings, bboxes=None, synapses=None)
     rerun.store(cache, key, feats, small.iloc[:0][["bbox_name", "Var1"]].assign(reason=[]))
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     ds = open_dataset(big, cache_dir=cache)
     t_open = time.perf_counter() - t
     r = extract_features(ds, settings, cache_dir=cache)
-    wall = time.perf_counter() - t
-    add("rerun", f"extract_features {rows} synapses, cached rerun (in process; stored result written directly)",
-        wall, f"s (open_dataset {t_open:.2f} s; {len(r.features)} rows returned)")
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    add("rerun", f"{rows} synapses cached rerun: open_dataset + extract_features (in process, imports done; CPU s)",
+        cpu, f"CPU s ({wall:.2f} s wall, of which open_dataset {t_open:.2f} s; {len(r.features)} rows returned; "
+        "stored result written directly)")
+    t, c = time.perf_counter(), time.process_time()
+    open_dataset(big, cache_dir=cache)
+    add("rerun", f"open_dataset of the {rows}-row table again (CPU s)", time.process_time() - c,
+        f"CPU s ({time.perf_counter() - t:.2f} s wall)")
 
 
 def synthetic_features(n: int, d: int = 192, seed: int = 0):
@@ -315,22 +356,81 @@ def section_morphology(data: str, n: int = 24) -> None:
     _ = np
 
 
+def export_revision(rev: str, tmp: str) -> str:
+    """The files of git revision ``rev`` in a new folder (``git archive``; the checkout is not touched)."""
+    dest = os.path.join(tmp, f"tree-{rev}")
+    os.makedirs(dest)
+    archive = subprocess.run(["git", "-C", HERE, "archive", "--format=tar", rev], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", dest], input=archive.stdout, check=True)
+    return dest
+
+
+def print_table(before: str | None) -> None:
+    print(f"\nwhat a user waits for; load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (shared)\n")
+    order: list[tuple[str, str]] = []
+    cells: dict[tuple[str, str], dict[str, tuple]] = {}
+    for section, what, value, unit, label in ROWS:
+        key = (section, what)
+        if key not in cells:
+            order.append(key)
+            cells[key] = {}
+        cells[key][label] = (value, unit)
+
+    def shown(v) -> str:
+        return f"{v:9.3g}" if isinstance(v, float) else f"{v!s:>9}"
+
+    if before:
+        print(f"{'section':<10} | {'measurement':<86} | {'before':>9} | {'after':>9} | {'after/before':>12} | unit (after)")
+        print("-" * 170)
+    else:
+        print(f"{'section':<10} | {'measurement':<86} | {'value':>9} | unit")
+        print("-" * 150)
+    for key in order:
+        got = cells[key]
+        after = got.get("after", ("", ""))
+        if before:
+            b = got.get("before", ("", ""))
+            ratio = (f"{after[0] / b[0]:12.2f}" if isinstance(after[0], float) and isinstance(b[0], float) and b[0]
+                     else f"{'':>12}")
+            print(f"{key[0]:<10} | {key[1]:<86} | {shown(b[0])} | {shown(after[0])} | {ratio} | {after[1] or b[1]}")
+        else:
+            print(f"{key[0]:<10} | {key[1]:<86} | {shown(after[0])} | {after[1]}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--skip", nargs="*", default=[], choices=["help", "crop", "rerun", "cluster", "vgg", "morphology"])
     ap.add_argument("--cluster-rows", type=int, default=10_000)
+    ap.add_argument("--before", default=None, metavar="REV",
+                    help="also measure git revision REV (help, crop, rerun) for a before/after table")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--inner", default=None, help=argparse.SUPPRESS)  # in-process part, run in a fresh process
+    ap.add_argument("--data", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--tmp", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.inner:
+        TREE["label"] = os.environ.get("SYNAPSE_BENCH_LABEL", "after")
+        {"rerun": _inner_rerun}[args.inner](args.data, args.tmp)
+        with open(args.json, "w") as f:
+            json.dump(ROWS, f)
+        return 0
     tmp = tempfile.mkdtemp(prefix="bench-startup-")
     print(f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (shared)", file=sys.stderr)
+    trees = [("after", HERE)]
+    if args.before:
+        trees.insert(0, ("before", export_revision(args.before, tmp)))
     try:
-        if "help" not in args.skip:
-            section_help()
+        # one demo dataset (written by the current tree) for both trees
         data = make_demo(tmp) if {"crop", "rerun", "morphology"} - set(args.skip) else None
-        if "crop" not in args.skip:
-            section_crop(data, tmp)
-        if "rerun" not in args.skip:
-            section_rerun(data, tmp)
+        for label, root in trees:
+            TREE.update(label=label, root=root)
+            if "help" not in args.skip:
+                section_help()
+            if "crop" not in args.skip:
+                section_crop(data, tmp)
+            if "rerun" not in args.skip:
+                section_rerun(data, tmp)
+        TREE.update(label="after", root=HERE)
         if "cluster" not in args.skip:
             section_cluster(tmp, args.cluster_rows)
         if "vgg" not in args.skip:
@@ -339,12 +439,7 @@ def main() -> int:
             section_morphology(data)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\nwhat a user waits for; load average now {os.getloadavg()[0]:.1f}\n")
-    print(f"{'section':<10} | {'measurement':<82} | {'value':>9} | unit")
-    print("-" * 140)
-    for section, what, value, unit in ROWS:
-        shown = f"{value:9.3g}" if isinstance(value, float) else f"{value:>9}"
-        print(f"{section:<10} | {what:<82} | {shown} | {unit}")
+    print_table(args.before)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(ROWS, f, indent=1)
