@@ -1,8 +1,9 @@
 """SynapseClusterEM dashboard: ``streamlit run app.py``.
 
 Five pages, each a thin view over ``synapse_core``: Data → Extraction → Training → Clustering →
-Galleries. Extraction and training run as background jobs of the server
-(:mod:`synapse_core.app.jobs`), listed in the sidebar of every page.
+Galleries. Extraction, training and clustering run as background jobs of the server
+(:mod:`synapse_core.app.jobs`), listed in the sidebar of every page. When the server starts, UMAP's
+code is compiled in a background thread (:mod:`synapse_core.cluster.warmup`).
 With no data roots configured (``SYNAPSE_DATA_ROOTS``) the demo dataset is used. See
 README.md ("Running it for a lab") for running it as a shared lab server.
 """
@@ -20,6 +21,7 @@ if str(APP_DIR) not in sys.path:  # so that pages can `import app_pages.common` 
 
 from app_pages import common  # noqa: E402
 from app_pages.run_config_panel import run_config_sidebar  # noqa: E402
+from synapse_core.cluster import warmup  # noqa: E402
 
 st.set_page_config(page_title="SynapseClusterEM", page_icon=":material/hub:", layout="wide")
 
@@ -39,6 +41,9 @@ def _data_link() -> None:
 
 PAGES.append(st.Page(_data_link, title="Data", url_path="data", visibility="hidden"))
 
+# Once per server process (later calls do nothing): compile UMAP's code in a daemon thread, so that
+# the first map does not wait for it (SYNAPSE_WARMUP=0 turns it off).
+warmup.start_in_background(common.cache_dir())
 page = st.navigation(PAGES)
 st.sidebar.markdown("**SynapseClusterEM**  \nvolume-EM synapse clustering")
 common.show_selection_badge()
