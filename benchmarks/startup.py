@@ -106,10 +106,11 @@ def make_demo(tmp: str) -> str:
 
 
 def section_crop(data: str, tmp: str) -> None:
-    import pandas as pd
+    import csv  # not pandas: a child's peak RSS would include this process's size at fork
 
-    table = pd.read_csv(os.path.join(data, "truth.csv"))
-    b, v = str(table["bbox_name"].iloc[0]), str(table["Var1"].iloc[0])
+    with open(os.path.join(data, "truth.csv"), newline="") as f:
+        first = next(csv.DictReader(f))
+    b, v = first["bbox_name"], first["Var1"]
     cache = os.path.join(tmp, f"cache-crop-{TREE['label']}")
     args = ["crop", "--data", data, "--cache-dir", cache, "--synapse", f"{b}/{v}", "--out",
             os.path.join(tmp, "one.npy")]
@@ -417,12 +418,15 @@ def main() -> int:
     if args.before:
         trees.insert(0, ("before", export_revision(args.before, tmp)))
     try:
+        for label, root in trees:  # first, while this process is small (children's peak RSS includes it at fork)
+            TREE.update(label=label, root=root)
+            if "help" not in args.skip:
+                section_help()
+        TREE.update(label="after", root=HERE)
         # one demo dataset (written by the current tree) for both trees
         data = make_demo(tmp) if {"crop", "rerun", "morphology"} - set(args.skip) else None
         for label, root in trees:
             TREE.update(label=label, root=root)
-            if "help" not in args.skip:
-                section_help()
             if "crop" not in args.skip:
                 section_crop(data, tmp)
             if "rerun" not in args.skip:
