@@ -10,7 +10,6 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app_pages import common
 from synapse_core.app import escape as esc
 from synapse_core.app import state as app_state
 from synapse_core.crops.settings import CropSettings
@@ -96,10 +95,6 @@ def show(ds, result, sid: str, cache, key: str, n_neighbours: int = 6) -> None:
         if chosen != sid:
             st.session_state[KEY] = chosen
             st.rerun()
-
-
-#: Moved to :func:`app_pages.common.model_banner` (one banner for every results page); kept for callers here.
-model_banner = common.model_banner
 
 
 def next_step(text: str, page: str | None = None, label: str | None = None, icon: str = ":material/arrow_forward:"):

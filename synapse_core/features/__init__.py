@@ -15,6 +15,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         'extract': ['extract_features', 'ExtractResult', 'FeatureModel', 'cache_status'],
         'checkpoints': ['load_checkpoint', 'load_model', 'save_checkpoint', 'CheckpointError'],
         'vgg3d': ['Vgg3D', 'Vgg3DConfig', 'parse_layers'],
+        'layer_names': ['layer_label', 'layer_options', 'layers_help'],
         'morphology': ['morphology_features', 'morphology_columns'],
         'train_settings': ['TrainSettings'],
         'train': ['train', 'TrainResult'],
