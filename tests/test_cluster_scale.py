@@ -1,6 +1,7 @@
 """The large-data clustering path (issue 15): above LARGE_ROWS synapses fits use a seeded subsample."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
@@ -58,7 +59,7 @@ def test_hdbscan_on_a_sample_finds_the_planted_groups_for_every_synapse(monkeypa
     from synapse_core.cluster.settings import ClusterSettings
 
     monkeypatch.setattr(cluster_settings, "LARGE_ROWS", 1000)
-    monkeypatch.setattr(cluster_settings, "FIT_ROWS", 800)
+    monkeypatch.setattr(cluster_settings, "HDBSCAN_FIT_ROWS", 800)
     Z, truth = blobs(3000, d=16)  # more dimensions than the reduced space HDBSCAN runs in
     labels = fit_labels(Z, ClusterSettings(method="hdbscan", min_cluster_size=20), None, seed=0)
     clustered = labels >= 0
@@ -77,3 +78,58 @@ def test_umap_above_large_rows_is_fitted_on_a_sample_and_places_every_synapse(mo
     assert Y.shape == (900, 2) and np.isfinite(Y).all()
     centre = np.stack([Y[truth == g].mean(0) for g in range(4)])
     assert (assign_nearest(Y, centre) == truth).mean() > 0.95  # transformed synapses land with their group
+
+
+def test_pca_from_the_covariance_equals_scikit_learns_pca():
+    from sklearn.decomposition import PCA
+
+    from synapse_core.cluster.preprocess import pca_by_covariance
+
+    rng = np.random.default_rng(0)
+    Z = (rng.normal(size=(3000, 12)) @ rng.normal(size=(12, 12))).astype(np.float32)
+    scores, explained = pca_by_covariance(Z, 4, chunk=700)
+    pca = PCA(4).fit(Z)
+    np.testing.assert_allclose(scores, pca.transform(Z), atol=1e-3 * np.abs(scores).max())
+    assert explained == pytest.approx(pca.explained_variance_ratio_.sum(), abs=1e-6)
+
+
+def test_small_tables_keep_the_small_path_in_float64(monkeypatch):
+    from synapse_core.cluster.preprocess import feature_matrix
+
+    table = pd.DataFrame({"bbox_name": ["b"] * 30, "Var1": range(30), "feat_1": np.arange(30.0), "feat_2": 1.0})
+    assert feature_matrix(table)[0].dtype == np.float64
+    monkeypatch.setattr(cluster_settings, "LARGE_ROWS", 20)
+    assert feature_matrix(table)[0].dtype == np.float32
+
+
+def test_a_placed_synapse_sits_at_the_weighted_mean_of_its_fitted_neighbours():
+    from synapse_core.cluster.placement import place_by_neighbours
+
+    Y_fit = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], dtype=np.float32)
+
+    def query(part, k):  # every query: neighbours 0 and 1 at equal distance
+        return np.tile([0, 1], (len(part), 1)), np.ones((len(part), 2), dtype=np.float32)
+
+    np.testing.assert_allclose(place_by_neighbours(query, Y_fit, np.zeros((3, 5)), 2), [[5.0, 0.0]] * 3)
+
+
+def test_a_saved_result_opens_with_the_same_table_and_settings(tmp_path):
+    from synapse_core.cluster.run import open_result, run_clustering, save_result
+    from synapse_core.cluster.settings import ClusterSettings
+
+    Z, _ = blobs(300, groups=3, d=4)
+    table = pd.DataFrame({"bbox_name": np.where(np.arange(300) % 2, "b1", "b2"), "Var1": np.arange(300)})
+    table[[f"feat_{i + 1}" for i in range(4)]] = Z
+    result = run_clustering(table, ClusterSettings(k=3, projection="none", n_stability=0))
+    key = save_result(result, tmp_path)
+    opened = open_result(tmp_path, key)
+    pd.testing.assert_frame_equal(opened.table, result.table)
+    np.testing.assert_array_equal(opened.features, result.features)
+    assert opened.settings == result.settings and opened.diagnostics["k"] == 3
+
+
+def test_a_result_key_cannot_name_another_folder(tmp_path):
+    from synapse_core.cluster.run import open_result
+
+    with pytest.raises(ValueError, match="not a result key"):
+        open_result(tmp_path, "../../etc")

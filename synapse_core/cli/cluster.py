@@ -46,6 +46,8 @@ def add_arguments(p) -> None:
     p.add_argument("--no-figures", dest="figures", action="store_false", help="skip HTML/PNG figures")
     p.add_argument("--cache-dir", "--cache_dir", dest="cache_dir", default=None,
                    help="projection cache (default: cache/ or $SYNAPSE_CACHE_DIR)")
+    p.add_argument("--save", action="store_true", help="also keep the run in the cache folder and print its "
+                   "dashboard link (Clustering page ?clusters=<key>): a large run opens there without recomputing")
     add_settings_arguments(p, ClusterSettings, aliases=ALIASES, negations=NEGATIONS, title="clustering settings")
 
 
@@ -100,4 +102,9 @@ def run(args) -> int:
         print(f"WARNING: {warning}")
     for name, path in paths.items():
         print(f"  {name}: {path}")
+    if args.save:
+        from synapse_core.cluster.run import save_result
+
+        key = save_result(result, resolve_cache_dir(args.cache_dir))
+        print(f"saved for the dashboard (same cache folder): open the Clustering page with ?clusters={key}")
     return 0

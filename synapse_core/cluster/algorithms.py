@@ -46,10 +46,10 @@ def fit_labels(Z: np.ndarray, s: ClusterSettings, k: int | None, seed: int) -> n
     if s.method == "agglomerative":
         return AgglomerativeClustering(n_clusters=k, linkage=s.linkage).fit_predict(Z).astype(np.int64)
     if s.method == "hdbscan":
-        from synapse_core.cluster.settings import FIT_ROWS, LARGE_ROWS
+        from synapse_core.cluster.settings import HDBSCAN_FIT_ROWS, LARGE_ROWS
 
         if len(Z) > LARGE_ROWS:
-            return _hdbscan_on_sample(Z, s, seed, FIT_ROWS)
+            return _hdbscan_on_sample(Z, s, seed, min(HDBSCAN_FIT_ROWS, len(Z)))
         mcs = int(min(s.min_cluster_size, len(Z)))
         ms = int(min(s.min_samples, len(Z) - 1))
         return HDBSCAN(min_cluster_size=mcs, min_samples=max(ms, 1), copy=True).fit_predict(Z).astype(np.int64)

@@ -283,7 +283,10 @@ def sweep_k(
             centres = within_cluster_ss(Z[fit_sample], np.asarray(sub_labels))[1]
         return assign_nearest(Z, np.asarray(centres, dtype=np.float32)), None
 
-    threads = threadpool_limits(1) if len(Z) <= SINGLE_THREAD_ROWS else contextlib.nullcontext()
+    # Small fits are faster single-threaded, and so are the large path's fits on its FIT_ROWS sample (measured on
+    # the shared 2-core machine: MiniBatchKMeans on 50 000 × 50, k = 12: 1.4 s with threads, 0.6 s without).
+    single = len(Z) <= SINGLE_THREAD_ROWS or fit_sample is not None
+    threads = threadpool_limits(1) if single else contextlib.nullcontext()
     rows_out, labels_by_k = [], {}
     with threads:
         for k in ks:

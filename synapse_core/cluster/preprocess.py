@@ -191,7 +191,7 @@ def feature_matrix(
 
     Returns
     -------
-    X : ndarray, float64, shape (n_rows_kept, n_features)
+    X : ndarray, float64 (float32 above ``LARGE_ROWS`` rows), shape (n_rows_kept, n_features)
     columns : list of str
     kept : ndarray of bool, shape (len(df),)
         Which input rows are in ``X``.
@@ -219,7 +219,10 @@ def feature_matrix(
                 f"feature column {c!r} is not numeric: {_row_name(df, i)} has {block[c].iloc[i]!r}; "
                 "fix or remove that column"
             )
-    X = block.to_numpy(dtype=np.float64, copy=True)  # written to below; pandas may hand out a read-only view
+    from synapse_core.cluster.settings import LARGE_ROWS
+
+    # written to below (pandas may hand out a read-only view); float32 on the large-data path (half the memory)
+    X = block.to_numpy(dtype=np.float32 if len(df) > LARGE_ROWS else np.float64, copy=True)
     absent = impute_absent_structures(df, columns, X)
     finite = np.isfinite(X)
     kept = finite.all(axis=1)
@@ -244,7 +247,8 @@ def feature_matrix(
             X[~good, j] = np.median(X[good, j])
             imputed[columns[j]] = int((~good).sum())
         kept = np.ones(len(X), dtype=bool)
-    X = X[kept]
+    if not kept.all():
+        X = X[kept]
     if len(X) == 0:
         raise ValueError("every row has NaN/inf features; nothing to cluster (check the extraction output)")
     return X, columns, kept, imputed, absent
@@ -256,6 +260,8 @@ def preprocess_features(
     pca_components: int | None = None,
     seed: int = 0,
     column_weights: np.ndarray | None = None,
+    *,
+    copy: bool = True,
 ) -> tuple[np.ndarray, float | None]:
     """Scale columns, then optionally project onto the first principal components.
 
@@ -271,6 +277,8 @@ def preprocess_features(
         Seed for the randomized PCA solver used on large matrices.
     column_weights : ndarray, shape (n_features,), optional
         Multiplies each scaled column before PCA (used to give feature blocks equal weight).
+    copy : bool
+        False: above ``LARGE_ROWS`` rows a float32 ``X`` may be scaled in place (saves one copy).
 
     Returns
     -------
@@ -285,7 +293,7 @@ def preprocess_features(
     from synapse_core.cluster.settings import LARGE_ROWS
 
     if len(X) > LARGE_ROWS:  # large data: float32 throughout, bounded memory (issue 15)
-        return _preprocess_large(X, scaler, pca_components, seed, column_weights)
+        return _preprocess_large(X, scaler, pca_components, seed, column_weights, copy)
     X = np.asarray(X, dtype=np.float64)
     if scaler == "standard":
         Z = StandardScaler().fit_transform(X)
@@ -298,14 +306,15 @@ def preprocess_features(
     return _reduce(Z, pca_components, seed, "auto")
 
 
-def _preprocess_large(X, scaler, pca_components, seed, column_weights):
-    """:func:`preprocess_features` above ``LARGE_ROWS`` rows: float32, scaled in place, randomized PCA.
+def _preprocess_large(X, scaler, pca_components, seed, column_weights, copy=True):
+    """:func:`preprocess_features` above ``LARGE_ROWS`` rows: float32, scaled in place, PCA from the covariance.
 
-    Same statistics as the small path (column mean/std, median/IQR) in float32; PCA by the
-    randomized solver (seeded). Peak memory is about three float32 copies of ``X``.
+    Same statistics as the small path (column mean/std, median/IQR) in float32; PCA by
+    :func:`pca_by_covariance` (exact, one pass over the rows, no random step). Peak memory is one
+    float32 copy of ``X`` plus the reduced matrix (``copy=False`` with a float32 ``X``: no copy).
     """
 
-    Z = np.array(X, dtype=np.float32, copy=True)
+    Z = np.array(X, dtype=np.float32, copy=copy or np.asarray(X).dtype != np.float32)
     if scaler == "standard":
         centre = Z.mean(axis=0, dtype=np.float64)
         spread = Z.std(axis=0, dtype=np.float64)
@@ -322,7 +331,45 @@ def _preprocess_large(X, scaler, pca_components, seed, column_weights):
         scale = scale * np.asarray(column_weights, dtype=np.float64)
     Z -= centre.astype(np.float32)
     Z *= scale.astype(np.float32)
-    return _reduce(Z, pca_components, seed, "randomized")
+    if pca_components is None or int(pca_components) < 1:
+        return _reduce(Z, pca_components, seed, "randomized")  # no PCA (or the error for a bad value)
+    n = min(int(pca_components), Z.shape[0], Z.shape[1])
+    if n >= Z.shape[1]:
+        return np.ascontiguousarray(Z, dtype=np.float32), 1.0
+    return pca_by_covariance(Z, n)
+
+
+def pca_by_covariance(Z: np.ndarray, n_components: int, chunk: int = 65536) -> tuple[np.ndarray, float]:
+    """Principal-component scores of ``Z`` (n_rows, d) from its d × d covariance, built in row chunks.
+
+    For many rows and few columns (10⁶ × 192) this is exact and cheaper than a randomized SVD:
+    one pass in float64 to accumulate the covariance, one eigendecomposition, one pass to project.
+    Signs follow scikit-learn's convention (the largest-magnitude loading of each component is
+    positive), so the scores equal ``PCA(n_components).fit_transform(Z)`` up to rounding.
+
+    Returns
+    -------
+    scores : ndarray, float32, shape (n_rows, n_components)
+    explained : float
+        Fraction of the total variance the kept components explain.
+    """
+    n_rows, d = Z.shape
+    mean = Z.mean(axis=0, dtype=np.float64)
+    cov = np.zeros((d, d))
+    for start in range(0, n_rows, chunk):
+        part = Z[start:start + chunk].astype(np.float64) - mean
+        cov += part.T @ part
+    cov /= max(n_rows - 1, 1)
+    values, vectors = np.linalg.eigh(cov)
+    order = np.argsort(values)[::-1][:n_components]
+    components = vectors[:, order]  # (d, n_components)
+    biggest = np.argmax(np.abs(components), axis=0)
+    components *= np.sign(components[biggest, np.arange(n_components)])
+    scores = np.empty((n_rows, n_components), dtype=np.float32)
+    for start in range(0, n_rows, chunk):
+        scores[start:start + chunk] = (Z[start:start + chunk].astype(np.float64) - mean) @ components
+    explained = float(values[order].sum() / max(values.sum(), np.finfo(float).tiny))
+    return scores, explained
 
 
 def _reduce(Z, pca_components, seed, svd_solver: str):
@@ -406,7 +453,7 @@ def prepare(
     indicators = indicator_weights(columns, X) if scaler == "standard" else None
     if indicators is not None:
         weights = indicators if weights is None else weights * indicators
-    Z, explained = preprocess_features(X, scaler, pca_components, seed, weights)
+    Z, explained = preprocess_features(X, scaler, pca_components, seed, weights, copy=False)  # X is ours
     dropped = ()
     if not kept.all() and {"bbox_name", "Var1"} <= set(df.columns):
         sub = df.loc[~kept, ["bbox_name", "Var1"]]

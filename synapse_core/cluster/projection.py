@@ -142,7 +142,7 @@ def run_umap(Z: np.ndarray, s: ProjectionSettings, cache_dir: str | os.PathLike 
     from synapse_core.cluster.settings import FIT_ROWS, LARGE_ROWS
 
     fit_rows = None
-    if n > LARGE_ROWS:  # large data: fit on a seeded subsample, place every other synapse with transform
+    if n > LARGE_ROWS:  # large data: fit on a seeded subsample, place the others (synapse_core.cluster.placement)
         fit_rows = np.sort(np.random.default_rng([s.seed, 2]).choice(n, size=FIT_ROWS, replace=False))
     elif UMAP_EXACT_KNN_MIN_ROWS <= n <= UMAP_EXACT_KNN_MAX_ROWS:
         knn = exact_knn(Z, n_neighbors, s.metric)
@@ -157,10 +157,13 @@ def run_umap(Z: np.ndarray, s: ProjectionSettings, cache_dir: str | os.PathLike 
     Y = np.empty((n, s.dims), dtype=np.float32)
     Y[fit_rows] = reducer.fit_transform(Z[fit_rows])
     rest = np.setdiff1d(np.arange(n), fit_rows, assume_unique=True)
-    for start in range(0, len(rest), 100_000):  # bounded memory: the neighbour search runs per chunk
-        part = rest[start:start + 100_000]
-        Y[part] = reducer.transform(Z[part])
-    log.info("UMAP fitted on %d of %d synapses (seeded sample); the others placed by transform", len(fit_rows), n)
+    from synapse_core.cluster.placement import place_by_neighbours, umap_neighbour_query
+
+    # the other synapses at the weighted mean of their fitted neighbours (transform without its SGD: ~13x cheaper)
+    Y[rest] = place_by_neighbours(umap_neighbour_query(reducer, Z[fit_rows], s.seed), Y[fit_rows], Z[rest],
+                                  n_neighbors)
+    log.info("UMAP fitted on %d of %d synapses (seeded sample); the others placed among their fitted neighbours",
+             len(fit_rows), n)
     return Y
 
 

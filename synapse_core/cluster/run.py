@@ -124,7 +124,7 @@ def _json_ready(obj):
 
 
 def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = ClusterSettings(),
-                   cache_dir: str | os.PathLike | None = None) -> ClusterResult:
+                   cache_dir: str | os.PathLike | None = None, stage_done=None) -> ClusterResult:
     """Cluster the synapses of an extraction table and describe the result.
 
     Parameters
@@ -134,6 +134,9 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
     settings : ClusterSettings
     cache_dir : path or None
         Projection cache directory (None: no cache).
+    stage_done : callable (stage name, seconds) → None, optional
+        Called after each stage (``preprocess``, ``cluster``, ``projection``, ``diagnostics``,
+        ``summary``), e.g. for progress or to measure memory per stage (``benchmarks/cluster_scale.py``).
 
     Returns
     -------
@@ -155,8 +158,14 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
         raise ValueError(f"the feature table lacks column(s) {', '.join(missing)} (the synapse key)")
     t = time.perf_counter()
     Z, kept, record = prepare(features_df, s.feature_set, s.scaler, s.pca_components, s.nan_policy, s.seed)
-    timings["preprocess_s"] = time.perf_counter() - t
-    table = features_df.loc[kept].reset_index(drop=True).copy()
+    def done(stage):
+        timings[f"{stage}_s"] = time.perf_counter() - t
+        if stage_done is not None:
+            stage_done(stage, timings[f"{stage}_s"])
+
+    done("preprocess")
+    # copy-on-write (pandas ≥ 3): the new columns below never reach the caller's table; no deep copy of 10⁶ rows
+    table = (features_df if kept.all() else features_df.loc[kept]).reset_index(drop=True)
     n = len(Z)
     _check_size(n, s)
 
@@ -185,7 +194,7 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
         k = None
         labels = fit_labels(Z, s, None, s.seed)
         chosen_rule = f"found by {s.method} (k is not used)"
-    timings["cluster_s"] = time.perf_counter() - t
+    done("cluster")
     labels = np.asarray(labels, dtype=np.int64)
     dist, centroids = cluster_summary.distance_to_centroid(Z, labels)
     table["cluster"] = labels
@@ -201,7 +210,7 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
                         "--parallel (reproducible=False) is ~4x faster but not repeatable", n, ps.method)
         t = time.perf_counter()
         Y = project(Z, ps, cache_dir)
-        timings["projection_s"] = time.perf_counter() - t
+        done("projection")
         for j in range(Y.shape[1]):
             table[f"proj_{j + 1}"] = Y[:, j]
     table["distance_to_centroid"] = dist
@@ -227,11 +236,13 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
     faithful = None
     if Y is not None:
         faithful = diagnostics.knn_overlap(Z, Y, k=s.knn_k, seed=s.seed)
-    timings["diagnostics_s"] = time.perf_counter() - t
+    done("diagnostics")
 
+    t = time.perf_counter()
     summary = cluster_summary.summarise_clusters(table, s.n_representatives)
     reps = cluster_summary.representatives(table, s.n_representatives)
     effects = cluster_summary.morphology_effect_sizes(table)
+    done("summary")
 
     diag = {
         "settings": asdict(s),
@@ -266,10 +277,11 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
     )
 
 
-def write_result(result: ClusterResult, out_csv: str | os.PathLike) -> dict[str, str]:
+def write_result(result: ClusterResult, out_csv: str | os.PathLike, table_format: str = "csv") -> dict[str, str]:
     """Write a run next to ``out_csv``: the table, k curves, diagnostics and per-cluster description.
 
-    Files (``<stem>`` = name of ``out_csv`` without suffix): ``out_csv`` (clustered table),
+    Files (``<stem>`` = name of ``out_csv`` without suffix): ``out_csv`` (clustered table; with
+    ``table_format="parquet"`` it is ``<stem>.parquet`` instead),
     ``<stem>_k_curves.csv`` (when k was swept), ``<stem>_diagnostics.json``, ``<stem>_summary.csv``,
     ``<stem>_representatives.csv``, ``<stem>_effect_sizes.csv``, ``<stem>_bbox_composition.csv``.
 
@@ -281,8 +293,12 @@ def write_result(result: ClusterResult, out_csv: str | os.PathLike) -> dict[str,
     folder = os.path.dirname(os.path.abspath(out_csv))
     os.makedirs(folder, exist_ok=True)
     stem = os.path.splitext(os.path.basename(out_csv))[0]
-    paths = {"table": out_csv}
-    result.table.to_csv(out_csv, index=False)
+    if table_format == "parquet":
+        paths = {"table": os.path.join(folder, f"{stem}.parquet")}
+        result.table.to_parquet(paths["table"], index=False)
+    else:
+        paths = {"table": out_csv}
+        result.table.to_csv(out_csv, index=False)
 
     def side(name):
         return os.path.join(folder, f"{stem}_{name}")
@@ -300,3 +316,94 @@ def write_result(result: ClusterResult, out_csv: str | os.PathLike) -> dict[str,
     paths["bbox_composition"] = side("bbox_composition.csv")
     result.composition.to_csv(paths["bbox_composition"])
     return paths
+
+
+#: Folder of saved clustering results inside the cache directory (:func:`save_result`).
+RESULTS_FOLDER = "cluster_results"
+_RESULT_KEY_CHARS = frozenset("0123456789abcdef")
+
+
+def result_folder(cache_dir: str | os.PathLike, key: str) -> str:
+    """``<cache_dir>/cluster_results/<key>``; ValueError for a key that is not 16–40 lowercase hex characters
+    (a key comes from a link: it never names another folder)."""
+    if not isinstance(key, str) or not 16 <= len(key) <= 40 or not set(key) <= _RESULT_KEY_CHARS:
+        raise ValueError(f"clustering result key {key!r} is not a result key (16–40 lowercase hex characters, "
+                         "as printed by `cluster` or shown in the dashboard's link)")
+    return os.path.join(os.fspath(cache_dir), RESULTS_FOLDER, key)
+
+
+def save_result(result: ClusterResult, cache_dir: str | os.PathLike) -> str:
+    """Keep a clustering run in the cache folder so that the dashboard opens it (``/clustering?clusters=<key>``).
+
+    The run is written as by :func:`write_result`, but with the table as Parquet (``clusters.parquet``:
+    a 10⁶-row table reads in seconds, a CSV in minutes) and the clustering space as
+    ``clusters_space.npy``; the folder is written under a temporary name and renamed, so a reader
+    never sees half a result. The key is the content hash of the settings and of the clustering
+    space (equal runs share one folder).
+
+    Returns
+    -------
+    str
+        The key (16 hex characters) to pass to :func:`open_result`.
+    """
+    import tempfile
+
+    key = content_hash({"settings": result.diagnostics.get("settings_key"), "space": result.features,
+                        "n": len(result.table)}, digest_size=8)
+    folder = result_folder(cache_dir, key)
+    if os.path.isfile(os.path.join(folder, "clusters_diagnostics.json")):
+        return key
+    os.makedirs(os.path.dirname(folder), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{key}-", dir=os.path.dirname(folder))
+    write_result(result, os.path.join(tmp, "clusters.csv"), table_format="parquet")
+    np.save(os.path.join(tmp, "clusters_space.npy"), np.ascontiguousarray(result.features, dtype=np.float32))
+    try:
+        os.rename(tmp, folder)
+    except OSError:  # another writer won: its folder holds the same result
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return key
+
+
+def open_result(cache_dir: str | os.PathLike, key: str) -> ClusterResult:
+    """The clustering run saved by :func:`save_result` under ``key`` (files only: nothing is unpickled).
+
+    Raises
+    ------
+    FileNotFoundError
+        No saved result with that key in this cache folder.
+    ValueError
+        A malformed key, or files that do not make a result.
+    """
+    from synapse_core.cluster.preprocess import PreprocessRecord
+    from synapse_core.settings_base import settings_from_dict
+
+    folder = result_folder(cache_dir, key)
+    diag_path = os.path.join(folder, "clusters_diagnostics.json")
+    if not os.path.isfile(diag_path):
+        raise FileNotFoundError(f"no saved clustering result {key} in {os.path.join(os.fspath(cache_dir), RESULTS_FOLDER)}"
+                                " (another cache folder, or it was deleted): run `cluster` again")
+    with open(diag_path) as f:
+        diag = json.load(f)
+
+    def side(name, **kwargs):
+        path = os.path.join(folder, f"clusters_{name}.csv")
+        return pd.read_csv(path, **kwargs) if os.path.isfile(path) else None
+
+    table = pd.read_parquet(os.path.join(folder, "clusters.parquet"))
+    features = np.load(os.path.join(folder, "clusters_space.npy"), allow_pickle=False)
+    if len(features) != len(table):
+        raise ValueError(f"saved clustering result {key}: {len(table)} table rows but {len(features)} rows of "
+                         "the clustering space; delete the folder and run `cluster` again")
+    record = diag["preprocess"]
+    record = PreprocessRecord(**{**record, "columns": tuple(record["columns"]),
+                                 "dropped_rows": tuple(tuple(r) for r in record["dropped_rows"]),
+                                 "imputed_values": tuple(record["imputed_values"].items()),
+                                 "absent_structure_imputed": tuple(record["absent_structure_imputed"].items())})
+    return ClusterResult(
+        table=table, k_curves=side("k_curves"), diagnostics=diag, summary=side("summary"),
+        representatives=side("representatives"), effect_sizes=side("effect_sizes"),
+        composition=side("bbox_composition", index_col=0), features=features,
+        settings=settings_from_dict(ClusterSettings, diag["settings"], "saved clustering settings"), preprocess=record,
+    )
