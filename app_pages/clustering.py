@@ -17,7 +17,7 @@ from app_pages.run_config_panel import (
     loaded_settings,
     settings_widget,
 )
-from synapse_core.app import annotations
+from synapse_core.app import annotations, jobs
 from synapse_core.app import escape as esc
 from synapse_core.app import state as app_state
 from synapse_core.app.diagnostics_text import diagnostic_rows
@@ -34,6 +34,8 @@ from synapse_core.viz.map_hover import hover_pictures_html
 
 #: Maps with more synapses show hover pictures for the first this many (pictures travel with the page).
 HOVER_PICTURES_MAX = 600
+#: Above this many synapses "Find a synapse" is a text field instead of a list of every id.
+FIND_OPTIONS_MAX = 20_000
 
 st.title("Clustering")
 
@@ -67,16 +69,37 @@ def open_linked_view(key: str) -> None:
                 st.page_link("app_pages/extraction.py", label="Go to Extraction", icon=":material/memory:")
                 return
             extracted = extract_features(ds, x_settings, common.cache_dir(), bboxes=bboxes)
-            result = run_clustering(extracted.features, c_settings, cache_dir=common.cache_dir())
     except (ValueError, FileNotFoundError, KeyError) as exc:
         st.error(f"The linked view cannot be opened: {esc.md(exc)}")
         return
     state = st.session_state
     state.update(features=extracted.features, skipped=extracted.skipped, extract_settings=x_settings,
-                 extract_counts=(extracted.n_cached, extracted.n_computed), clusters=result, cluster_settings=c_settings)
+                 extract_counts=(extracted.n_cached, extracted.n_computed), cluster_settings=c_settings)
+    state.pop("clusters", None)
     state["opened_view"] = key
+    # The clustering is a job too: the same view open elsewhere on this server is computed once.
+    common.follow_job(jobs.submit_clustering(extracted.features, c_settings, common.cache_dir(),
+                                             started_by=common.user_label()))
+    state.pop("applied_clustering", None)
 
 
+def open_saved_clustering(key: str) -> None:
+    """A link to a clustering run saved in the cache (``?clusters=<key>``, printed by ``cluster --save``):
+    shown as it was computed, without recomputing (how a 10⁶-synapse run reaches the dashboard)."""
+    from synapse_core.cluster.run import open_result
+
+    try:
+        with st.spinner("Opening the saved clustering…"):
+            result = open_result(common.cache_dir(), key)
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        st.error(f"The linked clustering cannot be opened: {esc.md(exc)}")
+        return
+    st.session_state.update(features=result.table, clusters=result, cluster_settings=result.settings,
+                            opened_clusters=key)
+
+
+if st.query_params.get("clusters") and st.session_state.get("opened_clusters") != st.query_params.get("clusters"):
+    open_saved_clustering(st.query_params.get("clusters"))
 features = st.session_state.get("features")
 linked = st.query_params.get("view")
 if features is None and linked and st.session_state.get("opened_view") != linked:
@@ -132,32 +155,80 @@ with st.container(border=True):
         widget(st.number_input, "DBSCAN eps (0 = automatic)", "c_dbscan_eps", "dbscan_eps", to_widget=lambda e: e or 0.0,
                step=0.1)
         widget(st.number_input, "Stability subsamples (0 = skip)", "c_n_stability", "n_stability")
-    run_clicked = st.button("Run clustering", type="primary", key="c_run")
+    b1, b2, _ = st.columns([1, 1, 4])
+    run_clicked = b1.button("Run clustering", type="primary", key="c_run",
+                            help="Runs on the server: you can change settings or pages meanwhile. The same "
+                                 "clustering started by someone else is joined, or its result shown, not repeated.")
+    following = common.followed_job("clustering")
+    cancel_clicked = b2.button("Cancel", key="c_cancel", disabled=following is None or not following.active,
+                               help="Stops the running clustering after its current stage.")
 
 state = st.session_state
-if run_clicked:
-    try:
-        # Fields without a widget (metric, linkage, kmeans_algorithm ...) keep their loaded (or default) values.
-        settings = dataclasses.replace(
-            defaults, method=state["c_method"], k="auto" if state["c_k_auto"] else int(state["c_k"]),
-            k_range=tuple(int(v) for v in state["c_k_range"]), projection=state["c_projection"], dims=int(state["c_dims"]),
-            seed=int(state["c_seed"]), scaler=state["c_scaler"], pca_components=int(state["c_pca"]) or None,
-            feature_set=state["c_feature_set"], nan_policy=state["c_nan_policy"], umap_n_neighbors=int(state["c_umap_n_neighbors"]),
-            umap_min_dist=float(state["c_umap_min_dist"]), tsne_perplexity=float(state["c_tsne_perplexity"]),
-            min_cluster_size=int(state["c_min_cluster_size"]), min_samples=int(state["c_min_samples"]),
-            dbscan_eps=float(state["c_dbscan_eps"]) or None, n_stability=int(state["c_n_stability"]),
-        )
-        with st.spinner("Clustering…"):
-            result = run_clustering(features, settings, cache_dir=common.cache_dir())
-    except ValueError as exc:
-        st.error(f"Clustering failed: {esc.md(exc)}")
-    else:
-        state["clusters"] = result
-        state["cluster_settings"] = settings
-        state.pop("selection", None)
+
+
+def chosen_settings():
+    """The settings of the widgets (ValueError, written for the user, for a value out of range)."""
+    # Fields without a widget (metric, linkage, kmeans_algorithm ...) keep their loaded (or default) values.
+    return dataclasses.replace(
+        defaults, method=state["c_method"], k="auto" if state["c_k_auto"] else int(state["c_k"]),
+        k_range=tuple(int(v) for v in state["c_k_range"]), projection=state["c_projection"], dims=int(state["c_dims"]),
+        seed=int(state["c_seed"]), scaler=state["c_scaler"], pca_components=int(state["c_pca"]) or None,
+        feature_set=state["c_feature_set"], nan_policy=state["c_nan_policy"], umap_n_neighbors=int(state["c_umap_n_neighbors"]),
+        umap_min_dist=float(state["c_umap_min_dist"]), tsne_perplexity=float(state["c_tsne_perplexity"]),
+        min_cluster_size=int(state["c_min_cluster_size"]), min_samples=int(state["c_min_samples"]),
+        dbscan_eps=float(state["c_dbscan_eps"]) or None, n_stability=int(state["c_n_stability"]),
+    )
+
+
+# --- run: a background job of the server (synapse_core.app.jobs) --------------------------
+# Clicks, page changes and closed tabs do not stop it; a second user asking for the same clustering
+# (same features, same settings) attaches to it or gets its result; the sidebar shows it on every page.
+user = common.user_label()
+try:
+    settings = chosen_settings()
+except ValueError as exc:
+    settings = None
+    st.error(f"Clustering settings are not valid: {esc.md(exc)}")
+if run_clicked and settings is not None:
+    common.follow_job(jobs.submit_clustering(features, settings, common.cache_dir(), started_by=user))
+    state.pop("applied_clustering", None)  # Run shows the result even when it is a job already applied here
+
+job = common.followed_job("clustering")
+if job is not None and job.active and cancel_clicked:
+    jobs.REGISTRY.cancel(job.key, by=user)
+
+
+@st.fragment(run_every=1.0)
+def clustering_progress(job) -> None:
+    """The followed clustering's stage, redrawn every second; the app reruns when it ends."""
+    if not job.active:
+        st.rerun()
+    st.progress(job.fraction, text=job.message())
+    who = job.started_by + (f", joined by {', '.join(job.attached)}" if job.attached else "")
+    st.caption(f"Job {job.job_id} started by {esc.md(who)}; it keeps running if you change settings or pages. "
+               "Cancel stops it after the stage it is in (a started stage, e.g. the map, runs to its end).")
+
+
+if job is not None:
+    if job.active:
+        clustering_progress(job)
+    elif common.show_job_end(job, "Clustering", "Press **Run clustering** to start it again (a finished map is "
+                                                "cached and not computed again)."):
+        common.apply_clustering_result(job)
+elif settings is not None and state.get("clusters") is None:
+    other = jobs.REGISTRY.get(jobs.clustering_key(features, settings, common.cache_dir()))
+    if other is not None and other.active:
+        st.info(f"{esc.md(other.started_by)} is running this clustering ({other.message()}): press "
+                "**Run clustering** to follow it; it is not computed twice.")
+    elif other is not None and other.status == "done":
+        st.info(f"{esc.md(other.started_by)} ran this clustering: press **Run clustering** to show its result "
+                "(it is not computed again).")
 
 result = state.get("clusters")
 if result is None:
+    if job is not None and job.active:
+        common.write_query()
+        common.stop()
     synapse_detail.next_step("choose the settings above (the defaults are a good start) and press **Run clustering**.")
     common.write_query()
     common.stop()
@@ -171,7 +242,12 @@ if state.get("cluster_settings") is not None and state.get("extract_settings") i
     common.SHARED_IN_URL["view"] = "view"
 
 # Named selections and manual cluster assignments of this result, shared by every user (JSON in the cache).
-ann_key = annotations.result_key(result.table, result.diagnostics.get("settings_key"))
+# Once per result (sorting and hashing 10⁶ synapse ids takes seconds; every click reruns the page).
+if state.get("c_result_ids", (None,))[0] is not result:
+    ids_ = synapse_ids(result.table)
+    state["c_result_ids"] = (result, annotations.result_key(result.table, result.diagnostics.get("settings_key")),
+                             ids_, set(ids_))
+ann_key = state["c_result_ids"][1]
 try:
     named = annotations.load(common.cache_dir(), ann_key)
 except ValueError as exc:
@@ -207,8 +283,7 @@ st.caption(f"k: {diag.get('k_rule')}. Clustering space: {diag.get('cluster_space
 # --- the map and the synapse shown beside it ----------------------------------------------
 st.subheader("Map")
 proj_cols = result.projection_columns
-all_ids = synapse_ids(table)
-id_set = set(all_ids)
+all_ids, id_set = state["c_result_ids"][2:]  # the ids of table (annotations add columns, not rows)
 common.SHARED_IN_URL[synapse_detail.KEY] = synapse_detail.KEY
 if synapse_detail.KEY not in state and st.query_params.get(synapse_detail.KEY) in id_set:
     state[synapse_detail.KEY] = st.query_params.get(synapse_detail.KEY)  # a shared link names the synapse
@@ -259,10 +334,17 @@ with map_col:
                              help="Categories (cluster, bbox, presynaptic side, annotations, selections) get one "
                                   "colour each with their counts in the legend; other numbers a colour scale.")
         with c2:
-            st.selectbox("Find a synapse", all_ids.tolist(), index=None, key="c_find", placeholder="bbox / Var1…",
-                         format_func=synapse_detail.label,
-                         on_change=lambda: synapse_detail.open_synapse(state["c_find"]) if state.get("c_find") else None,
-                         help="Shows the synapse beside the map and marks it with a star on the map.")
+            if len(all_ids) <= FIND_OPTIONS_MAX:
+                st.selectbox("Find a synapse", all_ids.tolist(), index=None, key="c_find", placeholder="bbox / Var1…",
+                             format_func=synapse_detail.label,
+                             on_change=lambda: synapse_detail.open_synapse(state["c_find"]) if state.get("c_find") else None,
+                             help="Shows the synapse beside the map and marks it with a star on the map.")
+            else:  # a list of 10⁶ options is megabytes per page run: type the id instead
+                st.text_input("Find a synapse", key="c_find_text", placeholder="bbox / Var1",
+                              on_change=lambda: synapse_detail.open_synapse(
+                                  state["c_find_text"].replace(" / ", "|").strip())
+                              if state["c_find_text"].replace(" / ", "|").strip() in id_set else None,
+                              help="Type bbox / Var1: shows the synapse beside the map and marks it with a star.")
         with c3:
             point_size = st.slider("Point size", 3, 20, 8, key="c_point_size")
         dims = len(proj_cols)
@@ -301,7 +383,7 @@ with map_col:
         else:
             st.plotly_chart(fig, key="cluster_map_3d", config={"displaylogo": False})
             st.caption("3D maps can be rotated; box/lasso selection and hover pictures work on 2D maps only.")
-        st.download_button("Export map (interactive HTML)", fig.to_html(include_plotlyjs="cdn").encode(),
+        st.download_button("Export map (interactive HTML)", lambda: fig.to_html(include_plotlyjs="cdn").encode(),
                            file_name="cluster_map.html", mime="text/html", key="c_export_map")
 with detail_col:
     if shown and ds is not None:
@@ -385,7 +467,8 @@ if named:
             annotations.save(common.cache_dir(), ann_key, annotations.remove(named, gone))
             st.rerun()
 
-st.download_button("Download clusters CSV", table.to_csv(index=False).encode(), file_name="clusters.csv",
+# Built when clicked (a callable): a 10⁶-row CSV takes ~35 s, too long for every page run.
+st.download_button("Download clusters CSV", lambda: table.to_csv(index=False).encode(), file_name="clusters.csv",
                    mime="text/csv", key="c_download_clusters", type="primary",
                    help="Every clustered synapse with its cluster, map position, saved selections "
                         "(selection_* columns) and manual assignments (cluster_refined, annotation, ...).")

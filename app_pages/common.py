@@ -8,7 +8,7 @@ Session-state keys used across pages (everything else is page-local):
 ``cluster_settings``, ``clusters``       :class:`~synapse_core.cluster.run.ClusterResult`
 ``selection``                            list of synapse ids (``"bbox1|syn_001"``)
 ``crop_settings``                        the Extraction page's crop settings (the Training page crops alike)
-``job_extraction``, ``job_training``     the background job a session follows (:func:`follow_job`)
+``job_extraction``, ``job_training``, ``job_clustering``   the background job a session follows (:func:`follow_job`)
 """
 
 from __future__ import annotations
@@ -265,8 +265,22 @@ def apply_extraction_result(job) -> None:
     state["extract_counts"] = (result.n_cached, result.n_computed)
     state["extract_settings"] = result.settings
     state["extract_job"] = job
-    # New features invalidate clusters and the selection made on them, and the last cache check.
-    for key in ("clusters", "selection", "x_cache_status"):
+    # New features invalidate clusters (and a clustering of the old ones still running), the selection
+    # made on them, and the last cache check.
+    for key in ("clusters", "selection", "x_cache_status", JOB_STATE.format(kind="clustering")):
+        state.pop(key, None)
+
+
+def apply_clustering_result(job) -> None:
+    """Put a finished clustering job's result into this session (once per job): the map of every page."""
+    state = st.session_state
+    if job.status != "done" or state.get("applied_clustering") == job.job_id:
+        return
+    state["applied_clustering"] = job.job_id
+    state["clusters"] = job.result
+    state["cluster_settings"] = job.result.settings
+    # A new clustering replaces the selection made on the old map and any re-clustered subset.
+    for key in ("selection", "clusters_parent", "parent_selection"):
         state.pop(key, None)
 
 
@@ -275,6 +289,9 @@ def collect_finished_jobs() -> None:
     job = followed_job("extraction")
     if job is not None and job.status == "done":
         apply_extraction_result(job)
+    job = followed_job("clustering")
+    if job is not None and job.status == "done":
+        apply_clustering_result(job)
 
 
 def _draw_jobs(live: bool) -> None:

@@ -20,6 +20,14 @@ def clustering_page(features, **state):
     return open_page(CLUSTERING, state={"features": features, **state})
 
 
+def run_and_wait(at):
+    """Press Run clustering and wait for its background job; rerun the page to draw the result."""
+    at.button(key="c_run").click().run()
+    job = at.session_state["job_clustering"]
+    assert job.wait(120), job.message()
+    at.run()
+
+
 def set_fixed_k(at, k: int, projection: str):
     at.checkbox(key="w_c_k_auto").uncheck().run()
     at.number_input(key="w_c_k").set_value(k).run()
@@ -38,7 +46,7 @@ def test_map_is_the_core_figure_with_the_core_cluster_colours(morph_features):
 
     at = clustering_page(morph_features)
     set_fixed_k(at, 3, "tsne")
-    at.button(key="c_run").click().run()
+    run_and_wait(at)
     traces = plotly_specs(at)[0]["data"]
     assert [t["marker"]["color"] for t in traces] == [cluster_colour(0), cluster_colour(1), cluster_colour(2)]
     # No drag mode: Streamlit pans on drag and a click selects one point (its detail opens).
@@ -66,7 +74,7 @@ def test_a_map_computed_by_the_cli_is_a_cache_hit_for_the_page(morph_features, t
         store.set(key, marked)  # mark it: a page that recomputed would not draw these coordinates
     at = clustering_page(features)
     set_fixed_k(at, 3, "tsne")
-    at.button(key="c_run").click().run()
+    run_and_wait(at)
     assert not errors(at) and not at.exception, (errors(at), at.exception)
     table = at.session_state["clusters"].table
     assert table["proj_1"].tolist() == list(range(n)) and (table["proj_2"] == 7).all()
@@ -78,7 +86,7 @@ def test_a_map_computed_by_the_cli_is_a_cache_hit_for_the_page(morph_features, t
 def test_run_draws_a_map_whose_points_carry_synapse_ids(morph_features):
     at = clustering_page(morph_features)
     set_fixed_k(at, 3, "tsne")
-    at.button(key="c_run").click().run()
+    run_and_wait(at)
     assert not errors(at)
     assert metrics(at)["Clusters"] == "3"
     map_spec = plotly_specs(at)[0]
@@ -97,7 +105,7 @@ def test_run_draws_a_map_whose_points_carry_synapse_ids(morph_features):
 def test_colour_by_bbox_draws_one_trace_per_bbox(morph_features):
     at = clustering_page(morph_features)
     set_fixed_k(at, 3, "tsne")
-    at.button(key="c_run").click().run()
+    run_and_wait(at)
     at.selectbox(key="w_c_colour_by").set_value("bbox_name").run()
     traces = plotly_specs(at)[0]["data"]
     sizes = at.session_state["clusters"].table["bbox_name"].value_counts()
@@ -111,7 +119,7 @@ def test_automatic_k_draws_k_curves_and_picks_a_swept_k(morph_features):
     at.selectbox(key="w_c_projection").set_value("none").run()
     at.slider(key="w_c_k_range").set_value((2, 5)).run()
     at.number_input(key="w_c_n_stability").set_value(0).run()
-    at.button(key="c_run").click().run()
+    run_and_wait(at)
     assert "k curves" in [s.value for s in at.subheader]
     curves = at.session_state["clusters"].k_curves
     assert list(curves["k"]) == [2, 3, 4, 5]
@@ -121,7 +129,7 @@ def test_automatic_k_draws_k_curves_and_picks_a_swept_k(morph_features):
 def test_k_larger_than_the_number_of_synapses_is_an_error(morph_features):
     at = clustering_page(morph_features)
     set_fixed_k(at, 40, "none")
-    at.button(key="c_run").click().run()
+    run_and_wait(at)
     assert any("k=40 is too large" in e for e in errors(at))
     assert "clusters" not in at.session_state
 
@@ -130,7 +138,7 @@ def test_k_larger_than_the_number_of_synapses_is_an_error(morph_features):
 def test_selection_kept_in_the_session_is_listed_with_a_download(morph_features):
     at = clustering_page(morph_features)
     set_fixed_k(at, 3, "none")
-    at.button(key="c_run").click().run()
+    run_and_wait(at)
     at.session_state["selection"] = ["bbox1|syn_002", "bbox2|syn_007"]
     at.run()
     assert "Selection (2 synapses)" in [s.value for s in at.subheader]
@@ -144,7 +152,7 @@ def test_three_dimensional_map_draws_rotatable_3d_points(morph_features):
     at = clustering_page(morph_features)
     set_fixed_k(at, 3, "tsne")
     at.radio(key="w_c_dims").set_value(3).run()
-    at.button(key="c_run").click().run()
+    run_and_wait(at)
     traces = plotly_specs(at)[0]["data"]
     assert {t["type"] for t in traces} == {"scatter3d"}
     assert sum(len(t["customdata"]) for t in traces) == len(at.session_state["clusters"].table)

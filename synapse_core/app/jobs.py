@@ -7,13 +7,16 @@ pages only start jobs and draw their state.
 * A job is named by a **key** (:func:`job_key`: kind + dataset + settings). Submitting a key that
   is queued or running returns that job, so a second user asking for the same work attaches to it
   instead of computing it again.
+* Kinds: extraction (:func:`submit_extraction`), training (:func:`submit_training`) and clustering
+  (:func:`submit_clustering`).
 * Each job runs in its own thread (training in a child process, see :func:`training_task`), at most
   ``max_running`` at a time (the others wait as ``queued``).
 * A job reports ``done``/``total``, from which :attr:`Job.rate` (items per second over the last
   ~30 s) and :attr:`Job.eta_s` follow; it ends ``done`` (with its ``result``), ``failed`` (with
   the error message) or ``cancelled`` (``"cancelled at 12/60 synapses by …"``).
 * :meth:`JobRegistry.cancel` is cooperative: the task polls :meth:`Job.cancel_requested`
-  (``extract_features(cancel=...)``, ``train(stop=...)``) and stops at its next check.
+  (``extract_features(cancel=...)``, ``train(stop=...)``, between clustering stages) and stops at its
+  next check.
 * Finished jobs stay visible to every session; only the last ``keep_finished`` are kept.
 * Every job has a unique :attr:`Job.job_id`, which extraction passes to the feature cache as the
   owner of its claims, so two jobs in one server split the work instead of both computing it.
@@ -69,6 +72,7 @@ class Job:
     unit : what ``done``/``total`` count ("synapses", "steps").
     phase : what the task is doing now ("cropping", "training"); rate and ETA restart with a new phase.
     info : task-specific live values (e.g. ``loss_curve``), replaced as a whole by :meth:`report`.
+    show_rate : False for work counted in unequal steps (clustering stages): no rate or ETA is shown.
     """
 
     key: str
@@ -77,6 +81,7 @@ class Job:
     started_by: str = ""
     unit: str = "items"
     total: int | None = None
+    show_rate: bool = True
     job_id: str = field(default_factory=lambda: f"job-{uuid.uuid4().hex[:12]}")
     submitted_at: float = field(default_factory=time.time)
     status: str = "queued"
@@ -160,7 +165,7 @@ class Job:
     def eta_s(self) -> float | None:
         """Seconds left at the current rate (None while unknown)."""
         rate = self.rate
-        if not self.active or not self.total or not rate or rate <= 0:
+        if not self.show_rate or not self.active or not self.total or not rate or rate <= 0:
             return None
         return max(0.0, (self.total - self.done) / rate)
 
@@ -169,7 +174,7 @@ class Job:
         parts = [f"{self.done} / {self.total} {self.unit}" if self.total else f"{self.done} {self.unit}"]
         if self.phase:
             parts[0] = f"{self.phase}: {parts[0]}"
-        rate, eta = self.rate, self.eta_s
+        rate, eta = (self.rate, self.eta_s) if self.show_rate else (None, None)
         if rate:
             parts.append(f"{rate:.2g}/s" if rate < 10 else f"{rate:.0f}/s")
         if eta is not None:
@@ -233,7 +238,8 @@ class JobRegistry:
         self._jobs: dict[str, Job] = {}  # key → latest job of that key
 
     def submit(self, key: str, fn: Callable[[Job], Any], *, kind: str, label: str = "", started_by: str = "",
-               total: int | None = None, unit: str = "items", rerun_done: bool = False) -> Job:
+               total: int | None = None, unit: str = "items", rerun_done: bool = False,
+               show_rate: bool = True) -> Job:
         """Start ``fn(job)`` in the background as the job ``key``, or return the job already doing it.
 
         A queued or running job of ``key`` is returned as is (the caller attaches to it; ``started_by``
@@ -248,7 +254,8 @@ class JobRegistry:
                 if started_by and started_by != job.started_by and started_by not in job.attached:
                     job.attached.append(started_by)
                 return job
-            job = Job(key=key, kind=kind, label=label or kind, started_by=started_by, unit=unit, total=total)
+            job = Job(key=key, kind=kind, label=label or kind, started_by=started_by, unit=unit, total=total,
+                      show_rate=show_rate)
             self._jobs[key] = job
             self._prune()
         threading.Thread(target=self._run, args=(job, fn), name=f"{kind} {job.job_id}", daemon=True).start()
@@ -510,3 +517,87 @@ def submit_training(dataset, settings, cache_dir, *, started_by: str = "", regis
              f"{settings.input_size}³, {settings.epochs} epochs, seed {settings.seed})")
     return registry.submit(training_key(dataset, settings), training_task(dataset, settings, cache_dir),
                            kind="training", label=label, started_by=started_by, unit="steps")
+
+
+# ------------------------------------------------------------------------------- clustering
+
+#: What a clustering job does after each stage of :func:`~synapse_core.cluster.run.run_clustering` ends.
+_NEXT_STAGE = {"preprocess": "cluster", "cluster": "projection", "projection": "diagnostics",
+               "diagnostics": "summary", "summary": None}
+
+
+def features_identity(features) -> str:
+    """Content hash of a feature table (column names, row index and values): which features a clustering ran on."""
+    import pandas as pd
+
+    rows = pd.util.hash_pandas_object(features, index=True).to_numpy()
+    return content_hash({"columns": [str(c) for c in features.columns], "rows": rows}, digest_size=10)
+
+
+def clustering_key(features, settings, cache_dir) -> str:
+    """The key of clustering ``features`` (a table, by content) with ``settings`` and the cache folder
+    ``cache_dir`` (its maps are reused): the same for every user of a server."""
+    return job_key("clustering", features=features_identity(features), settings=settings,
+                   cache=str(Path(cache_dir).resolve()))
+
+
+def clustering_stages(settings) -> list[tuple[str, str]]:
+    """(stage of ``run_clustering``, what people read) in order: preprocessing, k sweep or clustering, map, ..."""
+    sweep = settings.method in ("kmeans", "agglomerative") and settings.k == "auto"
+    stages = [("preprocess", "preprocessing"),
+              ("cluster", f"k sweep ({settings.k_range[0]}–{settings.k_range[1]})" if sweep else "clustering")]
+    if settings.projection != "none":
+        stages.append(("projection", f"map ({'UMAP' if settings.projection == 'umap' else 't-SNE'})"))
+    return stages + [("diagnostics", "diagnostics"), ("summary", "cluster summary")]
+
+
+def clustering_task(features, settings, cache_dir) -> Callable[[Job], Any]:
+    """``fn(job)`` running :func:`~synapse_core.cluster.run.run_clustering` with the page's cache folder.
+
+    Progress is by stage (``job.done`` of ``job.total`` stages, ``job.phase`` names the running one).
+    Cancel is honoured between stages: a stage that has started (e.g. the map) runs to its end first.
+    Returns the ``ClusterResult``; a map computed before (by the CLI or another user) is a cache hit.
+    """
+    stages = clustering_stages(settings)
+    names = dict(stages)
+    order = [name for name, _ in stages]
+
+    def run(job: Job):
+        from synapse_core.cluster.run import run_clustering
+
+        def phase_of(stage: str) -> str:
+            text = names[stage]
+            if stage == "projection" and settings.projection == "umap":
+                from synapse_core.cluster import warmup
+
+                if warmup.status()["state"] == "running":  # the same compile: it waits for the warm-up
+                    text += ", waiting for the compile warm-up of this server"
+            return text
+
+        def stage_done(stage: str, seconds: float) -> None:
+            nxt = _NEXT_STAGE.get(stage)
+            while nxt is not None and nxt not in names:  # a stage this run skips (no map)
+                nxt = _NEXT_STAGE.get(nxt)
+            done = order.index(stage) + 1 if stage in names else job.done
+            job.report(done, len(order), phase=phase_of(nxt) if nxt else "finishing",
+                       **{f"{stage}_s": round(float(seconds), 3)})
+            job.raise_if_cancelled()
+
+        job.report(0, len(order), phase=phase_of("preprocess"))
+        return run_clustering(features, settings, cache_dir=cache_dir, stage_done=stage_done)
+
+    return run
+
+
+def submit_clustering(features, settings, cache_dir, *, started_by: str = "", registry: JobRegistry = REGISTRY) -> Job:
+    """Start (or attach to) the clustering of ``features`` with ``settings``.
+
+    A finished job of the same features and settings is returned as is (its result is shared: the
+    clustering is deterministic for a seed); a failed or cancelled one runs again.
+    """
+    n = len(features)
+    label = (f"Clustering of {n} synapses ({settings.method}, k {settings.k}, "
+             f"map {settings.projection if settings.projection == 'none' else f'{settings.projection} {settings.dims}D'})")
+    return registry.submit(clustering_key(features, settings, cache_dir), clustering_task(features.copy(), settings, cache_dir),
+                           kind="clustering", label=label, started_by=started_by, total=len(clustering_stages(settings)),
+                           unit="stages", show_rate=False)
