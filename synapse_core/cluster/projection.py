@@ -153,7 +153,13 @@ def run_umap(Z: np.ndarray, s: ProjectionSettings, cache_dir: str | os.PathLike 
     else:
         reducer = umap.UMAP(n_jobs=_n_jobs(False), **kwargs)
     if fit_rows is None:
-        return np.asarray(reducer.fit_transform(Z), dtype=np.float32)
+        import warnings
+
+        with warnings.catch_warnings():
+            # exact neighbours come without an NNDescent index: UMAP warns that `transform` is then
+            # unavailable; this path never calls it
+            warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]", category=UserWarning)
+            return np.asarray(reducer.fit_transform(Z), dtype=np.float32)
     Y = np.empty((n, s.dims), dtype=np.float32)
     Y[fit_rows] = reducer.fit_transform(Z[fit_rows])
     rest = np.setdiff1d(np.arange(n), fit_rows, assume_unique=True)
