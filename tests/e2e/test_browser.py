@@ -2,9 +2,10 @@
 
 Starts ``streamlit run app.py`` on a free port with an empty cache (so the demo dataset is
 written on first start, as on a fresh machine), walks the four pages, runs the default demo
-pipeline (VGG3D features, k-means with automatic k, UMAP map), box-selects on the map, sees the
-selection gallery and downloads the clusters CSV. A second browser session repeats the run to
-measure the cached visit. Screenshots go to ``test-artifacts/``.
+pipeline with the page's defaults (features "auto": morphology without a checkpoint, k-means with
+automatic k, UMAP map), box-selects on the map, sees the selection gallery and downloads the
+clusters CSV. A second browser session repeats the run to measure the cached visit. Cancel and
+resume of an extraction, and jobs shared between users, are in ``test_jobs_e2e.py``. Screenshots go to ``test-artifacts/``.
 
 Needs Debian's Chromium at /usr/bin/chromium (``.ci/install_browser.sh``); skipped without it.
 
@@ -33,7 +34,7 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-#: The first run writes the demo dataset and extracts 60 synapses with the 80³ VGG3D on CPU.
+#: The first run writes the demo dataset; VGG3D extractions in test_jobs_e2e run the 80³ network on CPU.
 PIPELINE_TIMEOUT_MS = 400_000
 
 pytestmark = [
@@ -208,18 +209,9 @@ def assert_no_exception(page, log_path) -> None:
     assert n == 0, f"the page shows {n} exception(s); server log:\n{log_path.read_text()[-3000:]}"
 
 
-def run_pipeline(page, url: str, log_path, name: str, while_extracting=None, cancel_after: int = 0,
-                 features: str = "vgg3d") -> dict:
-    """Open the app, extract (``features``, other settings default) and cluster (defaults); return
-    seconds per step and counts.
-
-    VGG3D by default: without a checkpoint the page's default is morphology, which finishes before a
-    Cancel could be seen; the network's path is the one worth watching in a browser.
-
-    ``while_extracting()`` is called once the extraction's progress bar is shown. With
-    ``cancel_after``, the extraction is cancelled once that many synapses are done, the cache is
-    checked, and the extraction resumed with Run.
-    """
+def run_pipeline(page, url: str, log_path, name: str) -> dict:
+    """Open the app, extract and cluster with the pages' defaults (what a first visit does); return
+    seconds per step and the extraction's cache counts."""
     times = {}
     t0 = time.perf_counter()
     page.goto(url)
@@ -230,31 +222,9 @@ def run_pipeline(page, url: str, log_path, name: str, while_extracting=None, can
     shot(page, f"{name}_1_data")
 
     go_to(page, "Extraction")
-    if features:
-        radio = page.get_by_role("radio", name=features, exact=True)
-        if not radio.is_checked():
-            rerun(page, lambda: radio.check(force=True))
     shot(page, f"{name}_2_extraction_settings")
     t = time.perf_counter()
     page.get_by_role("button", name="Run extraction").click()
-    if while_extracting is not None:
-        expect(page.locator('[data-testid="stProgress"]').first).to_be_visible(timeout=60_000)
-        while_extracting()
-    if cancel_after:
-        page.wait_for_function(
-            "n => [...document.querySelectorAll('[data-testid=\"stProgress\"]')]"
-            ".some(e => { const m = e.textContent.match(/(\\d+) \\/ 60 synapses/); return m && +m[1] >= n; })",
-            arg=cancel_after, timeout=PIPELINE_TIMEOUT_MS,
-        )
-        page.get_by_role("button", name="Cancel").click()
-        expect(page.get_by_text("Extraction cancelled")).to_be_visible(timeout=60_000)
-        script_finished(page)
-        expect(page.get_by_text("Synapses with features")).to_have_count(0)
-        shot(page, f"{name}_3_extraction_cancelled")
-        rerun(page, lambda: page.get_by_role("button", name="Check cache").click(), timeout_ms=120_000)
-        cache_line = page.get_by_text(re.compile(r"Cache: \d+ cached, \d+ to compute")).first.text_content()
-        times["cached_after_cancel"] = int(re.search(r"(\d+) cached", cache_line).group(1))
-        page.get_by_role("button", name="Run extraction").click()
     expect(page.get_by_text("Synapses with features")).to_be_visible(timeout=PIPELINE_TIMEOUT_MS)
     script_finished(page, PIPELINE_TIMEOUT_MS)
     times["extraction"] = time.perf_counter() - t
@@ -278,24 +248,7 @@ def test_demo_pipeline_in_the_browser(server, browser, tmp_path):
     url, log_path = server
     context = browser.new_context(viewport={"width": 1500, "height": 1000}, accept_downloads=True)
     page = context.new_page()
-    other_user = {}
-
-    def another_user_opens_the_app():
-        """While this session extracts, a second user's page loads and works.
-
-        The extraction is cancelled only after this returns, so seeing it cancelled (below) shows it
-        was still running when the second user's page had loaded.
-        """
-        other = browser.new_context(viewport={"width": 1500, "height": 1000})
-        other_page = other.new_page()
-        t = time.perf_counter()
-        other_page.goto(url)
-        expect(other_page.get_by_text("Valid synapses")).to_be_visible(timeout=120_000)
-        other_user["seconds"] = time.perf_counter() - t
-        assert_no_exception(other_page, log_path)
-        other.close()
-
-    first = run_pipeline(page, url, log_path, "e2e", while_extracting=another_user_opens_the_app, cancel_after=12)
+    first = run_pipeline(page, url, log_path, "e2e")
     shot(page, "e2e_4_clustering")
     k_shown = int(metric_value(page, "Clusters"))
 
@@ -364,20 +317,14 @@ def test_demo_pipeline_in_the_browser(server, browser, tmp_path):
     check_run_configuration_round_trip(page, log_path, tmp_path)
     context.close()
 
-    lines = ["", f"Second user's Data page during the first extraction: {other_user['seconds']:.1f} s",
-             f"First visit, extraction cancelled then resumed: from cache / computed = {first['cache_counts']}",
+    lines = ["", f"First visit: from cache / computed = {first['cache_counts']}",
              f"Cached visit: from cache / computed = {second['cache_counts']}",
              "Dashboard timings (s)   first visit   cached visit"]
     for step in ("open", "extraction", "clustering", "total"):
         lines.append(f"  {step:<20} {first[step]:>11.1f}   {second[step]:>12.1f}")
     print("\n".join(lines))
     (ARTIFACTS / "e2e_timings.txt").write_text("\n".join(lines) + "\n")
-    # Cancelled after ≥ 12 synapses were done, then resumed: what the cache held came from it. The
-    # cancelled run stops at its next progress call, so a batch already in the network may still be
-    # stored after the cache check: the resumed run takes at least what the check counted.
-    n_checked = first["cached_after_cancel"]
-    n_cached, n_computed = (int(v) for v in first["cache_counts"].split(" / "))
-    assert n_checked >= 12 and n_cached >= n_checked and n_cached + n_computed == 60
+    assert first["cache_counts"] == "0 / 60"
     assert second["cache_counts"] == "60 / 0"
 
 
@@ -392,7 +339,7 @@ def check_run_configuration_round_trip(page, log_path, tmp_path) -> None:
     download.value.save_as(saved)
     config = run_config.loads(saved.read_text())
     assert config.data.root == "demo" and config.data.bboxes == ("bbox1", "bbox2", "bbox3", "bbox4")
-    assert config.extraction["features"] == "vgg3d" and config.extraction["crop"]["segmentation_type"] == 10
+    assert config.extraction["features"] == "auto" and config.extraction["crop"]["segmentation_type"] == 10
     assert config.clustering["method"] == "kmeans"
 
     changed = tmp_path / "changed.json"
