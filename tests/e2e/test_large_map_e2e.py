@@ -49,6 +49,13 @@ pytestmark = [
 ]
 N_SYNAPSES = 1_000_000
 MAP = ".st-key-cluster_map .js-plotly-plot"
+#: Page pixels of the first point of the first point trace.
+FIRST_POINT = """() => {
+    const gd = document.querySelector('.st-key-cluster_map .js-plotly-plot');
+    const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+    const r = gd.querySelector('.nsewdrag').getBoundingClientRect(), t = gd._fullData[1];
+    return [r.x + xa.c2p(t.x[0]), r.y + ya.c2p(t.y[0])];
+}"""
 
 
 def large_result(n: int = N_SYNAPSES, seed: int = 0):
@@ -151,8 +158,9 @@ def test_the_clustering_page_opens_a_million_synapse_result_and_draws_its_map(se
         drag.scroll_into_view_if_needed()
         settled(drag)
         box = drag.bounding_box()
-        start = (box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
-        end = (box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.6)
+        # a small box (60 px) around the first drawn point of the first cluster (trace 0 is the density)
+        x, y = page.evaluate(FIRST_POINT)
+        start, end = (x - 30, y - 30), (x + 30, y + 30)
         # in map units before the drag (the rerun redraws the map: its legend, so its plot area, changes)
         outer = map_box_in_data_units(page, box, ((start[0] - 2, start[1] - 2), (end[0] + 2, end[1] + 2)))
 
