@@ -14,11 +14,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: A fresh process: start the background warm-up twice, wait for it, print its status and the cache's files.
 SCRIPT = """
-import json, sys, threading
+import json, sys
 from synapse_core.cluster import warmup
 started = [warmup.start_in_background(sys.argv[1]), warmup.start_in_background(sys.argv[1])]
-next(t for t in threading.enumerate() if t.name == "umap-warmup").join(600)
-print(json.dumps({"started": started, "status": warmup.status()}))
+print(json.dumps({"started": started, "status": warmup.wait(600)}))
 """
 
 

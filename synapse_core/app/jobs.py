@@ -556,6 +556,8 @@ def clustering_task(features, settings, cache_dir) -> Callable[[Job], Any]:
 
     Progress is by stage (``job.done`` of ``job.total`` stages, ``job.phase`` names the running one).
     Cancel is honoured between stages: a stage that has started (e.g. the map) runs to its end first.
+    A UMAP map waits for the server's compile warm-up (:func:`synapse_core.cluster.warmup.wait`) if it
+    is still running, instead of compiling the same code a second time.
     Returns the ``ClusterResult``; a map computed before (by the CLI or another user) is a cache hit.
     """
     stages = clustering_stages(settings)
@@ -563,27 +565,25 @@ def clustering_task(features, settings, cache_dir) -> Callable[[Job], Any]:
     order = [name for name, _ in stages]
 
     def run(job: Job):
+        from synapse_core.cluster import warmup
         from synapse_core.cluster.run import run_clustering
-
-        def phase_of(stage: str) -> str:
-            text = names[stage]
-            if stage == "projection" and settings.projection == "umap":
-                from synapse_core.cluster import warmup
-
-                if warmup.status()["state"] == "running":  # the same compile: it waits for the warm-up
-                    text += ", waiting for the compile warm-up of this server"
-            return text
 
         def stage_done(stage: str, seconds: float) -> None:
             nxt = _NEXT_STAGE.get(stage)
             while nxt is not None and nxt not in names:  # a stage this run skips (no map)
                 nxt = _NEXT_STAGE.get(nxt)
             done = order.index(stage) + 1 if stage in names else job.done
-            job.report(done, len(order), phase=phase_of(nxt) if nxt else "finishing",
-                       **{f"{stage}_s": round(float(seconds), 3)})
+            info = {f"{stage}_s": round(float(seconds), 3)}
+            if nxt == "projection" and settings.projection == "umap" and warmup.status()["state"] == "running":
+                # The server's compile warm-up is making the same code: wait for it, then load it from disk.
+                job.report(done, len(order), phase=f"{names[nxt]}, waiting for the compile warm-up of this server",
+                           **info)
+                warmup.wait(cancelled=job.cancel_requested)
+                job.raise_if_cancelled()
+            job.report(done, len(order), phase=names[nxt] if nxt else "finishing", **info)
             job.raise_if_cancelled()
 
-        job.report(0, len(order), phase=phase_of("preprocess"))
+        job.report(0, len(order), phase=names["preprocess"])
         return run_clustering(features, settings, cache_dir=cache_dir, stage_done=stage_done)
 
     return run
