@@ -75,7 +75,6 @@ def write_crop(crop, out: Path, overlays=(), fps=10.0, scale=2, image="blended")
 def run(args) -> int:
     from synapse_core.crops.build import Discarded, crop_synapse
     from synapse_core.data.dataset import open_dataset
-    from synapse_core.viz.render import check_overlays
 
     if args.synapse:
         bbox, var1 = parse_synapse(args.synapse)
@@ -86,7 +85,11 @@ def run(args) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in OUTPUT_SUFFIXES:
         raise ValueError(f"--out {out}: unknown suffix {out.suffix!r}; use one of {', '.join(OUTPUT_SUFFIXES)}")
-    overlays = check_overlays(args.overlays or ())
+    overlays = ()
+    if args.overlays:  # the picture module (PIL) only when overlays are drawn
+        from synapse_core.viz.render import check_overlays
+
+        overlays = check_overlays(args.overlays)
     settings = crop_settings_from_args(args)
     ds = open_dataset(args.data, cache_dir=args.cache_dir)
     if bbox not in ds.bboxes:
