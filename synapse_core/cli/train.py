@@ -41,7 +41,7 @@ def add_arguments(p) -> None:
     p.add_argument("--out", required=True, help="checkpoint to write, e.g. model.pt (state of an unfinished run: "
                                                 "<out>.partial)")
     p.add_argument("--preset", choices=("auto", *PRESETS), default="auto",
-                   help="small: fmaps 8, 32³ input, minutes on a CPU; full: fmaps 24, 80³ input (the original "
+                   help="small: fmaps 8, 16³ input, minutes on a CPU; full: fmaps 24, 80³ input (the original "
                         "network), for a GPU; auto: full with CUDA, else small. Flags below override it; the "
                         "defaults shown are the small preset's (default: %(default)s)")
     p.add_argument("--init", default=None, metavar="CHECKPOINT",

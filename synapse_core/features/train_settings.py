@@ -3,15 +3,17 @@
 Imports no torch (the CLI builds ``train --help`` from this module). Every setting is declared
 once, with its type, range and help; :data:`PRESETS` name two starting points:
 
-* ``small`` (default without CUDA): ``fmaps=8``, crops area-averaged from 80³ to 32³ (2.5× coarser
-  voxels), 60 epochs of batch 16: a few minutes for ~60 synapses on 2 CPU cores.
+* ``small`` (default without CUDA): ``fmaps=8``, crops area-averaged from 80³ to 16³ (5× coarser
+  voxels: 40 nm for 8 nm data), 30 epochs of batch 16, every view also freely rotated (about the
+  cleft normal for canonical crops): about 4 CPU minutes for 300 synapses (measured 257 CPU s
+  including the crops; 32³ costs ~8× per epoch; see docs/training.md).
 * ``full`` (default with CUDA): the original network (``fmaps=24``, 80³ input), 100 epochs of batch 32.
 
 Example
 -------
 >>> s = preset_settings("small", epochs=5)
 >>> s.fmaps, s.input_size, s.epochs, s.method
-(8, 32, 5, 'vicreg')
+(8, 16, 5, 'vicreg')
 >>> TrainSettings(input_size=30)
 Traceback (most recent call last):
 ...
@@ -54,9 +56,9 @@ class TrainSettings:
     method: Method = Field("vicreg", description="objective: vicreg (variance-invariance-covariance, no negatives, "
                                                  "works with small batches) or simclr (NT-Xent, contrastive)")
     fmaps: int = Field(8, ge=1, description="first-stage feature maps of VGG3D (24 = the original network)")
-    input_size: int = Field(32, ge=16, description="network input edge in voxels: each crop is area-averaged "
+    input_size: int = Field(16, ge=16, description="network input edge in voxels: each crop is area-averaged "
                                                    "from crop.size to it (multiple of 16: 4 max-pools of 2)")
-    epochs: int = Field(60, ge=1, description="passes over all synapses")
+    epochs: int = Field(30, ge=1, description="passes over all synapses")
     batch_size: int = Field(16, ge=2, description="synapses per step (two views each)")
     learning_rate: float = Field(1e-3, gt=0, le=1, description="peak AdamW learning rate (after warm-up; cosine "
                                                                "decay to 1 % of it)")
@@ -79,8 +81,9 @@ class TrainSettings:
                                                    "voxel size (unknown → anisotropic)")
     rotation_probability: float = Field(0.0, ge=0, le=1, description="probability that a view is also rotated by "
                                                                      "a random angle: any 3D rotation (isotropic) "
-                                                                     "or any angle in the y-x plane (anisotropic); "
-                                                                     "trilinear, edges replicated")
+                                                                     "or any angle in the y-x plane (anisotropic; "
+                                                                     "canonical: about the cleft normal); "
+                                                                     "trilinear, edges replicated (small preset: 1)")
     translate: float = Field(0.1, ge=0, le=0.5, description="largest random shift of a view, as a fraction of "
                                                             "the input edge")
     brightness: float = Field(0.1, ge=0, le=1, description="largest additive intensity change (intensities in [0, 1])")
@@ -119,7 +122,8 @@ class TrainSettings:
 
 #: Named starting points; any field can still be set on top (``preset_settings("small", epochs=10)``).
 PRESETS: dict[str, dict] = {
-    "small": {"fmaps": 8, "input_size": 32, "epochs": 60, "batch_size": 16, "learning_rate": 1e-3},
+    "small": {"fmaps": 8, "input_size": 16, "epochs": 30, "batch_size": 16, "learning_rate": 1e-3,
+              "rotation_probability": 1.0},
     "full": {"fmaps": 24, "input_size": 80, "epochs": 100, "batch_size": 32, "learning_rate": 5e-4},
 }
 
