@@ -3,6 +3,12 @@
 Usage::
 
     python benchmarks/first_visit.py            # demo dataset (60 synapses), morphology features
+    python benchmarks/first_visit.py --browser  # the same first visit, and a second one, in a real browser
+
+``--browser`` starts a real dashboard server (empty cache, demo data) and drives headless Chromium
+as a lab user would: open the app, extraction (morphology) on the Extraction page, Run clustering
+on the Clustering page until the map is drawn; then a second visit (new browser context, same
+server: everything cached). It prints seconds per step of both visits.
 
 Every step runs in a fresh Python process with its own empty cache folder (no ``NUMBA_CACHE_DIR``
 from outside), as a first visit of a new server does:
@@ -23,8 +29,10 @@ is printed too; the extraction's CPU is spent in its worker processes and not sh
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -146,5 +154,98 @@ def main() -> None:
     print(f"(k = {cold['k']} in every clustering; map = seeded 2-D UMAP of the page's defaults)")
 
 
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TIMEOUT_MS = 600_000
+
+
+def _visit(browser, url: str) -> dict:
+    """One visit: open the app, extract, cluster until the map is drawn; seconds per step."""
+    from playwright.sync_api import expect
+
+    def idle(page):  # the script run that drew what we waited for is over
+        expect(page.locator('[data-testid="stApp"]')).to_have_attribute("data-test-script-state", "notRunning",
+                                                                        timeout=TIMEOUT_MS)
+
+    context = browser.new_context(viewport={"width": 1500, "height": 1000})
+    page = context.new_page()
+    times = {}
+    t0 = t = time.perf_counter()
+    page.goto(f"{url}/extraction?x_features=morphology")
+    expect(page.get_by_role("button", name="Run extraction")).to_be_enabled(timeout=TIMEOUT_MS)
+    idle(page)
+    times["open (Extraction page)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    page.get_by_role("button", name="Run extraction").click()
+    expect(page.get_by_text("Synapses with features")).to_be_visible(timeout=TIMEOUT_MS)
+    idle(page)
+    times["extraction"] = time.perf_counter() - t
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Clustering", exact=True).click()
+    expect(page.get_by_role("button", name="Run clustering")).to_be_enabled(timeout=TIMEOUT_MS)
+    idle(page)
+    t = time.perf_counter()
+    page.get_by_role("button", name="Run clustering").click()
+    expect(page.locator(".st-key-cluster_map .js-plotly-plot")).to_be_visible(timeout=TIMEOUT_MS)
+    idle(page)
+    times["clustering (map drawn)"] = time.perf_counter() - t
+    times["total"] = time.perf_counter() - t0
+    context.close()
+    return times
+
+
+def browser_visits(warmup: bool = True) -> None:
+    """First and second visit of a fresh server in headless Chromium; one table."""
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="first-visit-browser-") as cache, \
+            open(os.path.join(cache, "server.log"), "w") as log:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SYNAPSE_") and k != "NUMBA_CACHE_DIR"}
+        env.update(SYNAPSE_CACHE_DIR=cache, SYNAPSE_WARMUP="1" if warmup else "0")
+        t_server = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                                 "--server.port", str(port), "--server.address", "127.0.0.1"],
+                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            import urllib.request
+
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                        break
+                except OSError:
+                    if proc.poll() is not None:
+                        raise SystemExit("the server exited; see its log") from None
+                    time.sleep(0.3)
+            started = time.perf_counter() - t_server
+            load0 = os.getloadavg()
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                first = _visit(browser, url)
+                second = _visit(browser, url)
+                browser.close()
+            load1 = os.getloadavg()
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    print(f"Dashboard in headless Chromium, demo data, empty cache, compile warm-up {'on' if warmup else 'off'}; "
+          f"server up in {started:.1f} s; load average {load0[0]:.1f} at start, {load1[0]:.1f} at the end "
+          f"({os.cpu_count()} CPUs)")
+    print(f"{'step (s)':<28} {'first visit':>12} {'second visit':>13}")
+    for step in first:
+        print(f"{step:<28} {first[step]:>12.1f} {second[step]:>13.1f}")
+
+
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--browser", action="store_true", help="first and second visit in headless Chromium")
+    parser.add_argument("--no-warmup", action="store_true", help="with --browser: the server without the warm-up")
+    args = parser.parse_args()
+    if args.browser:
+        browser_visits(warmup=not args.no_warmup)
+    else:
+        main()

@@ -18,6 +18,7 @@ def configure(monkeypatch, demo_root: Path, cache: Path) -> None:
     monkeypatch.setenv("SYNAPSE_CACHE_DIR", str(cache))
     monkeypatch.delenv("SYNAPSE_DATA_ROOTS_FILE", raising=False)
     monkeypatch.delenv("SYNAPSE_CHECKPOINT_DIR", raising=False)
+    monkeypatch.setenv("SYNAPSE_WARMUP", "0")  # no compile warm-up process per test session (a server's job)
 
 
 def open_page(page: str | None = None, state: dict | None = None, query: dict | None = None) -> AppTest:

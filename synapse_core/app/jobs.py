@@ -598,6 +598,6 @@ def submit_clustering(features, settings, cache_dir, *, started_by: str = "", re
     n = len(features)
     label = (f"Clustering of {n} synapses ({settings.method}, k {settings.k}, "
              f"map {settings.projection if settings.projection == 'none' else f'{settings.projection} {settings.dims}D'})")
-    return registry.submit(clustering_key(features, settings, cache_dir), clustering_task(features.copy(), settings, cache_dir),
+    return registry.submit(clustering_key(features, settings, cache_dir), clustering_task(features, settings, cache_dir),
                            kind="clustering", label=label, started_by=started_by, total=len(clustering_stages(settings)),
                            unit="stages", show_rate=False)
