@@ -37,7 +37,7 @@ st.caption(f"{len(ds.synapses)} synapses; crops as on the Extraction page: segme
 
 c1, c2, c3, c4 = st.columns(4)
 preset = c1.selectbox("Preset", list(PRESETS), key="t_preset",
-                      help="small: fmaps 8, crops averaged to 32³ (minutes on a CPU); full: the original network "
+                      help="small: fmaps 8, crops averaged to 16³ (minutes on a CPU); full: the original network "
                            "(fmaps 24, 80³; needs a GPU)")
 epochs = c2.number_input("Epochs", min_value=1, max_value=1000, value=int(PRESETS[preset]["epochs"]), step=1,
                          key=f"t_epochs_{preset}", help="passes over all synapses")
