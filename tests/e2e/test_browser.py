@@ -52,13 +52,19 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A real dashboard server with an empty cache and no configured data roots (demo mode)."""
+def server(tmp_path_factory, request):
+    """A real dashboard server with an empty cache and no configured data roots (demo mode).
+
+    A test module that never clusters sets ``WARMUP = False`` to spare the CPU of the server's
+    UMAP compile warm-up.
+    """
     cache = tmp_path_factory.mktemp("e2e-cache")
     log_path = cache / "server.log"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNAPSE_")}
     env["SYNAPSE_CACHE_DIR"] = str(cache)
+    if not getattr(request.module, "WARMUP", True):
+        env["SYNAPSE_WARMUP"] = "0"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",

@@ -33,6 +33,8 @@ from test_browser import (  # noqa: F401 - server and browser are fixtures used 
 )
 
 pytestmark = pytest.mark.timeout(900)
+#: These tests never cluster: the server skips its UMAP compile warm-up.
+WARMUP = False
 
 #: Synapses done in the main area's progress bar, or null while none is shown.
 DONE_IN_PROGRESS_BAR = """() => {
