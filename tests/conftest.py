@@ -13,6 +13,8 @@ here), ``shared_data``. ``python -m pytest -m "not slow and not e2e"`` is the fa
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,13 @@ MEDULLA_H5 = SHARED_DATA / "flyem-medulla-fib25" / "training_sample2.h5"
 MEDULLA_SITES_CSV = SHARED_DATA / "flyem-medulla-fib25" / "contact_sites.csv"
 MEDULLA_SITES_XLSX = SHARED_DATA / "flyem-medulla-fib25" / "contact_sites.xlsx"
 _SHARED_FILES = (MEDULLA_H5, MEDULLA_SITES_CSV, MEDULLA_SITES_XLSX)
+
+
+def pytest_configure(config):
+    """One numba disk cache for the whole run: this process, the dashboard servers and the CLI
+    processes it starts inherit ``NUMBA_CACHE_DIR``, so UMAP's code is compiled once per run, not once
+    per process (a user's own ``NUMBA_CACHE_DIR`` is kept; tests of a cold cache remove it)."""
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(tempfile.gettempdir()) / f"synapse-tests-numba-{os.getuid()}"))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -198,6 +198,8 @@ def test_training_page_offers_the_presets_and_starts_with_nothing_trained(demo_a
 
     at = open_page("app_pages/training.py")
     assert at.selectbox(key="t_preset").options == ["small", "full"]
-    assert at.number_input(key="t_epochs_small").value == 60
+    from synapse_core.features.train_settings import PRESETS
+
+    assert at.number_input(key="t_epochs_small").value == PRESETS["small"]["epochs"] == 30
     assert not at.button(key="t_start").disabled and at.button(key="t_cancel").disabled
     assert any("None yet" in c.value for c in at.caption)

@@ -15,6 +15,7 @@ script-run state on the app root) or polls a condition with a deadline.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -60,11 +61,22 @@ def server(tmp_path_factory, request):
     """
     cache = tmp_path_factory.mktemp("e2e-cache")
     log_path = cache / "server.log"
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNAPSE_")}
-    env["SYNAPSE_CACHE_DIR"] = str(cache)
+    env = {"SYNAPSE_CACHE_DIR": str(cache)}
     if not getattr(request.module, "WARMUP", True):
         env["SYNAPSE_WARMUP"] = "0"
+    with dashboard_server(log_path, env) as (url, wait_until_up):
+        wait_until_up()
+        yield url, log_path
+
+
+@contextlib.contextmanager
+def dashboard_server(log_path: Path, env_updates: dict):
+    """``streamlit run app.py`` on a free local port, its output in ``log_path``; yields
+    ``(url, wait_until_up)``: call ``wait_until_up()`` (after any work done while it starts) before
+    the first request. The server sees none of our SYNAPSE_* variables, only ``env_updates``, and is
+    stopped on exit."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNAPSE_")} | env_updates
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
@@ -72,13 +84,14 @@ def server(tmp_path_factory, request):
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
-    try:
+
+    def wait_until_up() -> None:
         deadline = time.monotonic() + 60
         while True:
             try:
                 with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
                     if r.status == 200:
-                        break
+                        return
             except OSError:
                 pass
             if time.monotonic() > deadline:
@@ -88,7 +101,9 @@ def server(tmp_path_factory, request):
             except subprocess.TimeoutExpired:
                 continue
             raise RuntimeError(f"server exited with code {proc.returncode}:\n{log_path.read_text()}")
-        yield url, log_path
+
+    try:
+        yield url, wait_until_up
     finally:
         proc.terminate()
         try:

@@ -15,12 +15,8 @@ box-selects and reads the selected synapse ids back from the downloaded selectio
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
-import urllib.request
 
 import numpy as np
 import pandas as pd
@@ -29,10 +25,9 @@ from test_browser import (
     ARTIFACTS,
     CHROMIUM,
     CHROMIUM_ARGS,
-    REPO,
     assert_no_exception,
+    dashboard_server,
     expect,
-    free_port,
     map_box_in_data_units,
     rerun,
     script_finished,
@@ -101,40 +96,13 @@ def server(tmp_path):
     cache, data = tmp_path / "cache", tmp_path / "data"
     data.mkdir()
     log_path = tmp_path / "server.log"
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNAPSE_")}
-    env.update(SYNAPSE_CACHE_DIR=str(cache), SYNAPSE_DATA_ROOTS=f"empty={data}", SYNAPSE_WARMUP="0")
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1", "--client.showErrorDetails", "full"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
+    env = {"SYNAPSE_CACHE_DIR": str(cache), "SYNAPSE_DATA_ROOTS": f"empty={data}", "SYNAPSE_WARMUP": "0"}
+    with dashboard_server(log_path, env) as (url, wait_until_up):
         t = time.perf_counter()  # built while the server starts
         key = save_result(large_result(), cache)
         written = time.perf_counter() - t
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with code {proc.returncode}:\n{log_path.read_text()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start within 60 s:\n{log_path.read_text()}")
-            time.sleep(0.2)
+        wait_until_up()
         yield url, log_path, key, written
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_the_clustering_page_opens_a_million_synapse_result_and_draws_its_map(server, tmp_path):
