@@ -18,6 +18,8 @@ import numpy as np
 
 #: Rows placed per batch (bounded memory: the neighbour lists of one batch).
 PLACE_BATCH = 100_000
+#: Below this many fitted rows UMAP uses exact neighbours (umap-learn's small-data rule), and so do we.
+EXACT_QUERY_ROWS = 4096
 
 
 def neighbour_weights(distances: np.ndarray, n_neighbors: int) -> np.ndarray:
@@ -73,10 +75,22 @@ def place_by_neighbours(query, Y_fit: np.ndarray, Z_rest: np.ndarray, n_neighbor
 def umap_neighbour_query(reducer, Z_fit: np.ndarray, seed: int = 0):
     """``query(Z_part, k)`` of the nearest rows of ``Z_fit`` (the rows ``reducer`` was fitted on).
 
-    Uses the fitted UMAP's own nearest-neighbour-descent index (the one its ``transform`` searches);
-    a UMAP without one (fitted on a precomputed graph) gets a new seeded ``pynndescent`` index.
+    Uses the fitted UMAP's own nearest-neighbour-descent index (the one its ``transform`` searches).
+    A UMAP without one was fitted on exact neighbours: below ``EXACT_QUERY_ROWS`` fitted rows (UMAP's
+    own limit for exact neighbours) the query is exact too (scikit-learn, no compilation); above it
+    a new seeded ``pynndescent`` index is built.
     """
     index = getattr(reducer, "_knn_search_index", None)
+    if index is None and len(Z_fit) < EXACT_QUERY_ROWS and isinstance(reducer.metric, str):
+        from sklearn.neighbors import NearestNeighbors
+
+        exact = NearestNeighbors(metric=reducer.metric).fit(np.asarray(Z_fit, dtype=np.float32))
+
+        def exact_query(part, k):
+            dist, ind = exact.kneighbors(np.asarray(part, dtype=np.float32), n_neighbors=min(k, len(Z_fit)))
+            return ind, dist
+
+        return exact_query
     if index is None:
         from pynndescent import NNDescent
 
