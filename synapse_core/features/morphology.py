@@ -52,7 +52,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage
 
 PREFIX = "morph_"
 STRUCTURES = ("pre", "post", "cleft", "vesicle_cloud", "mitochondria")
@@ -126,6 +125,30 @@ def valid_mask_from_box(shape, valid_box_zyx) -> np.ndarray:
     return valid
 
 
+# ---------------------------------------------------------------------------------------- boxes
+#
+# Every structure is measured inside its bounding box (a synapse's cleft or mitochondrion fills a
+# few % of the crop): a box view holds the same voxels in the same C order as the whole mask, and
+# indices are shifted back to crop voxels before any arithmetic, so every value is the one the
+# whole-crop computation gives (``tests/test_morphology_reference.py``).
+
+
+def _bounding_box(mask: np.ndarray) -> tuple[slice, slice, slice]:
+    """Slices (z, y, x) of the smallest box holding every True voxel of a non-empty 3-D ``mask``."""
+    planes = np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1))
+    z0, z1 = int(planes[0]), int(planes[-1]) + 1
+    footprint = mask[z0:z1].any(axis=0)
+    rows = np.flatnonzero(footprint.any(axis=1))
+    cols = np.flatnonzero(footprint.any(axis=0))
+    return slice(z0, z1), slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
+
+
+def _boxed(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``mask``'s bounding-box view and the box's start (z, y, x) in crop voxels (int64)."""
+    box = _bounding_box(mask)
+    return mask[box], np.array([sl.start for sl in box], dtype=np.int64)
+
+
 # ---------------------------------------------------------------------------------------- the cleft
 
 
@@ -136,16 +159,21 @@ def _fit_plane(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return centroid, vt[-1]
 
 
-def _axis_area(mask: np.ndarray, spacing: np.ndarray, axis: int, centroid: np.ndarray, normal: np.ndarray):
-    """Mid-surface area of a sheet seen along voxel ``axis``; also the mid-surface points (nm, z, y, x)."""
-    m = np.moveaxis(mask, axis, 0)
+def _axis_area(sub: np.ndarray, start: np.ndarray, spacing: np.ndarray, axis: int, centroid: np.ndarray,
+               normal: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mid-surface area of a sheet seen along voxel ``axis``; also the mid-surface points (nm, z, y, x).
+
+    ``sub`` is the sheet's bounding box, starting at voxel ``start`` of the crop.
+    """
+    m = np.moveaxis(sub, axis, 0)
     others = [i for i in range(3) if i != axis]
     sa, sb, sc = spacing[axis], spacing[others[0]], spacing[others[1]]
     count = m.sum(axis=0)
     occupied = count > 0
-    ib, ic = np.nonzero(occupied)
-    first = np.argmax(m, axis=0)[ib, ic]
-    last = m.shape[0] - 1 - np.argmax(m[::-1], axis=0)[ib, ic]
+    jb, jc = np.nonzero(occupied)  # box indices
+    first = np.argmax(m, axis=0)[jb, jc] + start[axis]
+    last = m.shape[0] - 1 - np.argmax(m[::-1], axis=0)[jb, jc] + start[axis]
+    ib, ic = jb + start[others[0]], jc + start[others[1]]  # crop indices
     b, c = ib * sb, ic * sc
     # Plane: centroid·n = a n_a + b n_b + c n_c  →  a = (centroid·n − b n_b − c n_c) / n_a
     na, nb, nc = normal[axis], normal[others[0]], normal[others[1]]
@@ -156,16 +184,16 @@ def _axis_area(mask: np.ndarray, spacing: np.ndarray, axis: int, centroid: np.nd
     bc0 = np.array([b.mean(), c.mean()])
     db, dc = b - bc0[0], c - bc0[1]
     design = np.stack([np.ones_like(db), db * db, db * dc, dc * dc], axis=1)
-    w = count[ib, ic].astype(np.float64)
+    w = count[jb, jc].astype(np.float64)
     coef = np.zeros(4)
     if len(b) >= 12:
         coef, *_ = np.linalg.lstsq(design * w[:, None], (mid - plane) * w, rcond=None)
     surface = plane + design @ coef
-    # Hit: the voxel holding the mid-surface point is part of the sheet.
-    ia = np.rint(surface / sa).astype(np.int64)
-    inside = (ia >= 0) & (ia < m.shape[0])
-    hit = np.zeros(len(ia), dtype=bool)
-    hit[inside] = m[ia[inside], ib[inside], ic[inside]]
+    # Hit: the voxel holding the mid-surface point is part of the sheet (never outside its box).
+    ja = np.rint(surface / sa).astype(np.int64) - start[axis]
+    inside = (ja >= 0) & (ja < m.shape[0])
+    hit = np.zeros(len(ja), dtype=bool)
+    hit[inside] = m[ja[inside], jb[inside], jc[inside]]
     # Area of the surface over each hit cell: cell area × sqrt(1 + |gradient|²).
     g_b = -nb / na + 2 * coef[1] * db + coef[2] * dc
     g_c = -nc / na + coef[2] * db + 2 * coef[3] * dc
@@ -175,11 +203,13 @@ def _axis_area(mask: np.ndarray, spacing: np.ndarray, axis: int, centroid: np.nd
     pts[:, axis] = surface[hit]
     pts[:, others[0]] = b[hit]
     pts[:, others[1]] = c[hit]
-    return area, pts, occupied, hit, (ib, ic)
+    return area, pts
 
 
 def _closed_area(mask: np.ndarray, spacing: np.ndarray, axis: int, normal: np.ndarray) -> float:
     """Fallback for an under-resolved sheet: occupied columns, one-cell holes closed, over |n_a|."""
+    from scipy import ndimage
+
     occupied = mask.any(axis=axis)
     closed = ndimage.binary_closing(np.pad(occupied, 1), structure=np.ones((3, 3), bool))[1:-1, 1:-1] | occupied
     others = [i for i in range(3) if i != axis]
@@ -204,11 +234,17 @@ def cleft_geometry(mask: np.ndarray, spacing_zyx) -> tuple[float, np.ndarray]:
 
     See the module docstring for the method.
     """
+    mask = np.asarray(mask, dtype=bool)
     spacing = np.asarray(spacing_zyx, dtype=np.float64)
-    idx = np.argwhere(mask)
-    n = len(idx)
-    if n == 0:
+    if not mask.any():
         return 0.0, np.empty((0, 3))
+    return _cleft_geometry_boxed(*_boxed(mask), spacing)
+
+
+def _cleft_geometry_boxed(sub: np.ndarray, start: np.ndarray, spacing: np.ndarray) -> tuple[float, np.ndarray]:
+    """:func:`cleft_geometry` of a non-empty sheet given as its bounding box ``sub`` starting at ``start``."""
+    idx = np.argwhere(sub) + start
+    n = len(idx)
     pts = idx * spacing
     if n < 4:
         return float(n * np.prod(spacing) / spacing.max()), pts
@@ -217,13 +253,13 @@ def cleft_geometry(mask: np.ndarray, spacing_zyx) -> tuple[float, np.ndarray]:
     order = np.argsort(-np.abs(normal))
     candidates = [a for a in order if abs(normal[a]) >= 0.2] or [order[0]]
     for a in candidates:
-        area, surface, *_ = _axis_area(mask, spacing, a, centroid, normal)
+        area, surface = _axis_area(sub, start, spacing, a, centroid, normal)
         if area > 0 and spacing[a] * abs(normal[a]) <= 1.05 * volume / area:
             return area, surface
     # Under-resolved in every usable axis: the least under-resolved axis, holes closed.
     a = min(candidates, key=lambda k: spacing[k] * abs(normal[k]))
-    _, surface, *_ = _axis_area(mask, spacing, a, centroid, normal)
-    return _closed_area(mask, spacing, a, normal), surface
+    _, surface = _axis_area(sub, start, spacing, a, centroid, normal)
+    return _closed_area(sub, spacing, a, normal), surface
 
 
 def sheet_area(mask: np.ndarray, spacing_zyx) -> float:
@@ -250,12 +286,15 @@ def _nearest(points_a: np.ndarray, points_b: np.ndarray) -> tuple[float, np.ndar
     return float(dist[i]), points_a[i], points_b[j[i]]
 
 
-def _surface_points(mask: np.ndarray, spacing: np.ndarray) -> np.ndarray:
-    """Centres (z, y, x, spacing units) of the voxels of ``mask`` with a 6-neighbour outside it."""
-    box = ndimage.find_objects(mask.astype(np.uint8))[0]
-    sub = np.pad(mask[box], 1)
-    surface = (sub & ~ndimage.binary_erosion(sub))[1:-1, 1:-1, 1:-1]
-    return (np.argwhere(surface) + [sl.start for sl in box]) * spacing
+def _surface_points(sub: np.ndarray, start: np.ndarray, spacing: np.ndarray) -> np.ndarray:
+    """Centres (z, y, x, spacing units) of the voxels of a mask with a 6-neighbour outside it.
+
+    ``sub`` is the mask's bounding box, starting at voxel ``start`` of the crop.
+    """
+    p = np.pad(sub, 1)
+    inner = (p[1:-1, 1:-1, 1:-1] & p[:-2, 1:-1, 1:-1] & p[2:, 1:-1, 1:-1] & p[1:-1, :-2, 1:-1]
+             & p[1:-1, 2:, 1:-1] & p[1:-1, 1:-1, :-2] & p[1:-1, 1:-1, 2:])  # the 6-neighbour erosion
+    return (np.argwhere(sub & ~inner) + start) * spacing
 
 
 def surface_to_points_distance(mask: np.ndarray, points: np.ndarray, spacing_zyx) -> float:
@@ -267,17 +306,30 @@ def surface_to_points_distance(mask: np.ndarray, points: np.ndarray, spacing_zyx
     it in the fine axes. A flat face parallel to a coarse axis's sections can read up to one voxel far.
     NaN when either is empty.
     """
+    mask = np.asarray(mask, dtype=bool)
     spacing = np.asarray(spacing_zyx, dtype=np.float64)
     if not mask.any() or len(points) == 0:
         return math.nan
-    return _nearest(_surface_points(mask, spacing), np.asarray(points, dtype=np.float64))[0]
+    return _nearest(_surface_points(*_boxed(mask), spacing), np.asarray(points, dtype=np.float64))[0]
 
 
 # ---------------------------------------------------------------------------------------- features
 
 
-def _mean(values: np.ndarray, mask: np.ndarray) -> float:
-    return float(values[mask].mean()) if mask.any() else math.nan
+def _mean_std(values: np.ndarray) -> tuple[float, float]:
+    """``(values.mean(), values.std())`` of a contiguous 1-D array, summing it once for both.
+
+    Float arrays take numpy's own steps (pairwise sum in the array's precision, mean, squared
+    deviations, pairwise sum), so both are the numbers ``values.mean()`` and ``values.std()`` give.
+    """
+    if values.dtype not in (np.float32, np.float64):
+        return float(values.mean()), float(values.std())
+    n = values.size
+    mean = values.dtype.type(np.add.reduce(values) / n)
+    dev = np.subtract(values, mean)
+    np.multiply(dev, dev, out=dev)
+    var = values.dtype.type(np.add.reduce(dev) / n)
+    return float(mean), float(np.sqrt(var))
 
 
 def morphology_features(structures: dict, raw: np.ndarray, voxel_size_nm=None, valid=None) -> dict[str, float]:
@@ -310,36 +362,60 @@ def morphology_features(structures: dict, raw: np.ndarray, voxel_size_nm=None, v
     if spacing.shape != (3,) or not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
         raise ValueError(f"voxel_size_nm must be three positive (z, y, x) sizes in nm, got {voxel_size_nm!r}")
     raw = np.asarray(raw)
-    if valid is None:
-        valid = np.ones(raw.shape, dtype=bool)
-    valid = np.asarray(valid, dtype=bool)
-    if valid.shape != raw.shape:
-        raise ValueError(f"valid mask has shape {valid.shape}, the crop is {raw.shape}")
+    if valid is not None:
+        valid = np.asarray(valid, dtype=bool)
+        if valid.shape != raw.shape:
+            raise ValueError(f"valid mask has shape {valid.shape}, the crop is {raw.shape}")
+        if np.count_nonzero(valid) == valid.size:
+            valid = None  # every voxel holds data: nothing to mask
     voxel = float(np.prod(spacing))
     to_vol = voxel / (1e9 if known else 1.0)  # nm³ → µm³
     to_area = 1e-6 if known else 1.0  # nm² → µm²
-    s = {}
+    boxes, counts = {}, {}
     for k in STRUCTURES:
-        m = np.asarray(structures.get(k, np.zeros(raw.shape, dtype=bool)), dtype=bool)
+        m = structures.get(k)
+        if m is None:
+            counts[k] = 0
+            continue
+        m = np.asarray(m, dtype=bool)
         if m.shape != raw.shape:
             raise ValueError(f"structure {k!r} has shape {m.shape}, the crop is {raw.shape}")
-        s[k] = m & valid
-    has = {k: bool(m.any()) for k, m in s.items()}
-    cleft, ves, mito = s["cleft"], s["vesicle_cloud"], s["mitochondria"]
+        if valid is not None:
+            m = m & valid
+        counts[k] = np.count_nonzero(m)
+        if counts[k]:
+            boxes[k] = _boxed(m)  # (bounding-box view, its start): where every value of k is measured
+    has = {k: counts[k] > 0 for k in STRUCTURES}
 
-    area, mid_surface = cleft_geometry(cleft, spacing) if has["cleft"] else (0.0, np.empty((0, 3)))
-    thickness = cleft.sum() * voxel / area if area > 0 else math.nan
+    def mean_in(k: str) -> float:
+        if not has[k]:
+            return math.nan
+        sub, start = boxes[k]
+        box = tuple(slice(int(a), int(a) + n) for a, n in zip(start, sub.shape))
+        return float(raw[box][sub].mean())
+
+    if has["cleft"]:
+        area, mid_surface = _cleft_geometry_boxed(*boxes["cleft"], spacing)
+    else:
+        area, mid_surface = 0.0, np.empty((0, 3))
+    thickness = counts["cleft"] * voxel / area if area > 0 else math.nan
     if has["vesicle_cloud"] and len(mid_surface):
-        centroid = np.argwhere(ves).mean(axis=0) * spacing
+        sub, start = boxes["vesicle_cloud"]
+        centroid = (np.argwhere(sub) + start).mean(axis=0) * spacing
         ves_dist = _nearest(centroid[None, :], mid_surface)[0]
     else:
         ves_dist = math.nan
-    mito_dist = surface_to_points_distance(mito, mid_surface, spacing) if has["mitochondria"] else math.nan
+    if has["mitochondria"] and len(mid_surface):
+        mito_dist = _nearest(_surface_points(*boxes["mitochondria"], spacing), mid_surface)[0]
+    else:
+        mito_dist = math.nan
+    data = np.ascontiguousarray(raw).reshape(-1) if valid is None else raw[valid]  # the voxels holding data
+    mean, std = _mean_std(data) if data.size else (math.nan, math.nan)
 
     values = [
-        ves.sum() * to_vol, cleft.sum() * to_vol, area * to_area, thickness,
-        s["pre"].sum() * to_vol, s["post"].sum() * to_vol, mito.sum() * to_vol, mito_dist, ves_dist,
-        _mean(raw, valid), float(raw[valid].std()) if valid.any() else math.nan,
-        _mean(raw, s["pre"]), _mean(raw, s["post"]), _mean(raw, ves), _mean(raw, cleft), _mean(raw, mito),
+        counts["vesicle_cloud"] * to_vol, counts["cleft"] * to_vol, area * to_area, thickness,
+        counts["pre"] * to_vol, counts["post"] * to_vol, counts["mitochondria"] * to_vol, mito_dist, ves_dist,
+        mean, std, mean_in("pre"), mean_in("post"), mean_in("vesicle_cloud"), mean_in("cleft"),
+        mean_in("mitochondria"),
     ] + [float(has[k]) for k in STRUCTURES]
     return {name: float(v) for name, v in zip(morphology_columns(known), values)}
