@@ -25,8 +25,10 @@ process's own, from ``wait4``):
 * ``cluster``: a fresh ``cluster`` process at 10⁴ synthetic 192-d rows with an empty numba cache
   (cold), then again with the cache the first run left (warm); compile time = cold − warm on its
   own line;
-* ``vgg``: per-layer GFLOP/s of the VGG3D trunk (one forward at batch 2, 80³ input, best of 2),
-  fp32 and bf16, next to the same run's square-matmul peak in each precision;
+* ``vgg``: per-layer GFLOP/s of the VGG3D trunk (one forward at batch 2, 80³ input, best of 2 × 2
+  in turns), fp32 eager and fused (the extraction path: BN folded, oneDNN conv with ReLU post-op)
+  and bf16, next to the same run's square-matmul peak in each precision, with the first stage's
+  total on its own line;
 * ``morphology``: ms per synapse of :func:`morphology_features` on the demo crops.
 
 Timings are wall-clock on a shared machine: the load average is printed; read the ratios.
@@ -278,25 +280,53 @@ def section_vgg() -> None:
     model = untrained_vgg3d(Vgg3DConfig(), seed=0)
     layers = parse_layers("stage4")
     x0 = torch.randn(2, 1, 80, 80, 80, generator=torch.Generator().manual_seed(0))
-    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        net = FeatureNet(model, layers, "avg", "cpu", precision)
+    # fp32: the eager modules (conv with BN folded, then ReLU) and the fused path extraction runs
+    # (oneDNN conv with a ReLU post-op, weights packed once), timed step by step in turns so both see the
+    # same load; the peak is the best of the matmuls measured before, between and after them.
+    runs = (("fp32", torch.float32, (("eager", False), ("fused", True))), ("bf16", torch.bfloat16, (("", True),)))
+    for precision, dtype, paths in runs:
+        nets = {label: FeatureNet(model, layers, "avg", "cpu", precision, fuse_relu=fuse) for label, fuse in paths}
         peak = matmul_peak(dtype)
-        add("vgg", f"{precision} square matmul peak (same run)", peak, "GFLOP/s")
-        steps = net.timed_steps(x0) if hasattr(net, "timed_steps") else _timed_steps(net, x0)
-        total_t = sum(t for _, t, _ in steps)
-        total_f = sum(f for _, _, f in steps)
-        for name, t, flops in steps:
-            if flops:
-                add("vgg", f"{precision} {name}", flops / t / 1e9,
-                    f"GFLOP/s ({flops / t / 1e9 / peak:.0%} of peak, {t * 1e3:.0f} ms, {t / total_t:.0%} of forward)")
-        add("vgg", f"{precision} whole trunk (convs' FLOPs / forward time)", total_f / total_t / 1e9,
-            f"GFLOP/s ({total_f / total_t / 1e9 / peak:.0%} of peak, forward {total_t * 1e3:.0f} ms for 2 crops)")
+        steps = {}
+        for _ in range(2):
+            for label, net in nets.items():
+                got = _timed_steps(net, x0)
+                steps[label] = got if label not in steps else [(n, min(t, t2), f) for (n, t, f), (_, t2, _) in
+                                                               zip(steps[label], got)]
+                peak = max(peak, matmul_peak(dtype, reps=2))
+        add("vgg", f"{precision} square matmul peak (same run, best of the runs between the paths)", peak, "GFLOP/s")
+        for label, got in steps.items():
+            tag = f"{precision}{' ' + label if label else ''}"
+            if label == "fused" and not nets[label].fused:
+                add("vgg", f"{tag}: fused conv+ReLU unavailable here, eager modules ran", "-", "")
+            total_t = sum(t for _, t, _ in got)
+            total_f = sum(f for _, _, f in got)
+            stage1_t = stage1_f = 0.0
+            for name, t, flops in got:
+                if stage1_t is not None:
+                    stage1_t, stage1_f = stage1_t + t, stage1_f + flops
+                    if name == "MaxPool3d":
+                        add("vgg", f"{tag} first stage (4 convs at 80^3 with ReLUs and max-pool)", stage1_f / stage1_t / 1e9,
+                            f"GFLOP/s ({stage1_f / stage1_t / 1e9 / peak:.0%} of peak, {stage1_t * 1e3:.0f} ms, "
+                            f"{stage1_t / total_t:.0%} of forward)")
+                        stage1_t = None
+                if flops:
+                    add("vgg", f"{tag} {name}", flops / t / 1e9,
+                        f"GFLOP/s ({flops / t / 1e9 / peak:.0%} of peak, {t * 1e3:.0f} ms, {t / total_t:.0%} of forward)")
+            add("vgg", f"{tag} whole trunk (convs' FLOPs / forward time)", total_f / total_t / 1e9,
+                f"GFLOP/s ({total_f / total_t / 1e9 / peak:.0%} of peak, forward {total_t * 1e3:.0f} ms for 2 crops)")
 
 
 def _timed_steps(net, x0):
-    """[(name, seconds, flops)] of each step of a FeatureNet, best of 2, in its precision."""
+    """[(name, seconds, flops)] per layer of a FeatureNet, best of 2, in its precision.
+
+    A convolution's row includes the ReLU after it (a separate in-place module on the eager path, a
+    post-op of the fused one), so eager and fused rows time the same work.
+    """
     import torch
     from torch import nn
+
+    from synapse_core.features.net import ConvReLU
 
     out = []
     x = x0.contiguous(memory_format=torch.channels_last_3d) if net.channels_last else x0
@@ -305,21 +335,25 @@ def _timed_steps(net, x0):
         for module, idx in net._steps:
             best = float("inf")
             for _ in range(2):
+                xin = x.clone() if isinstance(module, nn.ReLU) else x  # in place: keep x for the next try
                 t = time.perf_counter()
                 if isinstance(module, nn.MaxPool3d):
                     with torch.autocast("cpu", enabled=False):
-                        y = module(x)
+                        y = module(xin)
                 else:
-                    y = module(x.clone() if isinstance(module, nn.ReLU) else x)
+                    y = module(xin)
                 best = min(best, time.perf_counter() - t)
-            conv = module if isinstance(module, nn.Conv3d) else None
-            if conv is not None:
+            conv = module.conv if isinstance(module, ConvReLU) else module if isinstance(module, nn.Conv3d) else None
+            if isinstance(module, nn.ReLU) and out and out[-1][2]:  # the eager ReLU joins its convolution's row
+                name, t_conv, flops = out.pop()
+                out.append((name, t_conv + best, flops))
+            elif conv is not None:
                 conv_i += 1
                 flops = 2 * conv.in_channels * conv.out_channels * 27 * y.shape[0] * y[0, 0].numel()
-                name = f"conv{conv_i} {conv.in_channels}->{conv.out_channels} at {y.shape[2]}^3"
+                out.append((f"conv{conv_i} {conv.in_channels}->{conv.out_channels} at {y.shape[2]}^3 (+ReLU)", best,
+                            flops))
             else:
-                flops, name = 0, type(module).__name__
-            out.append((name, best, flops))
+                out.append((type(module).__name__, best, 0))
             x = y
     return out
 

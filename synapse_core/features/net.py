@@ -6,6 +6,11 @@
 * Conv3d + BatchNorm3d pairs are folded into one convolution where no requested layer needs the
   pre-BatchNorm or BatchNorm output on its own (eval-mode BN is an affine map per channel);
 * channels-last 3D memory layout (about 2× faster convolutions on CPU with oneDNN);
+* on CPU in fp32, each (folded) convolution followed by its ReLU runs as one oneDNN convolution with
+  the ReLU as a post-op and weights reordered once into oneDNN's blocked layout
+  (:class:`ConvReLU`; ``fuse_relu``): no separate pass over the activations, no weight reorder per
+  call. Where that operator is missing or disagrees with the eager path on a tiny input (checked once
+  per process), the eager modules run and one log line says so;
 * ``precision="bf16"`` runs under bfloat16 autocast (max-pools stay in bfloat16 instead of the
   autocast default float32); the final global pooling is always float32. bf16 is faster only where
   the hardware runs it natively (AMX CPUs, GPUs): on other CPUs it is slower than fp32 (0.65× measured
@@ -96,6 +101,71 @@ def bf16_speedup(cache_dir=None, size: int = 24, repeats: int = 3) -> float:
     return ratio
 
 
+def _pointwise_op():
+    """oneDNN's fused convolution (``torch.ops.mkldnn._convolution_pointwise``), or None where missing."""
+    try:
+        if not torch.backends.mkldnn.is_available():
+            return None
+        return torch.ops.mkldnn._convolution_pointwise.default, torch.ops.mkldnn._reorder_convolution_weight
+    except (AttributeError, RuntimeError):
+        return None
+
+
+class ConvReLU(nn.Module):
+    """``relu(conv(x))`` as one oneDNN convolution with a ReLU post-op (CPU, float32).
+
+    Same results as ``ReLU(Conv3d(x))`` up to float rounding (the same oneDNN convolution kernel; the
+    ReLU is applied while the output is still in registers/cache). The weights are reordered into
+    oneDNN's blocked layout at the first call and kept (``_packed``, not a parameter: it is rebuilt
+    after a copy). ``conv`` stays the plain module (for its shape and FLOPs).
+    """
+
+    def __init__(self, conv: nn.Conv3d):
+        super().__init__()
+        self.conv = conv
+        self._packed = None
+
+    def _args(self):
+        c = self.conv
+        three = lambda v: list(v) if isinstance(v, (tuple, list)) else [v] * 3
+        return three(c.padding), three(c.stride), three(c.dilation), c.groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        op, reorder = _pointwise_op()
+        padding, stride, dilation, groups = self._args()
+        if self._packed is None:
+            self._packed = reorder(self.conv.weight.detach(), padding, stride, dilation, groups, list(x.shape))
+        return op(x, self._packed, self.conv.bias, padding, stride, dilation, groups, "relu", [], "")
+
+    def __deepcopy__(self, memo):
+        return ConvReLU(copy.deepcopy(self.conv, memo))
+
+
+_FUSED_OK: dict[str, bool] = {}
+
+
+def fused_conv_relu_works() -> bool:
+    """Whether :class:`ConvReLU` runs here and equals ``relu(conv(x))`` (checked once per process on a 6³ input)."""
+    if "cpu" in _FUSED_OK:
+        return _FUSED_OK["cpu"]
+    ok, why = False, "torch.ops.mkldnn._convolution_pointwise is not available in this torch build"
+    if _pointwise_op() is not None:
+        try:
+            with torch.inference_mode():
+                gen = torch.Generator().manual_seed(0)
+                conv = nn.Conv3d(3, 5, 3, padding=1).eval()
+                x = torch.randn(2, 3, 6, 6, 6, generator=gen).contiguous(memory_format=torch.channels_last_3d)
+                got, want = ConvReLU(conv)(x), torch.relu(conv(x))
+                ok = got.shape == want.shape and bool(torch.allclose(got, want, rtol=1e-4, atol=1e-5))
+                why = "its output differs from the eager convolution's"
+        except Exception as exc:  # noqa: BLE001 - any failure of a private operator: fall back, never fail the run
+            ok, why = False, f"{type(exc).__name__}: {exc}"
+    if not ok:
+        log.warning("fused conv+ReLU unavailable (%s); VGG3D runs the eager modules", why)
+    _FUSED_OK["cpu"] = ok
+    return ok
+
+
 def resolve_device(device: str) -> torch.device:
     """``"auto"`` → CUDA when available, else CPU; ``"cuda"`` without a GPU is a ValueError."""
     if device == "auto":
@@ -123,11 +193,13 @@ class FeatureNet:
     pooling : see :mod:`synapse_core.features.pooling`.
     device : torch.device or str.
     precision : "fp32" or "bf16".
-    fold_batchnorm, channels_last : speed options that do not change results beyond rounding.
+    fold_batchnorm, channels_last, fuse_relu : speed options that do not change results beyond rounding
+        (``fuse_relu`` applies on CPU in fp32 only, where :func:`fused_conv_relu_works`).
     """
 
     def __init__(self, model: Vgg3D, layers: list[LayerInfo], pooling: str = "avg", device="cpu",
-                 precision: str = "fp32", fold_batchnorm: bool = True, channels_last: bool = True):
+                 precision: str = "fp32", fold_batchnorm: bool = True, channels_last: bool = True,
+                 fuse_relu: bool = True):
         self.layers = list(layers)
         self.pooling = pooling
         self.device = torch.device(device)
@@ -155,6 +227,17 @@ class FeatureNet:
             else:
                 steps.append((m, i))
                 i += 1
+        self.fused = (fuse_relu and self.device.type == "cpu" and self.precision == "fp32"
+                      and fused_conv_relu_works())
+        if self.fused:  # conv (+ folded BN) → ReLU pairs whose conv output nobody asked for: one op
+            fused: list[tuple[nn.Module, int]] = []
+            for m, idx in steps:
+                if (isinstance(m, nn.ReLU) and fused and isinstance(fused[-1][0], nn.Conv3d)
+                        and fused[-1][1] not in wanted):
+                    fused[-1] = (ConvReLU(fused[-1][0]), idx)
+                else:
+                    fused.append((m, idx))
+            steps = fused
         self._steps = steps
         self._trunk = nn.ModuleList([m for m, _ in steps]).eval().to(self.device)
         if channels_last:
