@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -103,3 +104,61 @@ def test_gif_defaults_are_the_gallery_gifs_structure_slices_at_128_px(demo_root,
     im = Image.open(out / "bbox1_syn_001.gif")
     crop = crop_synapse(open_dataset(demo_root, cache_dir=demo_cache), "bbox1", "syn_001", CropSettings())
     assert im.size == (128, 128) and im.n_frames == len(structure_slices(crop.structures)) < 80
+
+
+def _through_zarr(source, folder: Path):
+    """A copy of a converted store without its completion marker: opened by zarr, the path before issue 16."""
+    import shutil
+
+    from synapse_core.data.volumes import COMPLETE, VolumeSource
+
+    copy = folder / Path(source.path).parent.name
+    shutil.copytree(source.path, copy)
+    (copy / COMPLETE).unlink()
+    return VolumeSource("zarr", str(copy), None, source.fingerprint)
+
+
+def test_converted_stacks_are_read_by_tensorstore_with_the_values_zarr_reads(demo_dataset):
+    import zarr
+
+    from synapse_core.data.volumes import WindowedArray
+    from synapse_core.data.windows import point_values
+
+    b = demo_dataset.bboxes["bbox2"]
+    points = np.array([[0, 0, 0], [5, 17, 99], [b.shape_zyx[0] - 1, b.shape_zyx[1] - 1, b.shape_zyx[2] - 1]])
+    for source in (b.raw, b.seg, b.mask):
+        opened, via_zarr = source.open(), zarr.open_array(source.path, mode="r")
+        assert isinstance(opened, WindowedArray) and opened.shape == via_zarr.shape and opened.dtype == via_zarr.dtype
+        np.testing.assert_array_equal(opened[:], via_zarr[:])
+        np.testing.assert_array_equal(point_values(source, points), point_values(via_zarr, points))
+
+
+def test_crop_is_identical_to_the_crop_from_zarr_opened_volumes(demo_dataset, tmp_path):
+    from dataclasses import replace
+
+    b = demo_dataset.bboxes["bbox2"]
+    old = replace(b, raw=_through_zarr(b.raw, tmp_path), seg=_through_zarr(b.seg, tmp_path),
+                  mask=_through_zarr(b.mask, tmp_path))
+    assert type(old.raw.open()).__module__.startswith("zarr.")
+    before = replace(demo_dataset, bboxes={**demo_dataset.bboxes, "bbox2": old})
+    for settings in (CropSettings(), CropSettings(segmentation_type=11, alpha=0.3)):
+        want = crop_synapse(before, "bbox2", "syn_004", settings)
+        got = crop_synapse(demo_dataset, "bbox2", "syn_004", settings)
+        np.testing.assert_array_equal(got.blended, want.blended)
+        np.testing.assert_array_equal(got.raw, want.raw)
+        for name, mask in want.structures.items():
+            np.testing.assert_array_equal(got.structures[name], mask)
+
+
+@pytest.mark.slow  # a fresh interpreter opens the demo
+def test_one_synapse_crop_imports_neither_zarr_nor_openpyxl(demo_root, demo_cache, tmp_path):
+    out = tmp_path / "c.npy"
+    args = ["crop", "--data", str(demo_root), "--cache-dir", str(demo_cache), "--synapse", "bbox1/syn_001",
+            "--out", str(out)]
+    assert main(args) == 0  # volumes converted and the table parsed into the cache (this needs zarr)
+    probe = ("import json, sys\nfrom synapse_core.cli.parser import main\n"
+             f"code = main({args!r})\nprint(json.dumps([code, sorted({{m.split('.')[0] for m in sys.modules}})]))")
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          check=True)
+    code, modules = json.loads(proc.stdout.splitlines()[-1])
+    assert code == 0 and not {"zarr", "openpyxl"} & set(modules)

@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from synapse_core.data.hashing import content_hash
-from synapse_core.data.volumes import VolumeError, VolumeSource
+from synapse_core.data.volumes import VolumeError, VolumeSource, WindowedArray
 from synapse_core.data.voxel_size import UNIT_NM, check_voxel_size, format_voxel_size
 from synapse_core.data.windows import tensorstore_context
 
@@ -66,40 +66,6 @@ REMOTE_TIMEOUT_S = 20.0
 
 
 # ------------------------------------------------------------------------------------------ arrays
-
-
-class WindowedArray:
-    """A TensorStore volume seen as ``[z, y, x]`` from index 0; every read is a fresh numpy array.
-
-    ``shape``/``dtype``/``ndim`` as numpy; ``a[z0:z1, y0:y1, x0:x1]`` and :meth:`read_window`
-    read only that window; ``a.vindex[zs, ys, xs]`` reads points (each touched chunk once).
-    """
-
-    def __init__(self, store):
-        self._store = store
-        self.shape = tuple(int(n) for n in store.shape)
-        self.dtype = np.dtype(store.dtype.numpy_dtype)
-        self.ndim = 3
-
-    def read_window(self, lo, hi) -> np.ndarray:
-        """``[lo:hi]`` (z, y, x voxel indices inside the volume) as a new array."""
-        return self._store[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].read().result()
-
-    def __getitem__(self, index) -> np.ndarray:
-        return np.asarray(self._store[index].read().result())
-
-    @property
-    def vindex(self):
-        store = self._store
-
-        class _Points:
-            def __getitem__(self, index):
-                return store.vindex[index].read().result()
-
-        return _Points()
-
-    def __repr__(self) -> str:
-        return f"WindowedArray(shape_zyx={self.shape}, dtype={self.dtype})"
 
 
 @functools.lru_cache(maxsize=64)

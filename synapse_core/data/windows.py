@@ -15,7 +15,7 @@ of a synapse (which share most chunks), and neighbouring synapses, decode each c
   ``volumes.HDF5_CHUNK_CACHE_BYTES`` per dataset).
 * **OME-Zarr, N5, Neuroglancer precomputed, WebKnossos zarr3** (:mod:`synapse_core.data.formats`):
   TensorStore through the same per-process ``cache_pool`` (:func:`tensorstore_context`); the
-  :class:`~synapse_core.data.formats.WindowedArray` reads just the window (``read_window``).
+  :class:`~synapse_core.data.volumes.WindowedArray` reads just the window (``read_window``).
 * **numpy** (and any array-like without chunks): sliced.
 
 TensorStore threads do not survive ``fork()``: a process forked after TensorStore started cannot
@@ -30,69 +30,24 @@ cannot be decoded raises the library's error.
 
 from __future__ import annotations
 
-import functools
 import os
 
 import numpy as np
 
-from synapse_core.data.volumes import VolumeError, VolumeSource
+from synapse_core.data.volumes import (  # the TensorStore plumbing lives with the volumes it opens
+    CACHE_BYTES,
+    VolumeSource,
+    _check_not_forked,
+    _context,
+    _tensorstore_array,
+    tensorstore_context,
+)
 
 __all__ = ["CACHE_BYTES", "VIEW_MAX_YX", "clear_chunk_cache", "point_values", "read_box", "read_slice",
            "reuse_freed_memory", "tensorstore_context", "view_window"]
 
 #: Largest slice window (rows, columns) a viewer reads at once: a whole-volume slice is never loaded.
 VIEW_MAX_YX = (1024, 1024)
-
-#: Upper bound, in bytes, of decoded Zarr chunks kept per process (TensorStore cache pool).
-CACHE_BYTES = 256 << 20
-
-#: pid of the process that started TensorStore in this address space (None: not started).
-_TENSORSTORE_PID: int | None = None
-
-
-@functools.lru_cache(maxsize=1)
-def _context(pid: int):
-    """The TensorStore context (decoded-chunk cache pool) of process ``pid``."""
-    import tensorstore as ts
-
-    global _TENSORSTORE_PID
-    _TENSORSTORE_PID = pid
-    return ts.Context({"cache_pool": {"total_bytes_limit": CACHE_BYTES}})
-
-
-@functools.lru_cache(maxsize=64)
-def _tensorstore_array(pid: int, folder: str, zarr_format: int, metadata_stat: tuple):
-    """An open TensorStore of the Zarr array in ``folder``; ``metadata_stat`` makes a rewritten array a new key."""
-    import tensorstore as ts
-
-    spec = {"driver": "zarr3" if zarr_format == 3 else "zarr",
-            "kvstore": {"driver": "file", "path": folder.rstrip("/") + "/"},
-            "recheck_cached_data": True}
-    try:
-        return ts.open(spec, read=True, context=_context(pid)).result()
-    except ValueError as exc:  # TensorStore's error for metadata or a codec it does not support
-        raise VolumeError(f"{folder}: TensorStore cannot open this Zarr array ({exc}). It reads Zarr v2 without "
-                          f"filters and v3 with the bytes, zstd, blosc, gzip, crc32c, transpose and sharding "
-                          f"codecs: write the array again with those") from exc
-
-
-def _check_not_forked() -> int:
-    """This process's pid; raises when TensorStore was started in a parent this process was forked from."""
-    pid = os.getpid()
-    if _TENSORSTORE_PID is not None and _TENSORSTORE_PID != pid:
-        raise RuntimeError(f"this process (pid {pid}) was forked from process {_TENSORSTORE_PID} after TensorStore "
-                           f"started there; TensorStore cannot run in a forked process. Start worker processes with "
-                           f"multiprocessing.get_context('forkserver') or 'spawn'.")
-    return pid
-
-
-def tensorstore_context():
-    """This process's TensorStore context: one pool of decoded chunks (:data:`CACHE_BYTES`) for every store.
-
-    Raises :class:`RuntimeError` in a process forked after TensorStore started (see the module notes).
-    """
-    return _context(_check_not_forked())
-
 
 def _zarr_tensorstore(array):
     """The TensorStore view of a zarr.Array on a local file store, or None for other stores."""
@@ -118,7 +73,7 @@ def _read_inside(volume, lo: list[int], hi: list[int]) -> np.ndarray:
     """A fresh array of ``volume[lo:hi]`` for a box inside the volume (z, y, x)."""
     if isinstance(volume, np.ndarray):
         return np.array(volume[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]])  # a copy, never a view
-    if hasattr(volume, "read_window"):  # formats.WindowedArray (OME-Zarr, N5, precomputed, WebKnossos)
+    if hasattr(volume, "read_window"):  # volumes.WindowedArray (converted stacks, OME-Zarr, N5, ...)
         return volume.read_window(lo, hi)
     if type(volume).__module__.startswith("zarr."):
         store = _zarr_tensorstore(volume)
