@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from synapse_core.data.atomic import write_text_atomically
 from synapse_core.data.hashing import content_hash
 from synapse_core.data.synapse_keys import synapse_ids
 
@@ -176,9 +177,7 @@ def save(cache_dir: str | os.PathLike, key: str, selections: Sequence[NamedSelec
     """Write ``selections`` of result ``key`` atomically; returns the file."""
     path = store_path(cache_dir, key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(dumps(selections), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomically(path, dumps(selections))
     return path
 
 

@@ -209,16 +209,15 @@ def save_view(cache_dir, config_text: str) -> str:
     ``cache_dir/views/<key>.json``, written atomically, shared by every user of the server.
     """
     import hashlib
-    import os
     from pathlib import Path
+
+    from synapse_core.data.atomic import write_text_atomically
 
     key = hashlib.blake2b(config_text.encode("utf-8"), digest_size=8).hexdigest()
     path = Path(cache_dir) / "views" / f"{key}.json"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(config_text, encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomically(path, config_text)
     return key
 
 

@@ -22,6 +22,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from synapse_core.data.atomic import write_bytes_atomically
 from synapse_core.data.paths import OutsideRootsError, confine, is_inside
 
 ENV_FILE_MB = "SYNAPSE_MAX_UPLOAD_MB"
@@ -108,13 +109,7 @@ def store_upload(data: bytes, name: str, folder: str | os.PathLike, max_file_byt
         victim = others.pop(0)
         used -= victim.stat().st_size
         victim.unlink(missing_ok=True)
-    tmp = folder / f".{path.name}.tmp-{os.getpid()}"
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_bytes_atomically(path, data)
     return path
 
 

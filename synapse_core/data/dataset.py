@@ -32,6 +32,7 @@ import pandas as pd
 
 from synapse_core.data import voxel_size as vs
 from synapse_core.data import whole_volume as wv
+from synapse_core.data.atomic import atomic_file
 from synapse_core.data.cache_dir import resolve_cache_dir
 from synapse_core.data.config import (
     DatasetConfig,
@@ -345,15 +346,14 @@ def read_table_cached(path: str | os.PathLike, roots=None, cache_dir: str | os.P
         except Exception:  # noqa: BLE001, S110 (a damaged entry: parse again and replace it)
             pass
     df = read_table(path, roots)
-    tmp = store.with_name(f"{store.name}.tmp-{os.getpid()}")
     try:
         store.parent.mkdir(parents=True, exist_ok=True)
-        df.to_parquet(tmp)
-        pd.testing.assert_frame_equal(pd.read_parquet(tmp), df, check_exact=True, check_column_type=True,
-                                      check_index_type=True)
-        tmp.replace(store)
-    except Exception:  # not representable exactly (or the cache is not writable): keep parsing  # noqa: BLE001
-        tmp.unlink(missing_ok=True)
+        with atomic_file(store) as tmp:
+            df.to_parquet(tmp)
+            pd.testing.assert_frame_equal(pd.read_parquet(tmp), df, check_exact=True, check_column_type=True,
+                                          check_index_type=True)
+    except Exception:  # not representable exactly (or the cache is not writable): keep parsing  # noqa: BLE001, S110
+        pass
     return df
 
 

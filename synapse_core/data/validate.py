@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from synapse_core.data.atomic import write_text_atomically
 from synapse_core.data.config import config_line
 from synapse_core.data.labels import (
     CLASS_NAMES,
@@ -217,9 +217,7 @@ def mask_label_counts(mask, cache_dir: Path | None = None) -> dict[int, int]:
     counts = count_label_ids(mask.open())
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp-{os.getpid()}")
-        tmp.write_text(json.dumps({str(k): v for k, v in counts.items()}))
-        tmp.replace(path)
+        write_text_atomically(path, json.dumps({str(k): v for k, v in counts.items()}))
     return counts
 
 

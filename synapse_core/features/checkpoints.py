@@ -42,6 +42,7 @@ from pathlib import Path
 
 import torch
 
+from synapse_core.data.atomic import write_text_atomically
 from synapse_core.features.vgg3d import Vgg3D, Vgg3DConfig, untrained_vgg3d
 
 #: Where the original tool downloaded its checkpoint from (hemibrain neurotransmitter classifier, 2022-02-25).
@@ -155,12 +156,10 @@ def file_identity(path: str | os.PathLike, cache_dir: str | os.PathLike | None =
         if memo_path is not None:
             memo = memo if isinstance(memo, dict) else {}
             memo[real] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
-            tmp = memo_path.with_name(f"{memo_path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-            try:
-                tmp.write_text(json.dumps(memo, indent=1, sort_keys=True))
-                os.replace(tmp, memo_path)  # atomic: concurrent writers leave one whole file
+            try:  # atomic: concurrent writers leave one whole file
+                write_text_atomically(memo_path, json.dumps(memo, indent=1, sort_keys=True))
             except OSError:
-                tmp.unlink(missing_ok=True)
+                pass
     with _SHA_LOCK:
         _SHA_MEMO[key] = digest
     return "sha256:" + digest

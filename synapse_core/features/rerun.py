@@ -25,12 +25,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from synapse_core.data.atomic import atomic_folder
 
 log = logging.getLogger(__name__)
 
@@ -126,21 +126,16 @@ def store(cache_dir, key: str, features: pd.DataFrame, skipped: pd.DataFrame, n_
           model_identity: str = "") -> bool:
     """Store a finished run's tables under ``key``; False (and a log line) when they cannot be written as Parquet."""
     folder = _folder(cache_dir, key)
-    tmp = folder.with_name(f"{key}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        tmp.mkdir(parents=True)
-        features.to_parquet(tmp / "features.parquet", index=False)
-        skipped.to_parquet(tmp / "skipped.parquet", index=False)
-        n = len(features) + len(skipped) if n_synapses is None else int(n_synapses)
-        (tmp / "run.json").write_text(json.dumps({"n_synapses": n, "model_identity": model_identity,
-                                                  "rows": len(features), "skipped": len(skipped)}))
-        if folder.exists():
-            shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
+        with atomic_folder(folder, replace=True) as tmp:
+            features.to_parquet(tmp / "features.parquet", index=False)
+            skipped.to_parquet(tmp / "skipped.parquet", index=False)
+            n = len(features) + len(skipped) if n_synapses is None else int(n_synapses)
+            (tmp / "run.json").write_text(json.dumps({"n_synapses": n, "model_identity": model_identity,
+                                                      "rows": len(features), "skipped": len(skipped)}))
         return True
     except (OSError, ValueError, TypeError, ImportError) as exc:  # e.g. a column Parquet cannot hold
         log.info("run result not stored for quick reruns (%s: %s)", type(exc).__name__, exc)
-        shutil.rmtree(tmp, ignore_errors=True)
         return False
 
 

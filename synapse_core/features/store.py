@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from synapse_core.data.atomic import write_bytes_atomically
 from synapse_core.data.outputs import pid_alive
 
 log = logging.getLogger(__name__)
@@ -151,20 +152,6 @@ def read_entry(path: str | os.PathLike, key: str | None = None):
 
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 class ResultStore:
     """Per-key results in a folder (see the module docstring); safe for many processes on many hosts.
 
@@ -246,7 +233,7 @@ class ResultStore:
         path = self.path(key)
         try:
             path.parent.mkdir(exist_ok=True)
-            _write_atomic(path, data)
+            write_bytes_atomically(path, data)
         except OSError as exc:
             raise StoreError(f"feature store {self.directory}: cannot write {path.name} ({exc.strerror}); give a "
                              "writable cache folder (--cache-dir or $SYNAPSE_CACHE_DIR)") from exc

@@ -48,6 +48,7 @@ from torch import nn
 
 import synapse_core
 from synapse_core.crops.build import Discarded, iter_crops
+from synapse_core.data.atomic import atomic_file
 from synapse_core.data.hashing import array_digest, content_hash
 from synapse_core.features.augment import random_view, resize
 from synapse_core.features.checkpoints import (
@@ -287,12 +288,8 @@ def _build(settings: TrainSettings, init: str | None) -> tuple[Vgg3D, nn.Sequent
 
 def _atomic_save(obj, path: Path) -> None:
     """Write ``obj`` to ``path`` so that a reader (or a kill) sees the old file or the new one, never half."""
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_file(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _run_key(settings: TrainSettings, data: TrainingData, init_identity: str | None) -> str:
