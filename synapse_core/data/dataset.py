@@ -306,19 +306,15 @@ _TABLE_CACHE_VERSION = 1
 
 def _table_cache_key(path: Path) -> str | None:
     """Key of a parsed synapse table: the file's path, size, mtime and inode, and the parsing code and pandas version."""
-    from synapse_core.data import tables
-    from synapse_core.data.hashing import content_hash
+    from synapse_core.data.hashing import content_hash, source_fingerprint
 
     try:
         st = os.stat(path)
-        code = Path(tables.__file__).read_bytes()
-    except OSError:
+        code = source_fingerprint(("synapse_core.data.tables",))
+    except (OSError, ModuleNotFoundError):
         return None
-    import hashlib
-
     return content_hash({"v": _TABLE_CACHE_VERSION, "path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                         "ino": st.st_ino, "code": hashlib.blake2b(code, digest_size=16).hexdigest(),
-                         "pandas": pd.__version__})
+                         "ino": st.st_ino, "code": code, "pandas": pd.__version__})
 
 
 def read_table_cached(path: str | os.PathLike, roots=None, cache_dir: str | os.PathLike | None = None) -> pd.DataFrame:
@@ -338,14 +334,14 @@ def read_table_cached(path: str | os.PathLike, roots=None, cache_dir: str | os.P
         confine(path, roots, what="synapse table", error=TableError)
     key = _table_cache_key(path)
     if key is None:
-        return read_table(path, roots)
+        return read_table(path)  # confined above
     store = Path(cache_dir) / "tables" / f"{key}.parquet"
     if store.is_file():
         try:
             return pd.read_parquet(store)
         except Exception:  # noqa: BLE001, S110 (a damaged entry: parse again and replace it)
             pass
-    df = read_table(path, roots)
+    df = read_table(path)  # confined above
     try:
         store.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(store) as tmp:

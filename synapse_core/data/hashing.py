@@ -18,7 +18,9 @@ True
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -86,3 +88,35 @@ def stat_fingerprint(paths: Iterable[str | os.PathLike], extra: str = "") -> str
         st = Path(p).stat()
         parts.append([str(Path(p).resolve()), st.st_size, st.st_mtime_ns])
     return content_hash(parts, digest_size=8)
+
+
+def source_fingerprint(modules: Iterable[str]) -> str:
+    """Digest (16 hex characters) of the source files of ``modules`` (dotted names), read from disk.
+
+    The one rule by which every cache names the code that made its entries (the per-synapse
+    feature store, quick reruns, the parsed-table cache). Memoised per process and module list:
+    a running server keeps the code it started with.
+
+    Raises
+    ------
+    ModuleNotFoundError
+        A module has no source file (renamed or removed); the message names it.
+    """
+    return _source_fingerprint(tuple(modules))
+
+
+@functools.lru_cache(maxsize=None)
+def _source_fingerprint(modules: tuple[str, ...]) -> str:
+    sources = {}
+    for name in modules:
+        try:
+            spec = importlib.util.find_spec(name)
+        except ModuleNotFoundError:  # a parent package is missing
+            spec = None
+        if spec is None or not spec.origin or not os.path.exists(spec.origin):
+            raise ModuleNotFoundError(
+                f"module {name!r} has no source file: it was renamed or removed; update the module list that "
+                "names it (e.g. RESULT_MODULES in synapse_core/features/cache.py)", name=name)
+        with open(spec.origin, "rb") as f:
+            sources[name] = f.read().decode("utf-8")
+    return content_hash(sources, digest_size=8)

@@ -17,10 +17,8 @@ process died is taken over (same host: the pid is gone; any host: older than ``c
 from __future__ import annotations
 
 import functools
-import importlib.util
-import os
 
-from synapse_core.data.hashing import content_hash
+from synapse_core.data.hashing import content_hash, source_fingerprint
 from synapse_core.features.store import ResultStore, StoreError, new_job_id
 
 __all__ = ["FEATURE_CODE_VERSION", "RESULT_MODULES", "FeatureCache", "StoreError", "code_fingerprint", "hash_key",
@@ -39,29 +37,6 @@ RESULT_MODULES = (
     # pixels/invariance compute vectors; augment's resize maps crops to a trained network's input size
     "synapse_core.features.pixels", "synapse_core.features.invariance", "synapse_core.features.augment",
 )
-
-
-def source_fingerprint(modules) -> str:
-    """Digest (16 hex characters) of the source files of ``modules`` (dotted names), read from disk.
-
-    Raises
-    ------
-    ModuleNotFoundError
-        A module has no source file (renamed or removed); the message names it.
-    """
-    sources = {}
-    for name in modules:
-        try:
-            spec = importlib.util.find_spec(name)
-        except ModuleNotFoundError:  # a parent package is missing
-            spec = None
-        if spec is None or not spec.origin or not os.path.exists(spec.origin):
-            raise ModuleNotFoundError(
-                f"module {name!r} has no source file: it was renamed or removed; update RESULT_MODULES in "
-                "synapse_core/features/cache.py", name=name)
-        with open(spec.origin, "rb") as f:
-            sources[name] = f.read().decode("utf-8")
-    return content_hash(sources, digest_size=8)
 
 
 @functools.lru_cache(maxsize=1)
