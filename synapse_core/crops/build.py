@@ -33,7 +33,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage
 
 from synapse_core.crops.components import closest_component, dilate_cross
 from synapse_core.crops.orient import (
@@ -268,10 +267,22 @@ def locate_crop(seg: np.ndarray, labels: np.ndarray, vesicle_label: int, center_
     if settings.smart_crop and record.pre_seg_id:
         pre = seg == record.pre_seg_id
         if pre.any():
-            com = np.asarray(ndimage.center_of_mass(pre))  # (z, y, x), window voxels
+            com = _center_of_mass(pre)  # (z, y, x), window voxels
             w = settings.presynapse_weight
             return record, np.floor((1 - w) * center + w * com).astype(np.int64)
     return record, center
+
+
+def _center_of_mass(mask: np.ndarray) -> np.ndarray:
+    """Centre of mass (z, y, x voxels) of a non-empty boolean mask.
+
+    The same operations as ``scipy.ndimage.center_of_mass`` (sum of mask × index grid over the
+    voxel count, per axis), so the same numbers, without importing scipy.ndimage (≈ 0.4 s of a
+    one-synapse ``crop``).
+    """
+    n = mask.sum()
+    grids = np.ogrid[tuple(slice(0, i) for i in mask.shape)]
+    return np.array([(mask * g.astype(float)).sum() / n for g in grids])
 
 
 def read_context_arrays(raw, seg, mask, label_ids: LabelIds, row: Mapping, settings: CropSettings,

@@ -37,11 +37,13 @@ def closest_component(mask: np.ndarray, point_zyx) -> np.ndarray:
         return out
     # Label only the bounding box of the foreground: cheap when the foreground is sparse.
     sub = mask[box]
-    from scipy import (
-        ndimage,  # lazy: segmentation_types (imported by every --help) needs only box_sums
-    )
+    # Lazy: segmentation_types (imported by every --help) needs only box_sums. cc3d, not
+    # scipy.ndimage.label: the same 6-connected components (only the numbering differs, and only
+    # membership is used) without scipy.ndimage's ~0.4 s import in a one-synapse ``crop``.
+    import cc3d
 
-    labelled, n = ndimage.label(sub)
+    labelled = cc3d.connected_components(sub, connectivity=6)
+    n = int(labelled.max())
     if n == 1:
         out[box] = sub
         return out

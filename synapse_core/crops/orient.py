@@ -43,7 +43,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage
 
 from synapse_core.data.windows import read_box
 
@@ -301,6 +300,9 @@ def sample_window(raw, seg, mask, coords: np.ndarray, native_nm, target_nm):
     block = read_box(raw, lo, hi).astype(np.float32)
     for axis, r in enumerate(q):
         if r > 1 + 1e-6 and block.shape[axis] > 1:
+            # scipy.ndimage only when downsampling: an isotropic crop does not import it
+            from scipy import ndimage
+
             block = ndimage.correlate1d(block, _box_kernel(float(r)).astype(np.float32), axis=axis, mode="nearest")
     raw_out = _trilinear(block, local)
     raw_out *= valid
