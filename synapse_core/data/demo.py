@@ -35,6 +35,7 @@ import numpy as np
 
 # pandas, scipy.ndimage and tifffile are imported where they are used, so the constants below
 # (read by `demo --help`) cost no heavy import.
+from synapse_core.data.atomic import atomic_folder
 from synapse_core.data.cache_dir import resolve_cache_dir
 from synapse_core.data.labels import default_labels
 
@@ -339,12 +340,6 @@ def demo_data_root(cache_dir: str | os.PathLike | None = None, seed: int = 0, n_
     stamp = root / ".demo_version"
     if stamp.exists():
         return root
-    tmp = root.with_name(f"{root.name}.tmp-{os.getpid()}")
-    write_demo_dataset(tmp, seed=seed, n_bboxes=n_bboxes)
-    try:
-        tmp.rename(root)
-    except OSError:  # another process finished first; its copy is identical
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_folder(root) as tmp:  # another process may finish first: its copy is identical and kept
+        write_demo_dataset(tmp, seed=seed, n_bboxes=n_bboxes)
     return root
