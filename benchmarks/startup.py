@@ -107,6 +107,10 @@ def make_demo(tmp: str) -> str:
     return data
 
 
+#: Fresh ``crop`` processes measured after the first (cache-filling) one.
+CROP_REPEATS = 5
+
+
 def section_crop(data: str, tmp: str) -> None:
     import csv  # not pandas: a child's peak RSS would include this process's size at fork
 
@@ -119,8 +123,11 @@ def section_crop(data: str, tmp: str) -> None:
     wall, peak, res = run_cli_rss(args)  # first: volumes converted into the cache
     add("crop", "one synapse, first run (volume cache filled) (CPU s)", res.cpu_s,
         f"CPU s ({wall:.2f} s wall, peak {peak:.0f} MB)")
-    wall, peak, res = run_cli_rss(args)
-    add("crop", "one synapse, end to end (CPU s)", res.cpu_s, f"CPU s ({wall:.2f} s wall, peak {peak:.0f} MB)")
+    runs = [run_cli_rss(args) for _ in range(CROP_REPEATS)]  # best of a few: one run is noise at a high load
+    wall, peak, res = min(runs, key=lambda r: r[2].cpu_s)
+    add("crop", f"one synapse, end to end, best of {CROP_REPEATS} (CPU s)", res.cpu_s,
+        f"CPU s ({wall:.2f} s wall, peak {peak:.0f} MB; all runs "
+        + ", ".join(f"{r[2].cpu_s:.2f}" for r in runs) + ")")
 
 
 def section_rerun(data: str, tmp: str) -> None:
