@@ -28,7 +28,10 @@ process's own, from ``wait4``):
 * ``vgg``: per-layer GFLOP/s of the VGG3D trunk (one forward at batch 2, 80³ input, best of 2 × 2
   in turns), fp32 eager and fused (the extraction path: BN folded, oneDNN conv with ReLU post-op)
   and bf16, next to the same run's square-matmul peak in each precision, with the first stage's
-  total on its own line;
+  total on its own line; then fp32 eager and fused again on one thread in that thread's CPU
+  seconds, next to a one-thread matmul peak in CPU seconds (robust to other users' load); and that
+  once more in a fresh process whose glibc malloc keeps freed memory (``VGG_KEEP_HEAP_ENV``), to
+  show what the kernel's page faults and zero-filling of each new 80³ activation cost;
 * ``morphology``: ms per synapse of :func:`morphology_features` on the demo crops.
 
 Timings are wall-clock on a shared machine: the load average is printed; read the ratios.
@@ -267,65 +270,109 @@ def section_cluster(tmp: str, n: int) -> None:
     add("cluster", "numba compile time (CPU s, cold − warm)", walls[0] - walls[1], "s")
 
 
-def section_vgg() -> None:
+def _vgg_matmul_peak(dtype, n=2048, reps=5, clock=time.perf_counter) -> float:
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(n, n, generator=g).to(dtype), torch.randn(n, n, generator=g).to(dtype)
+    a @ b
+    best = 0.0
+    for _ in range(reps):
+        t = clock()
+        a @ b
+        best = max(best, 2 * n**3 / (clock() - t) / 1e9)
+    return best
+
+
+def _vgg_paths(tag: str, precision: str, paths, one_thread: bool) -> None:
+    """Per-layer rows of the FeatureNet ``paths`` ((label, fuse_relu), ...) next to the same run's matmul peak.
+
+    The paths are timed step by step in turns so they see the same load; the peak is the best of the
+    matmuls measured before, between and after them. ``one_thread``: on one thread, in that thread's
+    CPU seconds (``time.thread_time``; other users' load takes wall time from the matmul and the
+    network unevenly, CPU time of a single thread is what the kernels cost).
+    """
     import torch
 
     from synapse_core.features.net import FeatureNet
     from synapse_core.features.vgg3d import Vgg3DConfig, parse_layers, untrained_vgg3d
 
-    def matmul_peak(dtype, n=2048, reps=5) -> float:
-        g = torch.Generator().manual_seed(0)
-        a, b = torch.randn(n, n, generator=g).to(dtype), torch.randn(n, n, generator=g).to(dtype)
-        a @ b
-        best = 0.0
-        for _ in range(reps):
-            t = time.perf_counter()
-            a @ b
-            best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
-        return best
-
     model = untrained_vgg3d(Vgg3DConfig(), seed=0)
     layers = parse_layers("stage4")
     x0 = torch.randn(2, 1, 80, 80, 80, generator=torch.Generator().manual_seed(0))
-    # fp32: the eager modules (conv with BN folded, then ReLU) and the fused path extraction runs
-    # (oneDNN conv with a ReLU post-op, weights packed once), timed step by step in turns so both see the
-    # same load; the peak is the best of the matmuls measured before, between and after them.
-    runs = (("fp32", torch.float32, (("eager", False), ("fused", True))), ("bf16", torch.bfloat16, (("", True),)))
-    for precision, dtype, paths in runs:
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
+    clock, n_peak = (time.thread_time, 1024) if one_thread else (time.perf_counter, 2048)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1 if one_thread else threads)
+    try:
         nets = {label: FeatureNet(model, layers, "avg", "cpu", precision, fuse_relu=fuse) for label, fuse in paths}
-        peak = matmul_peak(dtype)
+        peak = _vgg_matmul_peak(dtype, n_peak, clock=clock)
         steps = {}
         for _ in range(2):
             for label, net in nets.items():
-                got = _timed_steps(net, x0)
+                got = _timed_steps(net, x0, clock)
                 steps[label] = got if label not in steps else [(n, min(t, t2), f) for (n, t, f), (_, t2, _) in
                                                                zip(steps[label], got)]
-                peak = max(peak, matmul_peak(dtype, reps=2))
-        add("vgg", f"{precision} square matmul peak (same run, best of the runs between the paths)", peak, "GFLOP/s")
-        for label, got in steps.items():
-            tag = f"{precision}{' ' + label if label else ''}"
-            if label == "fused" and not nets[label].fused:
-                add("vgg", f"{tag}: fused conv+ReLU unavailable here, eager modules ran", "-", "")
-            total_t = sum(t for _, t, _ in got)
-            total_f = sum(f for _, _, f in got)
-            stage1_t = stage1_f = 0.0
-            for name, t, flops in got:
-                if stage1_t is not None:
-                    stage1_t, stage1_f = stage1_t + t, stage1_f + flops
-                    if name == "MaxPool3d":
-                        add("vgg", f"{tag} first stage (4 convs at 80^3 with ReLUs and max-pool)", stage1_f / stage1_t / 1e9,
-                            f"GFLOP/s ({stage1_f / stage1_t / 1e9 / peak:.0%} of peak, {stage1_t * 1e3:.0f} ms, "
-                            f"{stage1_t / total_t:.0%} of forward)")
-                        stage1_t = None
-                if flops:
-                    add("vgg", f"{tag} {name}", flops / t / 1e9,
-                        f"GFLOP/s ({flops / t / 1e9 / peak:.0%} of peak, {t * 1e3:.0f} ms, {t / total_t:.0%} of forward)")
-            add("vgg", f"{tag} whole trunk (convs' FLOPs / forward time)", total_f / total_t / 1e9,
-                f"GFLOP/s ({total_f / total_t / 1e9 / peak:.0%} of peak, forward {total_t * 1e3:.0f} ms for 2 crops)")
+                peak = max(peak, _vgg_matmul_peak(dtype, n_peak, reps=3, clock=clock))
+    finally:
+        torch.set_num_threads(threads)
+    add("vgg", f"{tag} square matmul peak (same run, best of the runs between the paths)", peak, "GFLOP/s")
+    for label, got in steps.items():
+        name_of = f"{tag}{' ' + label if label else ''}"
+        if label == "fused" and not nets[label].fused:
+            add("vgg", f"{name_of}: fused conv+ReLU unavailable here, eager modules ran", "-", "")
+        total_t = sum(t for _, t, _ in got)
+        total_f = sum(f for _, _, f in got)
+        stage1_t, stage1_f = 0.0, 0.0
+        for name, t, flops in got:
+            if stage1_t is not None:
+                stage1_t, stage1_f = stage1_t + t, stage1_f + flops
+                if name == "MaxPool3d":
+                    add("vgg", f"{name_of} first stage (4 convs at 80^3 with ReLUs and max-pool)", stage1_f / stage1_t / 1e9,
+                        f"GFLOP/s ({stage1_f / stage1_t / 1e9 / peak:.0%} of peak, {stage1_t * 1e3:.0f} ms, "
+                        f"{stage1_t / total_t:.0%} of forward)")
+                    stage1_t = None
+            if flops:
+                add("vgg", f"{name_of} {name}", flops / t / 1e9,
+                    f"GFLOP/s ({flops / t / 1e9 / peak:.0%} of peak, {t * 1e3:.0f} ms, {t / total_t:.0%} of forward)")
+        add("vgg", f"{name_of} whole trunk (convs' FLOPs / forward time)", total_f / total_t / 1e9,
+            f"GFLOP/s ({total_f / total_t / 1e9 / peak:.0%} of peak, forward {total_t * 1e3:.0f} ms for 2 crops)")
+        if label == "fused":
+            eager_t = sum(t for _, t, _ in steps["eager"])
+            add("vgg", f"{tag} fused forward time / eager forward time", total_t / eager_t, "")
 
 
-def _timed_steps(net, x0):
-    """[(name, seconds, flops)] per layer of a FeatureNet, best of 2, in its precision.
+#: glibc malloc told to keep freed memory: the 98 MB activations at 80³ are then reused instead of
+#: being mapped and zero-filled by the kernel at every layer (measured only; not set by the package).
+VGG_KEEP_HEAP_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 34)}
+
+
+def section_vgg(tmp: str) -> None:
+    paths32 = (("eager", False), ("fused", True))
+    _vgg_paths("fp32", "fp32", paths32, one_thread=False)
+    _vgg_paths("bf16", "bf16", (("", True),), one_thread=False)
+    _vgg_paths("fp32 1-thread CPU-time", "fp32", paths32, one_thread=True)
+    # The same in a fresh process whose malloc keeps freed memory (no page faults for new activations).
+    out = os.path.join(tmp, "inner-vgg-heap.json")
+    env = {**os.environ, **VGG_KEEP_HEAP_ENV, "PYTHONPATH": HERE}
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--inner", "vgg_heap", "--json", out],
+                          env=env, cwd=HERE, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        print(proc.stderr[-3000:], file=sys.stderr)
+        add("vgg", "fp32 1-thread CPU-time, malloc keeps freed memory", "failed", "(see stderr)")
+        return
+    with open(out) as f:
+        for section, what, value, unit, label in json.load(f):
+            add(section, what, value, unit)
+
+
+def _inner_vgg_heap(data, tmp) -> None:
+    _vgg_paths("fp32 1-thread CPU-time, malloc keeps freed memory (MALLOC_MMAP_MAX_=0)", "fp32",
+               (("eager", False), ("fused", True)), one_thread=True)
+
+
+def _timed_steps(net, x0, clock=time.perf_counter):
+    """[(name, seconds of ``clock``, flops)] per layer of a FeatureNet, best of 2, in its precision.
 
     A convolution's row includes the ReLU after it (a separate in-place module on the eager path, a
     post-op of the fused one), so eager and fused rows time the same work.
@@ -343,13 +390,13 @@ def _timed_steps(net, x0):
             best = float("inf")
             for _ in range(2):
                 xin = x.clone() if isinstance(module, nn.ReLU) else x  # in place: keep x for the next try
-                t = time.perf_counter()
+                t = clock()
                 if isinstance(module, nn.MaxPool3d):
                     with torch.autocast("cpu", enabled=False):
                         y = module(xin)
                 else:
                     y = module(xin)
-                best = min(best, time.perf_counter() - t)
+                best = min(best, clock() - t)
             conv = module.conv if isinstance(module, ConvReLU) else module if isinstance(module, nn.Conv3d) else None
             if isinstance(module, nn.ReLU) and out and out[-1][2]:  # the eager ReLU joins its convolution's row
                 name, t_conv, flops = out.pop()
@@ -451,7 +498,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.inner:
         TREE["label"] = os.environ.get("SYNAPSE_BENCH_LABEL", "after")
-        {"rerun": _inner_rerun}[args.inner](args.data, args.tmp)
+        {"rerun": _inner_rerun, "vgg_heap": _inner_vgg_heap}[args.inner](args.data, args.tmp)
         with open(args.json, "w") as f:
             json.dump(ROWS, f)
         return 0
@@ -478,7 +525,7 @@ def main() -> int:
         if "cluster" not in args.skip:
             section_cluster(tmp, args.cluster_rows)
         if "vgg" not in args.skip:
-            section_vgg()
+            section_vgg(tmp)
         if "morphology" not in args.skip:
             section_morphology(data)
     finally:
