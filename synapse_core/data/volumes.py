@@ -1,7 +1,8 @@
 """Open EM volumes lazily (Zarr, HDF5, TIFF stacks converted once to Zarr).
 
 Every volume is indexed ``[z, y, x]``. Nothing here loads a whole volume into memory: a
-volume is an array-like (``zarr.Array`` or ``h5py.Dataset``) and callers read windows with
+volume is an array-like (``zarr.Array``, ``h5py.Dataset``, or for a converted TIFF stack a
+TensorStore-backed :class:`WindowedArray`) and callers read windows with
 :func:`synapse_core.data.windows.read_box`.
 
 A converted TIFF stack carries a manifest (``.manifest.json``: every chunk file with its size,
@@ -73,7 +74,9 @@ class VolumeSource:
         """The volume as a lazily-read array-like indexed ``[z, y, x]`` (zarr.Array or h5py.Dataset).
 
         Opened once per process and fingerprint (a source made after the file changed opens it
-        again); HDF5 files get a chunk cache of :data:`HDF5_CHUNK_CACHE_BYTES` per dataset.
+        again); HDF5 files get a chunk cache of :data:`HDF5_CHUNK_CACHE_BYTES` per dataset. A TIFF
+        stack converted by :func:`convert_tiff_stack` (its ``.complete`` marker present) opens as a
+        :class:`WindowedArray` over TensorStore, without importing zarr.
         """
         if self.kind == "zarr" and self.key is None and os.path.isfile(os.path.join(self.path, COMPLETE)):
             return _open_converted(self.path)
