@@ -73,3 +73,14 @@ def test_conv_relu_module_equals_relu_of_conv_for_other_batch_sizes_than_it_was_
         for batch in (1, 3):  # packed at the first call (batch 1), reused for batch 3
             x = torch.randn(batch, 4, 5, 6, 7, generator=gen).contiguous(memory_format=torch.channels_last_3d)
             torch.testing.assert_close(fused(x), torch.relu(conv(x)), rtol=1e-4, atol=1e-6)
+
+
+def test_the_once_per_process_check_leaves_the_callers_random_stream_alone():
+    from synapse_core.features import net as net_module
+
+    net_module._FUSED_OK.clear()  # run the check again in this process
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    net_module.fused_conv_relu_works()
+    assert torch.equal(torch.rand(3), expected)

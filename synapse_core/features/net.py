@@ -151,7 +151,8 @@ def fused_conv_relu_works() -> bool:
     ok, why = False, "torch.ops.mkldnn._convolution_pointwise is not available in this torch build"
     if _pointwise_op() is not None:
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), torch.random.fork_rng(devices=[]):  # the caller's random stream untouched
+                torch.manual_seed(0)
                 gen = torch.Generator().manual_seed(0)
                 conv = nn.Conv3d(3, 5, 3, padding=1).eval()
                 x = torch.randn(2, 3, 6, 6, 6, generator=gen).contiguous(memory_format=torch.channels_last_3d)
