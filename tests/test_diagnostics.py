@@ -12,6 +12,7 @@ from synapse_core.cluster.diagnostics import (
     bbox_composition,
     bbox_effect,
     cluster_alignment,
+    diagnostic_rows,
     gaussian_null,
     knn_overlap,
     nuisance_columns,
@@ -188,3 +189,28 @@ def test_knn_overlap_of_a_random_map_is_near_chance():
 def test_knn_overlap_rejects_misaligned_rows():
     with pytest.raises(ValueError, match=r"feature rows \(5\) and map rows \(4\)"):
         knn_overlap(np.zeros((5, 3)), np.zeros((4, 2)))
+
+
+def test_diagnostics_use_every_row_up_to_the_large_data_size_and_a_seeded_sample_above():
+    from synapse_core.cluster.settings import FIT_ROWS, LARGE_ROWS
+
+    assert diagnostic_rows(LARGE_ROWS) is None
+    rows = diagnostic_rows(LARGE_ROWS + 1, seed=3)
+    assert len(rows) == FIT_ROWS and np.array_equal(rows, diagnostic_rows(LARGE_ROWS + 1, seed=3))
+
+
+def test_bounded_batch_effect_reports_its_rows_and_still_sees_bboxes_that_form_the_clusters():
+    X, y = make_blobs(n_samples=600, n_features=4, centers=3, cluster_std=0.3, random_state=0)
+    e = bbox_effect(X, y, np.array([f"bbox{i + 1}" for i in y]), k=10, max_rows=200)
+    assert e["n_rows_used"] == 200 and e["batch_effect_score"] > 0.95 and e["cluster_bbox_ami"] > 0.95
+
+
+def test_bounded_alignment_reports_its_rows_and_still_warns():
+    side = np.array([1, 2] * 300)
+    a = cluster_alignment(side - 1, pd.DataFrame({"presynaptic_side": side}), max_rows=100)
+    assert a["n_rows_used"] == 100 and a["aligned"] == ["presynaptic_side"]
+
+
+def test_bounded_knn_overlap_of_a_distance_keeping_map_stays_one():
+    Z = np.random.default_rng(0).normal(size=(600, 2))
+    assert knn_overlap(np.column_stack([Z, np.zeros(600)]), Z, k=5, max_rows=150) == 1.0

@@ -25,7 +25,6 @@ All inputs are plain arrays or DataFrames; labels use −1 for noise.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 
 import numpy as np
@@ -33,8 +32,9 @@ import pandas as pd
 
 #: Share of the distance from the null's mean ARI to a perfect 1.0 that the data must cover.
 STABILITY_MARGIN = 0.5
-#: Up to this many rows the stability fits run single-threaded.
-SINGLE_THREAD_ROWS = 2000
+#: Rows the stability diagnostic re-clusters at most (seeded sample above it; data and null alike). Was 5000:
+#: at 10⁴ rows its 43 k-means refits then took ~400 of the ~440 CPU s of a fresh ``cluster`` (issue 16).
+STABILITY_MAX_ROWS = 2000
 #: AMI between clusters and a nuisance column above which :func:`cluster_alignment` warns.
 ALIGNMENT_WARN_AMI = 0.25
 
@@ -81,6 +81,22 @@ def _cap_rows(n: int, max_rows: int, rng: np.random.Generator) -> np.ndarray:
     return np.arange(n) if n <= max_rows else np.sort(rng.choice(n, size=max_rows, replace=False))
 
 
+def diagnostic_rows(n: int, seed: int = 0, max_rows: int | None = None) -> np.ndarray | None:
+    """Rows the whole-table diagnostics (:func:`bbox_effect`, :func:`knn_overlap`, :func:`cluster_alignment`) use.
+
+    ``max_rows=None``: every row up to ``LARGE_ROWS`` synapses, above it a seeded sample of ``FIT_ROWS``
+    (:mod:`synapse_core.cluster.settings`; the large-data path, issue 15). Returns sorted row indices, or None
+    for all rows. The same ``(n, seed, max_rows)`` gives the same rows in every diagnostic.
+    """
+    if max_rows is None:
+        from synapse_core.cluster.settings import FIT_ROWS, LARGE_ROWS
+
+        max_rows = FIT_ROWS if n > LARGE_ROWS else n
+    if n <= int(max_rows):
+        return None
+    return np.sort(np.random.default_rng([seed, 4]).choice(n, size=int(max_rows), replace=False))
+
+
 def _subsample_vs_reference(Z, labels, fit, n_runs, fraction, seed, rng):
     """ARI of re-clustered subsamples against ``labels`` on the same rows, and per-cluster Jaccard."""
     from sklearn.metrics import adjusted_rand_score
@@ -113,7 +129,7 @@ def stability(
     n_runs: int = 10,
     fraction: float = 0.8,
     seed: int = 0,
-    max_rows: int = 5000,
+    max_rows: int = STABILITY_MAX_ROWS,
     n_null: int = 3,
     margin: float = STABILITY_MARGIN,
 ) -> dict:
@@ -134,7 +150,10 @@ def stability(
     seed : int
         Seed of the subsampling and of the null; run i re-clusters with seed + 1 + i.
     max_rows : int
-        Above this many synapses a seeded sample of ``max_rows`` rows is used (data and null alike).
+        Above this many synapses a seeded sample of ``max_rows`` rows is used (data and null alike;
+        default ``STABILITY_MAX_ROWS`` = 2000: subsamples of 1600 rows at ``fraction=0.8``). The fits
+        run single-threaded (measured on the shared 2-core machine at 10⁴ × 192 rows: 5000-row fits
+        with threads 120 CPU s for 3 restarts each, 2000-row fits single-threaded 9 CPU s for 10).
     n_null : int
         Gaussian null samples (:func:`gaussian_null`, same number of rows), each clustered and
         subsampled like the data; 0 skips the null.
@@ -172,7 +191,7 @@ def stability(
     rows = _cap_rows(len(Z), max_rows, rng)
     Zr, lr = np.asarray(Z)[rows], labels[rows]
     # small fits are slower with threads (measured 10-16x on a busy 2-core machine)
-    with threadpool_limits(1) if len(Zr) <= SINGLE_THREAD_ROWS else contextlib.nullcontext():
+    with threadpool_limits(1):
         return _stability(Zr, lr, fit, n_runs, fraction, seed, rng, n_null, margin)
 
 
@@ -309,7 +328,7 @@ def _as_categories(values: pd.Series, n_bins: int) -> np.ndarray | None:
 
 
 def cluster_alignment(labels: np.ndarray, nuisance: pd.DataFrame, threshold: float = ALIGNMENT_WARN_AMI,
-                      n_bins: int = 4) -> dict:
+                      n_bins: int = 4, seed: int = 0, max_rows: int | None = None) -> dict:
     """Adjusted mutual information between cluster labels and each nuisance column, with warnings.
 
     Parameters
@@ -326,13 +345,16 @@ def cluster_alignment(labels: np.ndarray, nuisance: pd.DataFrame, threshold: flo
         clusters that split every type in two by a binary column (k = 2 × types) give ≈ 0.4–0.6.
     n_bins : int
         Quantile bins of continuous columns.
+    seed, max_rows
+        Rows used: :func:`diagnostic_rows` (every row up to ``LARGE_ROWS`` synapses, above it a seeded
+        sample of ``FIT_ROWS``; the AMI's expected-information term grows with the cluster sizes).
 
     Returns
     -------
     dict
         ``ami`` ({column: AMI or None when the column has one value}), ``threshold``,
         ``warnings`` (list of sentences naming the column and its AMI), ``aligned`` (columns above
-        the threshold).
+        the threshold), ``n_rows_used`` (rows the AMIs were computed on).
 
     Example
     -------
@@ -345,6 +367,9 @@ def cluster_alignment(labels: np.ndarray, nuisance: pd.DataFrame, threshold: flo
     labels = np.asarray(labels)
     if len(labels) != len(nuisance):
         raise ValueError(f"labels ({len(labels)}) and nuisance rows ({len(nuisance)}) differ")
+    rows = diagnostic_rows(len(labels), seed, max_rows)
+    if rows is not None:
+        labels, nuisance = labels[rows], nuisance.iloc[rows]
     ami, warnings, aligned = {}, [], []
     clustered = labels >= 0
     for col in nuisance.columns:
@@ -363,7 +388,8 @@ def cluster_alignment(labels: np.ndarray, nuisance: pd.DataFrame, threshold: flo
             warnings.append(f"clusters align with {col} (AMI {value:.2f} > {threshold:g}): they may sort "
                             f"synapses by {_NUISANCE_MEANING.get(str(col).split('_')[0], col)} rather than "
                             "by the synapse itself")
-    return {"ami": ami, "threshold": threshold, "n_bins": n_bins, "warnings": warnings, "aligned": aligned}
+    return {"ami": ami, "threshold": threshold, "n_bins": n_bins, "warnings": warnings, "aligned": aligned,
+            "n_rows_used": len(labels)}
 
 
 _NUISANCE_MEANING = {
@@ -392,7 +418,7 @@ def bbox_composition(labels: np.ndarray, bbox: np.ndarray, normalize: bool = Fal
 
 
 def bbox_effect(Z: np.ndarray, labels: np.ndarray, bbox: np.ndarray, k: int = 10, seed: int = 0,
-                max_queries: int = 5000) -> dict:
+                max_queries: int = 5000, max_rows: int | None = None) -> dict:
     """How strongly the bbox of origin drives the clusters and the feature space.
 
     Parameters
@@ -404,12 +430,18 @@ def bbox_effect(Z: np.ndarray, labels: np.ndarray, bbox: np.ndarray, k: int = 10
     k : int
         Neighbours per synapse for the mixing score (capped at n_synapses − 1).
     seed : int
-        Seed of the query sample when n_synapses > ``max_queries``.
+        Seed of the query sample when n_synapses > ``max_queries``, and of the row sample.
+    max_queries : int
+        At most this many synapses are queried for their neighbours (seeded sample).
+    max_rows : int or None
+        Rows used for everything (AMI, neighbour search, shares): :func:`diagnostic_rows` — every row up to
+        ``LARGE_ROWS`` synapses, above it a seeded sample of ``FIT_ROWS`` (neighbours are then found among
+        the sampled synapses, and the expected share is that of the sample).
 
     Returns
     -------
     dict
-        ``cluster_bbox_ami``: adjusted mutual information between cluster and bbox (0: clusters
+        ``n_rows_used``: rows used. ``cluster_bbox_ami``: adjusted mutual information between cluster and bbox (0: clusters
         independent of bbox, 1: clusters are the bboxes). ``knn_same_bbox``: observed fraction of
         feature-space neighbours from the same bbox; ``knn_same_bbox_expected``: that fraction if bboxes
         were perfectly mixed (Σ p_b² over bbox shares, corrected for excluding the point itself);
@@ -420,9 +452,13 @@ def bbox_effect(Z: np.ndarray, labels: np.ndarray, bbox: np.ndarray, k: int = 10
     from sklearn.neighbors import NearestNeighbors
 
     bbox = np.asarray(bbox).astype(str)
+    labels = np.asarray(labels)
+    rows = diagnostic_rows(len(Z), seed, max_rows)
+    if rows is not None:
+        Z, labels, bbox = np.asarray(Z)[rows], labels[rows], bbox[rows]
     n = len(Z)
     names, counts = np.unique(bbox, return_counts=True)
-    out = {"n_bboxes": len(names)}
+    out = {"n_bboxes": len(names), "n_rows_used": int(n)}
     out["cluster_bbox_ami"] = float(adjusted_mutual_info_score(bbox, labels)) if len(names) > 1 else None
     if len(names) < 2 or n < 3:
         out.update(knn_same_bbox=None, knn_same_bbox_expected=None, batch_effect_score=None)
@@ -453,7 +489,8 @@ def _drop_self(ind: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def knn_overlap(Z: np.ndarray, Y: np.ndarray, k: int = 10, seed: int = 0, max_queries: int = 5000) -> float:
+def knn_overlap(Z: np.ndarray, Y: np.ndarray, k: int = 10, seed: int = 0, max_queries: int = 5000,
+                max_rows: int | None = None) -> float:
     """Mean share of feature-space k-NN that are also map k-NN (1: neighbourhoods preserved).
 
     Parameters
@@ -465,11 +502,14 @@ def knn_overlap(Z: np.ndarray, Y: np.ndarray, k: int = 10, seed: int = 0, max_qu
     k : int
         Neighbourhood size (capped at n_synapses − 1).
     seed, max_queries
-        At most ``max_queries`` synapses are queried (seeded sample); neighbours come from all.
+        At most ``max_queries`` synapses are queried (seeded sample); neighbours come from all rows used.
+    max_rows : int or None
+        Rows used: :func:`diagnostic_rows` — every row up to ``LARGE_ROWS`` synapses, above it a seeded
+        sample of ``FIT_ROWS`` (neighbours among the sampled synapses in both spaces).
 
     Returns
     -------
-    float in [0, 1]. A random map scores about k / (n_synapses − 1).
+    float in [0, 1]. A random map scores about k / (n_rows_used − 1).
     """
     from sklearn.neighbors import NearestNeighbors
 
@@ -478,6 +518,9 @@ def knn_overlap(Z: np.ndarray, Y: np.ndarray, k: int = 10, seed: int = 0, max_qu
         raise ValueError(f"feature rows ({n}) and map rows ({len(Y)}) differ")
     if n < 3:
         raise ValueError(f"k-NN overlap needs at least 3 synapses; got {n}")
+    rows = diagnostic_rows(n, seed, max_rows)
+    if rows is not None:
+        Z, Y, n = np.asarray(Z)[rows], np.asarray(Y)[rows], len(rows)
     k = int(min(k, n - 1))
     queries = np.arange(n)
     if n > max_queries:

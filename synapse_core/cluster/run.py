@@ -232,10 +232,13 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
     bbox = table["bbox_name"].astype(str).to_numpy()
     composition = diagnostics.bbox_composition(labels, bbox)
     effect = diagnostics.bbox_effect(Z, labels, bbox, k=s.knn_k, seed=s.seed)
-    alignment = diagnostics.cluster_alignment(labels, diagnostics.nuisance_columns(table))
+    alignment = diagnostics.cluster_alignment(labels, diagnostics.nuisance_columns(table), seed=s.seed)
     faithful = None
     if Y is not None:
         faithful = diagnostics.knn_overlap(Z, Y, k=s.knn_k, seed=s.seed)
+    # above LARGE_ROWS the whole-table diagnostics use a seeded sample (diagnostics.diagnostic_rows)
+    sampled = diagnostics.diagnostic_rows(n, s.seed)
+    n_knn = n if sampled is None else len(sampled)
     done("diagnostics")
 
     t = time.perf_counter()
@@ -268,7 +271,8 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
         "stability": stab,
         "bbox_effect": effect,
         "map_knn_overlap": faithful,
-        "map_knn_overlap_random": (min(s.knn_k, n - 1) / (n - 1)) if Y is not None else None,
+        "map_knn_overlap_random": (min(s.knn_k, n_knn - 1) / (n_knn - 1)) if Y is not None else None,
+        "map_knn_overlap_rows": n_knn if Y is not None else None,
         "timings": timings,
     }
     return ClusterResult(
