@@ -142,7 +142,9 @@ def stability(
     labels : ndarray of int, shape (n_synapses,)
         Labels of the full-data clustering (−1 = noise).
     fit : callable (Z_subset, seed) → labels
-        The same clustering (method, k) as produced ``labels``.
+        The same clustering (method, k) as produced ``labels`` (``run_clustering`` passes KMeans with
+        ``k_selection.SAMPLE_N_INIT`` = 3 restarts unless ``kmeans_n_init`` is set; it clusters the null
+        samples too, so data and null are refitted alike).
     n_runs : int
         Number of subsamples (of the data and of each null sample).
     fraction : float

@@ -111,6 +111,12 @@ def _check_size(n: int, s: ClusterSettings) -> None:
         raise ValueError(f"projection={s.projection!r} needs at least 4 synapses; got {n}. Use --projection none")
 
 
+def _sample_n_init(s: ClusterSettings) -> int:
+    """KMeans restarts of the refits on samples (k sweep's subsamples and nulls, stability diagnostic):
+    ``kmeans_n_init`` when the user set it, else ``k_selection.SAMPLE_N_INIT`` (3)."""
+    return s.kmeans_n_init if s.kmeans_n_init is not None else k_selection.SAMPLE_N_INIT
+
+
 def _json_ready(obj):
     if isinstance(obj, dict):
         return {str(k): _json_ready(v) for k, v in obj.items()}
@@ -179,7 +185,12 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
                     return fit_kmeans(Z_, k_, s.seed, s.kmeans_algorithm, s.kmeans_n_init)
                 return fit_labels(Z_, s, k_, s.seed), None, None
 
-            sweep = k_selection.sweep_k(Z, s.k_range, fit_k, s.seed, s.silhouette_sample)
+            sample_fit = None
+            if s.method == "kmeans":  # stability subsamples and null samples: fewer restarts (issue 16)
+                def sample_fit(Z_, k_):
+                    return fit_kmeans(Z_, k_, s.seed, s.kmeans_algorithm, _sample_n_init(s))[0]
+
+            sweep = k_selection.sweep_k(Z, s.k_range, fit_k, s.seed, s.silhouette_sample, sample_fit=sample_fit)
             decision = k_selection.decide_k(sweep.curves, s.k_tolerance)
             curves, k = decision.curves, decision.k
             # k = 1: no k beat the structureless null; every synapse is in cluster 0
@@ -225,10 +236,13 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
         sil = float(silhouette_score(Z[clustered], labels[clustered], sample_size=sample, random_state=s.seed))
     stab = None
     if s.n_stability > 0 and n_clusters >= 1 and k != 1:
-        stab = diagnostics.stability(
-            Z, labels, lambda Zs, seed_: fit_labels(Zs, s, k, seed_), n_runs=s.n_stability,
-            fraction=s.stability_fraction, seed=s.seed,
-        )
+        def refit(Zs, seed_):
+            if s.method == "kmeans":  # ≤ STABILITY_MAX_ROWS rows: fewer restarts, data and null alike (issue 16)
+                return fit_kmeans(Zs, k, seed_, s.kmeans_algorithm, _sample_n_init(s))[0]
+            return fit_labels(Zs, s, k, seed_)
+
+        stab = diagnostics.stability(Z, labels, refit, n_runs=s.n_stability, fraction=s.stability_fraction,
+                                     seed=s.seed)
     bbox = table["bbox_name"].astype(str).to_numpy()
     composition = diagnostics.bbox_composition(labels, bbox)
     effect = diagnostics.bbox_effect(Z, labels, bbox, k=s.knn_k, seed=s.seed)
