@@ -23,7 +23,8 @@ process's own, from ``wait4``):
   written directly, not computed; then ``open_dataset`` + ``extract_features`` are timed, with
   ``open_dataset``'s share on its own line);
 * ``cluster``: a fresh ``cluster`` process at 10⁴ synthetic 192-d rows with an empty numba cache
-  (cold), then again with the cache the first run left (warm); compile time = cold − warm on its
+  (cold), then again with the cache the first run left (warm), each with its k sweep / map / diagnostics
+  wall seconds (from the run's ``c_diagnostics.json``); compile time = cold − warm on its
   own line;
 * ``vgg``: per-layer GFLOP/s of the VGG3D trunk (one forward at batch 2, 80³ input, best of 2 × 2
   in turns), fp32 eager and fused (the extraction path: BN folded, oneDNN conv with ReLU post-op)
@@ -267,6 +268,13 @@ def section_cluster(tmp: str, n: int) -> None:
         walls.append(res.cpu_s)
         add("cluster", f"cluster {n} rows, fresh process, {label}", wall,
             f"s wall, {res.cpu_s:.1f} s CPU, peak {peak:.0f} MB")
+        try:  # the run's own stage timings (wall s): where the seconds went
+            with open(os.path.join(cache, "c_diagnostics.json")) as f:
+                stages = json.load(f)["timings"]
+            add("cluster", "  of which k sweep / map / diagnostics (wall s)", stages.get("cluster_s", 0),
+                f"/ {stages.get('projection_s', 0):.1f} / {stages.get('diagnostics_s', 0):.1f} s wall")
+        except (OSError, KeyError, ValueError):
+            pass
     add("cluster", "numba compile time (CPU s, cold − warm)", walls[0] - walls[1], "s")
 
 
