@@ -271,7 +271,8 @@ def section_cluster(tmp: str, n: int) -> None:
         try:  # the run's own stage timings (wall s): where the seconds went
             with open(os.path.join(cache, "c_diagnostics.json")) as f:
                 stages = json.load(f)["timings"]
-            add("cluster", "  of which k sweep / map / diagnostics (wall s)", stages.get("cluster_s", 0),
+            add("cluster", f"  {label.split(':')[0]}: of which k sweep / map / diagnostics (wall s)",
+                stages.get("cluster_s", 0),
                 f"/ {stages.get('projection_s', 0):.1f} / {stages.get('diagnostics_s', 0):.1f} s wall")
         except (OSError, KeyError, ValueError):
             pass
