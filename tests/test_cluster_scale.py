@@ -133,3 +133,20 @@ def test_a_result_key_cannot_name_another_folder(tmp_path):
 
     with pytest.raises(ValueError, match="not a result key"):
         open_result(tmp_path, "../../etc")
+
+
+def test_hdbscan_fits_a_sample_above_its_fit_rows_even_below_large_rows(monkeypatch):
+    import sklearn.cluster
+
+    from synapse_core.cluster.algorithms import fit_labels
+    from synapse_core.cluster.settings import ClusterSettings
+
+    fitted_rows = []
+    original = sklearn.cluster.HDBSCAN.fit_predict
+    monkeypatch.setattr(sklearn.cluster.HDBSCAN, "fit_predict",
+                        lambda self, X, *a, **k: fitted_rows.append(len(X)) or original(self, X, *a, **k))
+    monkeypatch.setattr(cluster_settings, "HDBSCAN_FIT_ROWS", 800)
+    Z, _ = blobs(3000, d=16)
+    assert len(Z) < cluster_settings.LARGE_ROWS
+    labels = fit_labels(Z, ClusterSettings(method="hdbscan", min_cluster_size=20), None, seed=0)
+    assert fitted_rows == [800] and len(labels) == 3000

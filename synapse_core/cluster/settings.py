@@ -46,7 +46,7 @@ FEW_ROWS = 5000
 LARGE_ROWS = 100_000
 #: Rows of the seeded subsample the large-data path fits on.
 FIT_ROWS = 50_000
-#: Rows of the seeded subsample HDBSCAN fits on above LARGE_ROWS synapses (its cost grows faster than linearly:
+#: Above this many synapses HDBSCAN fits on a seeded subsample of this size (its cost grows faster than linearly:
 #: 50 000 rows did not finish in 8 min on 2 busy cores; every other synapse takes its nearest fitted neighbour's label).
 HDBSCAN_FIT_ROWS = 20_000
 
