@@ -111,10 +111,16 @@ def _check_size(n: int, s: ClusterSettings) -> None:
         raise ValueError(f"projection={s.projection!r} needs at least 4 synapses; got {n}. Use --projection none")
 
 
-def _sample_n_init(s: ClusterSettings) -> int:
-    """KMeans restarts of the refits on samples (k sweep's subsamples and nulls, stability diagnostic):
-    ``kmeans_n_init`` when the user set it, else ``k_selection.SAMPLE_N_INIT`` (3)."""
-    return s.kmeans_n_init if s.kmeans_n_init is not None else k_selection.SAMPLE_N_INIT
+def _refit_sample(s: ClusterSettings, Z: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Labels of a refit on a sample (the k sweep's subsamples and nulls, the stability diagnostic).
+
+    KMeans uses ``kmeans_n_init`` restarts when the user set it, else ``k_selection.SAMPLE_N_INIT`` (3;
+    issue 16), for data and null alike; other methods are fitted as usual.
+    """
+    if s.method != "kmeans":
+        return fit_labels(Z, s, k, seed)
+    n_init = s.kmeans_n_init if s.kmeans_n_init is not None else k_selection.SAMPLE_N_INIT
+    return fit_kmeans(Z, k, seed, s.kmeans_algorithm, n_init)[0]
 
 
 def _json_ready(obj):
@@ -188,7 +194,7 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
             sample_fit = None
             if s.method == "kmeans":  # stability subsamples and null samples: fewer restarts (issue 16)
                 def sample_fit(Z_, k_):
-                    return fit_kmeans(Z_, k_, s.seed, s.kmeans_algorithm, _sample_n_init(s))[0]
+                    return _refit_sample(s, Z_, k_, s.seed)
 
             sweep = k_selection.sweep_k(Z, s.k_range, fit_k, s.seed, s.silhouette_sample, sample_fit=sample_fit)
             decision = k_selection.decide_k(sweep.curves, s.k_tolerance)
@@ -236,12 +242,7 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
         sil = float(silhouette_score(Z[clustered], labels[clustered], sample_size=sample, random_state=s.seed))
     stab = None
     if s.n_stability > 0 and n_clusters >= 1 and k != 1:
-        def refit(Zs, seed_):
-            if s.method == "kmeans":  # ≤ STABILITY_MAX_ROWS rows: fewer restarts, data and null alike (issue 16)
-                return fit_kmeans(Zs, k, seed_, s.kmeans_algorithm, _sample_n_init(s))[0]
-            return fit_labels(Zs, s, k, seed_)
-
-        stab = diagnostics.stability(Z, labels, refit, n_runs=s.n_stability, fraction=s.stability_fraction,
+        stab = diagnostics.stability(Z, labels, lambda Zs, seed_: _refit_sample(s, Zs, k, seed_), n_runs=s.n_stability, fraction=s.stability_fraction,
                                      seed=s.seed)
     bbox = table["bbox_name"].astype(str).to_numpy()
     composition = diagnostics.bbox_composition(labels, bbox)
