@@ -316,22 +316,6 @@ def surface_to_points_distance(mask: np.ndarray, points: np.ndarray, spacing_zyx
 # ---------------------------------------------------------------------------------------- features
 
 
-def _mean_std(values: np.ndarray) -> tuple[float, float]:
-    """``(values.mean(), values.std())`` of a contiguous 1-D array, summing it once for both.
-
-    Float arrays take numpy's own steps (pairwise sum in the array's precision, mean, squared
-    deviations, pairwise sum), so both are the numbers ``values.mean()`` and ``values.std()`` give.
-    """
-    if values.dtype not in (np.float32, np.float64):
-        return float(values.mean()), float(values.std())
-    n = values.size
-    mean = values.dtype.type(np.add.reduce(values) / n)
-    dev = np.subtract(values, mean)
-    np.multiply(dev, dev, out=dev)
-    var = values.dtype.type(np.add.reduce(dev) / n)
-    return float(mean), float(np.sqrt(var))
-
-
 def morphology_features(structures: dict, raw: np.ndarray, voxel_size_nm=None, valid=None) -> dict[str, float]:
     """Measurements of one synapse crop, keyed by :func:`morphology_columns` names.
 
@@ -410,7 +394,7 @@ def morphology_features(structures: dict, raw: np.ndarray, voxel_size_nm=None, v
     else:
         mito_dist = math.nan
     data = np.ascontiguousarray(raw).reshape(-1) if valid is None else raw[valid]  # the voxels holding data
-    mean, std = _mean_std(data) if data.size else (math.nan, math.nan)
+    mean, std = (float(data.mean()), float(data.std())) if data.size else (math.nan, math.nan)
 
     values = [
         counts["vesicle_cloud"] * to_vol, counts["cleft"] * to_vol, area * to_area, thickness,
