@@ -5,6 +5,7 @@
 * The demo dataset (written once per session), its morphology features and a k = 3 clustering.
 * Synthetic volumes and synapse-table rows: in memory (:func:`two_neuron_volumes`,
   :func:`synapse_row`) and on disk (:func:`write_small_dataset`).
+* torch on one thread for a test module (:func:`one_torch_thread`).
 * A tiny VGG3D and a seeded batch-norm randomiser (:func:`tiny_vgg3d_config`, :func:`trained_like_vgg3d`).
 
 Markers (declared in pyproject.toml): ``slow`` (over ~2 s), ``e2e`` (every test in tests/e2e, set
@@ -61,6 +62,20 @@ def _shared_data_is_a_data_root(request, monkeypatch):
 
         roots = [p for p in (os.environ.get("SYNAPSE_DATA_ROOTS", ""), str(SHARED_DATA)) if p]
         monkeypatch.setenv("SYNAPSE_DATA_ROOTS", os.pathsep.join(roots))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for the module (tiny tensors: faster than two, and much faster on a busy machine).
+
+    Use as ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``; restores the thread count after.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def write_medulla_config(folder: Path, table: Path = MEDULLA_SITES_CSV) -> Path:

@@ -33,13 +33,7 @@ FLIPS_ONLY = dataclasses.replace(TINY, translate=0.0, brightness=0.0, contrast=0
                                  noise_std=0.0, cutout_probability=0.0, learning_rate=1e-2, warmup_epochs=0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is faster than two (and much faster on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
