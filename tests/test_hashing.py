@@ -57,3 +57,29 @@ def test_stat_fingerprint_changes_when_a_file_is_rewritten(tmp_path):
     assert stat_fingerprint([f], "raw") == first and stat_fingerprint([f], "seg") != first
     f.write_bytes(b"abcd")
     assert stat_fingerprint([f], "raw") != first
+
+
+def _old_stat_fingerprint(paths, extra=""):
+    """The fingerprint as first written (Path.stat + Path.resolve per file): cache keys must not change."""
+    parts = [extra]
+    for p in paths:
+        st = Path(p).stat()
+        parts.append([str(Path(p).resolve()), st.st_size, st.st_mtime_ns])
+    return content_hash(parts, digest_size=8)
+
+
+def test_stat_fingerprint_keeps_its_values_for_links_and_relative_paths(tmp_path, monkeypatch):
+    real = tmp_path / "real"
+    real.mkdir()
+    for i in range(3):
+        (real / f"slice_{i}.tif").write_bytes(b"x" * i)
+    (tmp_path / "linked_folder").symlink_to(real)
+    (real / "slice_9.tif").symlink_to(real / "slice_1.tif")
+    monkeypatch.chdir(tmp_path)
+    cases = [
+        sorted(real.iterdir()),                                   # plain files and one symlinked file
+        sorted((tmp_path / "linked_folder").iterdir()),           # a symlinked folder
+        ["real/slice_0.tif", "linked_folder/../real/slice_2.tif", "./real//slice_1.tif"],  # relative, .., //
+    ]
+    for paths in cases:
+        assert stat_fingerprint(paths, "raw") == _old_stat_fingerprint(paths, "raw")

@@ -442,14 +442,16 @@ def _with_voxel_size(b: BboxSource, readers: dict, config: DatasetConfig, config
 
 
 def _with_labels(b: BboxSource, config: DatasetConfig, config_file: str, report: ValidationReport,
-                 points_zyx=()) -> BboxSource:
+                 points_zyx=(), cache_dir: Path | None = None) -> BboxSource:
     """``b`` with the label ids it will use, checked against the ids its mask holds near ``points_zyx``.
 
     Ids are counted in windows around the synapse centres (:func:`label_counts_near_points`), so the
-    cost does not grow with the volume; ``validate`` also counts the whole mask.
+    cost does not grow with the volume; ``validate`` also counts the whole mask. A mask small enough
+    to be counted whole is counted once and its counts kept in ``cache_dir/label_counts``.
     """
     configured, where = config.configured_labels(b.name)
-    counts, scope = label_counts_near_points(b.mask.open(), points_zyx) if b.mask is not None else (None, "")
+    counts, scope = (label_counts_near_points(b.mask, points_zyx, cache_dir=cache_dir) if b.mask is not None
+                     else (None, ""))
     check = check_labels(b.name, counts, configured, config_file, where, scope=scope or "in the mask")
     report.warnings.extend(check.warnings)
     if configured is not None and b.mask is not None:
@@ -512,7 +514,8 @@ def open_dataset(root: str | os.PathLike, cache_dir: str | os.PathLike | None = 
     all_names = sorted(set(bboxes) | raw_dirs, key=natural_key)
     table = _load_tables(data_dir, all_names, config, report, roots, volumes_dir.parent)
     for name, b in bboxes.items():  # mask ids near the synapses: a cost that does not grow with the volume
-        bboxes[name] = _with_labels(b, config, config_file, report, synapse_points_zyx(table, name, b.shape_zyx))
+        bboxes[name] = _with_labels(b, config, config_file, report, synapse_points_zyx(table, name, b.shape_zyx),
+                                    volumes_dir.parent)
     seg_volumes = {n: b.seg.open() for n, b in bboxes.items()}
     valid, issues = validate_rows(table, {n: b.shape_zyx for n, b in bboxes.items()}, seg_volumes)
     report.row_issues = issues

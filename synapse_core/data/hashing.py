@@ -24,8 +24,8 @@ import importlib.util
 import json
 import math
 import os
+import stat
 from collections.abc import Iterable
-from pathlib import Path
 
 import numpy as np
 
@@ -84,9 +84,21 @@ def stat_fingerprint(paths: Iterable[str | os.PathLike], extra: str = "") -> str
     (e.g. an HDF5 dataset name) is part of the fingerprint.
     """
     parts = [extra]
+    real_folders: dict[str, str] = {}
     for p in paths:
-        st = Path(p).stat()
-        parts.append([str(Path(p).resolve()), st.st_size, st.st_mtime_ns])
+        path = os.fspath(p)
+        st = os.lstat(path)
+        folder, name = os.path.split(path)
+        if stat.S_ISLNK(st.st_mode) or name in ("", ".", ".."):
+            st = os.stat(path)
+            real = os.path.realpath(path)
+        else:
+            # A file that is not a symlink resolves to its folder's resolved path plus its name:
+            # the folder is resolved once, not once per file (the same strings as ``Path.resolve``).
+            if folder not in real_folders:
+                real_folders[folder] = os.path.realpath(folder)
+            real = os.path.join(real_folders[folder], name)
+        parts.append([real, st.st_size, st.st_mtime_ns])
     return content_hash(parts, digest_size=8)
 
 
@@ -105,7 +117,7 @@ def source_fingerprint(modules: Iterable[str]) -> str:
     return _source_fingerprint(tuple(modules))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _source_fingerprint(modules: tuple[str, ...]) -> str:
     sources = {}
     for name in modules:

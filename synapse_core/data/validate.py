@@ -160,10 +160,14 @@ def synapse_points_zyx(table: pd.DataFrame, bbox_name: str, shape_zyx) -> np.nda
 
 
 def label_counts_near_points(mask, points_zyx, window: int | None = None,
-                             max_windows: int | None = None) -> tuple[dict[int, int], str]:
+                             max_windows: int | None = None, cache_dir: Path | None = None
+                             ) -> tuple[dict[int, int], str]:
     """Voxels per mask id in windows around synapse centres, and where they were counted.
 
     ``window`` and ``max_windows`` default to :data:`LABEL_WINDOW` and :data:`LABEL_MAX_WINDOWS`.
+    ``mask`` is an array-like indexed ``[z, y, x]`` or a volume source (``.open()``,
+    ``.fingerprint``); the counts of a source counted whole are kept in ``cache_dir`` (see
+    :func:`mask_label_counts`), so opening the dataset again does not count them again.
 
     The cost is bounded by ``max_windows * window³`` voxels whatever the volume size: a volume no
     larger than that is counted whole (exact); otherwise windows of ``window``³ voxels centred on at
@@ -178,10 +182,14 @@ def label_counts_near_points(mask, points_zyx, window: int | None = None,
     """
     window = LABEL_WINDOW if window is None else int(window)
     max_windows = LABEL_MAX_WINDOWS if max_windows is None else int(max_windows)
+    source = mask if hasattr(mask, "open") and hasattr(mask, "fingerprint") else None
+    if source is not None:
+        mask = source.open()
     shape = [int(n) for n in mask.shape[:3]]
     budget = max_windows * window ** 3
     if math.prod(shape) <= budget:
-        return count_label_ids(mask), "in the mask"
+        counts = mask_label_counts(source, cache_dir) if source is not None else count_label_ids(mask)
+        return counts, "in the mask"
     pts = np.asarray(points_zyx, dtype=np.int64).reshape(-1, 3)
     if len(pts) > max_windows:
         pts = pts[np.unique(np.linspace(0, len(pts) - 1, max_windows).round().astype(int))]
@@ -216,8 +224,11 @@ def mask_label_counts(mask, cache_dir: Path | None = None) -> dict[int, int]:
             pass  # a damaged cache entry: count again
     counts = count_label_ids(mask.open())
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomically(path, json.dumps({str(k): v for k, v in counts.items()}))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomically(path, json.dumps({str(k): v for k, v in counts.items()}))
+        except OSError:  # a read-only cache: count again next time  # noqa: S110
+            pass
     return counts
 
 

@@ -236,8 +236,10 @@ def natural_key(name: str) -> list:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
-def _is_slice(p: Path) -> bool:
-    return p.name.lower().startswith("slice") and p.suffix.lower() in (".tif", ".tiff")
+def _is_slice_name(name: str) -> bool:
+    """``slice*.tif``/``.tiff``, any case."""
+    lower = name.lower()
+    return lower.startswith("slice") and lower.endswith((".tif", ".tiff"))
 
 
 def list_slices(folder: Path, roots=None) -> list[Path]:
@@ -250,21 +252,26 @@ def list_slices(folder: Path, roots=None) -> list[Path]:
     folder = Path(folder)
     if roots is not None:
         confine(folder, roots, what="slice folder", error=VolumeError)
-    files = [p for p in folder.iterdir() if _is_slice(p) and p.is_file()]
+    files, links = [], []
+    with os.scandir(folder) as entries:  # file types from the listing: no stat per plain file
+        for e in entries:
+            if _is_slice_name(e.name) and e.is_file():
+                files.append(folder / e.name)
+                if e.is_symlink():
+                    links.append(files[-1])
     if roots is not None:
-        for p in files:
-            # A slice that is not a symlink lies in the (already confined) folder itself: only
-            # symlinked slices need resolving (one path resolution per slice was most of the cost
-            # of opening a dataset of long stacks).
-            if p.is_symlink():
-                confine(p, roots, what="slice file", error=VolumeError)
+        # A slice that is not a symlink lies in the (already confined) folder itself: only
+        # symlinked slices need resolving (one path resolution per slice was most of the cost
+        # of opening a dataset of long stacks).
+        for p in links:
+            confine(p, roots, what="slice file", error=VolumeError)
     return sorted(files, key=lambda p: natural_key(p.name))
 
 
 def stray_files(folder: Path) -> list[str]:
     """Names of files in a slice folder that are not ``slice*.tif`` slices (hidden files left out)."""
     try:
-        return sorted((p.name for p in Path(folder).iterdir() if not p.name.startswith(".") and not _is_slice(p)),
+        return sorted((p.name for p in Path(folder).iterdir() if not p.name.startswith(".") and not _is_slice_name(p.name)),
                       key=natural_key)
     except OSError:
         return []
@@ -381,8 +388,25 @@ def stack_fingerprint(files: list[Path]) -> str:
     return stat_fingerprint(files)
 
 
+def _chunk_names(store: str | os.PathLike) -> list[str]:
+    """Paths (relative, ``/``-separated, sorted) of the files of a store but its manifest and marker.
+
+    Files in sub-folders too; symlinked folders are not entered (as ``Path.rglob``)."""
+    names, todo = [], [(os.fspath(store), "")]
+    while todo:
+        folder, prefix = todo.pop()
+        with os.scandir(folder) as entries:
+            for e in entries:
+                if e.is_dir():
+                    if not e.is_symlink():
+                        todo.append((e.path, f"{prefix}{e.name}/"))
+                elif e.is_file() and e.name not in (MANIFEST, COMPLETE):
+                    names.append(prefix + e.name)
+    return sorted(names)
+
+
 def _chunk_files(store: Path) -> list[Path]:
-    return sorted(p for p in store.rglob("*") if p.is_file() and p.name not in (MANIFEST, COMPLETE))
+    return [store / rel for rel in _chunk_names(store)]
 
 
 def write_manifest(store: Path) -> dict:
@@ -411,10 +435,11 @@ def check_converted(store: str | os.PathLike, full: bool = False) -> list[str]:
     except (OSError, ValueError, KeyError, TypeError):
         return [f"{store / MANIFEST}: missing or unreadable manifest"]
     problems = []
+    folder = os.fspath(store)
     for rel, meta in entries.items():
         p = store / rel
         try:
-            st = p.stat()
+            st = os.stat(os.path.join(folder, rel))
         except OSError:
             problems.append(f"chunk {rel} is missing")
             continue
@@ -425,7 +450,7 @@ def check_converted(store: str | os.PathLike, full: bool = False) -> list[str]:
                 problems.append(f"chunk {rel} does not match its checksum")
         elif st.st_mtime_ns != meta["mtime_ns"]:
             problems.append(f"chunk {rel} was changed after conversion")
-    extra = sorted({p.relative_to(store).as_posix() for p in _chunk_files(store)} - set(entries))
+    extra = sorted(set(_chunk_names(store)) - set(entries))
     problems += [f"unexpected file {rel}" for rel in extra]
     return problems
 
