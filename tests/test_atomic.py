@@ -52,3 +52,13 @@ def test_a_failed_folder_write_leaves_nothing_behind(tmp_path):
         (tmp / "part").write_text("half")
         raise ValueError("a column Parquet cannot hold")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_discarded_folder_is_gone_with_no_temporary_left(tmp_path):
+    from synapse_core.data.atomic import discard_folder
+
+    (tmp_path / "store" / "c").mkdir(parents=True)
+    (tmp_path / "store" / "c" / "0").write_bytes(b"x")
+    assert discard_folder(tmp_path / "store") is True
+    assert list(tmp_path.iterdir()) == []
+    assert discard_folder(tmp_path / "store") is False  # already gone (e.g. another process discarded it)

@@ -335,3 +335,20 @@ def test_peak_memory_of_a_crop_window_read_does_not_grow_with_volume_size(stores
     window = 64 ** 3  # bytes (uint8); the read decodes 2³ chunks of that size
     assert peak[384] < 1.5 * peak[128] + 4 * window  # ~2–4 MiB each; a whole-volume read peaks at 88–136 MiB
     assert peak[384] < 32 * window
+
+
+def test_a_conversion_that_fails_on_a_slice_leaves_nothing_in_the_cache(tmp_path):
+    import tifffile
+
+    from synapse_core.data.volumes import convert_tiff_stack
+
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    for i in range(3):
+        tifffile.imwrite(folder / f"slice_{i}.tif", np.full((64, 64), i, np.uint8))
+    data = (folder / "slice_2.tif").read_bytes()
+    (folder / "slice_2.tif").write_bytes(data[:-2000])  # header intact, pixels truncated
+    files = sorted(folder.iterdir())
+    with pytest.raises(VolumeError, match="slice_2.tif: unreadable TIFF"):
+        convert_tiff_stack(files, tmp_path / "volumes", is_raw=True)
+    assert list((tmp_path / "volumes").iterdir()) == []  # no temporary folder, no store

@@ -90,3 +90,19 @@ def atomic_folder(folder: str | os.PathLike, replace: bool = False) -> Iterator[
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def discard_folder(folder: str | os.PathLike) -> bool:
+    """Remove ``folder``: first renamed to a temporary sibling (one step), then deleted.
+
+    Readers see the folder whole or not at all, never half deleted, and a new folder can be written
+    under the name at once. Returns False when ``folder`` was already gone (e.g. another process
+    discarded it first).
+    """
+    tmp = temporary_sibling(folder)
+    try:
+        os.rename(folder, tmp)
+    except OSError:
+        return False
+    shutil.rmtree(tmp, ignore_errors=True)
+    return True

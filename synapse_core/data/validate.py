@@ -227,7 +227,7 @@ def mask_label_counts(mask, cache_dir: Path | None = None) -> dict[int, int]:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_text_atomically(path, json.dumps({str(k): v for k, v in counts.items()}))
-        except OSError:  # a read-only cache: count again next time  # noqa: S110
+        except OSError:  # a read-only cache: count again next time
             pass
     return counts
 

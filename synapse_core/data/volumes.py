@@ -24,13 +24,13 @@ import json
 import logging
 import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tifffile
 
+from synapse_core.data.atomic import atomic_folder, discard_folder
 from synapse_core.data.hashing import stat_fingerprint
 from synapse_core.data.paths import confine
 
@@ -125,8 +125,9 @@ def _tensorstore_array(pid: int, folder: str, zarr_format: int, metadata_stat: t
                           f"codecs: write the array again with those") from exc
 
 
-def _check_not_forked() -> int:
-    """This process's pid; raises when TensorStore was started in a parent this process was forked from."""
+def check_not_forked() -> int:
+    """This process's pid; raises :class:`RuntimeError` when TensorStore was started in a parent this
+    process was forked from (TensorStore would abort the process)."""
     pid = os.getpid()
     if _TENSORSTORE_PID is not None and _TENSORSTORE_PID != pid:
         raise RuntimeError(f"this process (pid {pid}) was forked from process {_TENSORSTORE_PID} after TensorStore "
@@ -140,24 +141,38 @@ def tensorstore_context():
 
     Raises :class:`RuntimeError` in a process forked after TensorStore started (see the module notes).
     """
-    return _context(_check_not_forked())
+    return _context(check_not_forked())
 
 
-def local_zarr_tensorstore(folder: str):
-    """The TensorStore of the Zarr array (v3, else v2) in a local ``folder``, opened without zarr.
+def clear_tensorstore_cache() -> None:
+    """Drop this process's open TensorStore arrays and their decoded chunks (the next read decodes again)."""
+    _tensorstore_array.cache_clear()
+    _context.cache_clear()
 
-    The same store :func:`_zarr_tensorstore` gives for a zarr.Array of that folder (one per process
-    and metadata file state). Raises :class:`RuntimeError` in a process forked after TensorStore started.
+
+#: Metadata file of a Zarr array per format version.
+_ZARR_METADATA = {3: "zarr.json", 2: ".zarray"}
+
+
+def local_zarr_tensorstore(folder: str, zarr_format: int | None = None):
+    """The TensorStore of the Zarr array in a local ``folder``, opened without zarr.
+
+    ``zarr_format`` 3 or 2, or None to look for a v3 array, then a v2 one. One store per process,
+    folder (symlinks resolved) and state of the metadata file (modification time, size, inode: an
+    array written again at the same path is opened again); every store shares this process's
+    chunk cache (:func:`tensorstore_context`). Raises :class:`RuntimeError` in a process forked
+    after TensorStore started, :class:`VolumeError` when ``folder`` holds no Zarr array of that format.
     """
-    pid = _check_not_forked()
+    pid = check_not_forked()
     folder = os.path.realpath(folder)
-    for zarr_format, name in ((3, "zarr.json"), (2, ".zarray")):
+    for fmt in (3, 2) if zarr_format is None else (int(zarr_format),):
         try:
-            st = os.stat(os.path.join(folder, name))
+            st = os.stat(os.path.join(folder, _ZARR_METADATA[fmt]))
         except FileNotFoundError:
             continue
-        return _tensorstore_array(pid, folder, zarr_format, (st.st_mtime_ns, st.st_size, st.st_ino))
-    raise VolumeError(f"{folder}: not a Zarr array (no zarr.json or .zarray)")
+        return _tensorstore_array(pid, folder, fmt, (st.st_mtime_ns, st.st_size, st.st_ino))
+    wanted = " or ".join(_ZARR_METADATA[f] for f in ((3, 2) if zarr_format is None else (int(zarr_format),)))
+    raise VolumeError(f"{folder}: not a Zarr array (no {wanted})")
 
 
 class WindowedArray:
@@ -455,15 +470,6 @@ def check_converted(store: str | os.PathLike, full: bool = False) -> list[str]:
     return problems
 
 
-def _move_aside(store: Path) -> None:
-    aside = store.with_name(f"{store.name}.damaged-{os.getpid()}")
-    try:
-        store.rename(aside)
-    except OSError:  # another process moved it first
-        return
-    shutil.rmtree(aside, ignore_errors=True)
-
-
 def convert_tiff_stack(files: list[Path], out_dir: Path, is_raw: bool, chunk_z: int = CHUNKS_ZYX[0]) -> VolumeSource:
     """Convert a TIFF slice stack once into a chunked Zarr array under ``out_dir`` and return it.
 
@@ -486,10 +492,10 @@ def convert_tiff_stack(files: list[Path], out_dir: Path, is_raw: bool, chunk_z: 
         log.warning("%s: the converted volume of %s is damaged (%s%s); converting it again",
                     target, files[0].parent, "; ".join(problems[:3]),
                     f" and {len(problems) - 3} more" if len(problems) > 3 else "")
-        _move_aside(target)
+        discard_folder(target)
         _open_cached.cache_clear()
     elif target.exists():  # an unfinished or pre-manifest store
-        _move_aside(target)
+        discard_folder(target)
     check_slice_headers(files)
     shape2d = tiff_header_shape(files[0])
     # Pass 1 (labels only): the maximum decides the dtype.
@@ -504,14 +510,13 @@ def convert_tiff_stack(files: list[Path], out_dir: Path, is_raw: bool, chunk_z: 
                 raise VolumeError(f"{p}: slice shape {img.shape} differs from {files[0].name} {shape2d}")
             vmax = max(vmax, int(img.max()) if img.size else 0)
         dtype = np.min_scalar_type(vmax)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f"{fp}.zarr.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     shape = (len(files), *shape2d)
     chunks = tuple(min(c, s) for c, s in zip(CHUNKS_ZYX, shape))
     import zarr  # here: a converted stack is reused (and read) without it
 
-    try:
+    # Written in a hidden temporary folder and renamed into place: readers never see a partial store.
+    # When another process converted the same stack first, its store (identical) is kept.
+    with atomic_folder(target, replace=False) as tmp:
         arr = zarr.open_array(str(tmp), mode="w", shape=shape, chunks=chunks, dtype=dtype, fill_value=0)
         for z0 in range(0, len(files), chunk_z):
             block = np.zeros((min(chunk_z, len(files) - z0), *shape2d), dtype)
@@ -523,11 +528,4 @@ def convert_tiff_stack(files: list[Path], out_dir: Path, is_raw: bool, chunk_z: 
             arr[z0:z0 + block.shape[0]] = block
         write_manifest(tmp)
         (tmp / COMPLETE).write_text(f"{len(files)} slices\n")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    try:
-        tmp.rename(target)
-    except OSError:  # another process converted the same stack first; both copies are identical
-        shutil.rmtree(tmp, ignore_errors=True)
     return VolumeSource("zarr", str(target), None, fp)

@@ -37,9 +37,8 @@ import numpy as np
 from synapse_core.data.volumes import (  # the TensorStore plumbing lives with the volumes it opens
     CACHE_BYTES,
     VolumeSource,
-    _check_not_forked,
-    _context,
-    _tensorstore_array,
+    clear_tensorstore_cache,
+    local_zarr_tensorstore,
     tensorstore_context,
 )
 
@@ -56,17 +55,13 @@ def _zarr_tensorstore(array):
     store_path = array.store_path
     if not isinstance(store_path.store, LocalStore):
         return None
-    pid = _check_not_forked()
-    folder = os.path.realpath(os.path.join(str(store_path.store.root), store_path.path))
-    zarr_format = int(array.metadata.zarr_format)
-    st = os.stat(os.path.join(folder, "zarr.json" if zarr_format == 3 else ".zarray"))
-    return _tensorstore_array(pid, folder, zarr_format, (st.st_mtime_ns, st.st_size, st.st_ino))
+    folder = os.path.join(str(store_path.store.root), store_path.path)
+    return local_zarr_tensorstore(folder, int(array.metadata.zarr_format))
 
 
 def clear_chunk_cache() -> None:
     """Drop this process's open Zarr stores and their decoded chunks (the next read decodes again)."""
-    _tensorstore_array.cache_clear()
-    _context.cache_clear()
+    clear_tensorstore_cache()
 
 
 def _read_inside(volume, lo: list[int], hi: list[int]) -> np.ndarray:
