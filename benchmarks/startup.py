@@ -16,7 +16,9 @@ Sections (every CLI measurement is a fresh ``python -m synapse_core`` subprocess
 process's own, from ``wait4``):
 
 * ``help``: ``<command> --help`` wall time and peak RSS per command;
-* ``crop``: one synapse cropped end to end (``crop --out x.npy`` on a 24-synapse demo dataset);
+* ``crop``: one synapse cropped end to end (``crop --out x.npy`` on a 24-synapse demo dataset), best
+  wall and best CPU of 5 fresh processes, with bytecode written (what an installed package does) and
+  with ``PYTHONDONTWRITEBYTECODE=1`` (our modules compiled every run), in turns;
 * ``rerun``: ``extract`` of the 24 demo synapses (untrained VGG3D, stage4), then the same command
   again (the cached rerun); and in a fresh process of the tree measured, the cached rerun of a
   10⁴-synapse table (the demo volumes with the table repeated to 10⁴ rows: the stored result is
@@ -124,14 +126,34 @@ def section_crop(data: str, tmp: str) -> None:
     cache = os.path.join(tmp, f"cache-crop-{TREE['label']}")
     args = ["crop", "--data", data, "--cache-dir", cache, "--synapse", f"{b}/{v}", "--out",
             os.path.join(tmp, "one.npy")]
-    wall, peak, res = run_cli_rss(args)  # first: volumes converted into the cache
+    # What a user sees: an installed package has bytecode (__pycache__), so a run does not compile
+    # our modules. The other mode is a copy of the package without __pycache__ run with
+    # PYTHONDONTWRITEBYTECODE=1 (as in a fresh checkout in an environment that sets it): our modules
+    # are compiled every run (installed libraries keep their bytecode). In turns: the load hits both alike.
+    tree = TREE["root"]
+    bare = os.path.join(tmp, f"no-bytecode-{TREE['label']}")
+    shutil.copytree(os.path.join(tree, "synapse_core"), os.path.join(bare, "synapse_core"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    modes = {"with bytecode (as installed)": (tree, {"PYTHONDONTWRITEBYTECODE": ""}),
+             "compiled every run (no __pycache__)": (bare, {"PYTHONDONTWRITEBYTECODE": "1"})}
+    wall, peak, res = run_cli_rss(args, env={"PYTHONDONTWRITEBYTECODE": ""})  # volumes converted, bytecode written
     add("crop", "one synapse, first run (volume cache filled) (CPU s)", res.cpu_s,
         f"CPU s ({wall:.2f} s wall, peak {peak:.0f} MB)")
-    runs = [run_cli_rss(args) for _ in range(CROP_REPEATS)]  # best of a few: one run is noise at a high load
-    wall, peak, res = min(runs, key=lambda r: r[2].cpu_s)
-    add("crop", f"one synapse, end to end, best of {CROP_REPEATS} (CPU s)", res.cpu_s,
-        f"CPU s ({wall:.2f} s wall, peak {peak:.0f} MB; all runs "
-        + ", ".join(f"{r[2].cpu_s:.2f}" for r in runs) + ")")
+    runs: dict[str, list] = {m: [] for m in modes}
+    try:
+        for _ in range(CROP_REPEATS):  # best of a few: one run is noise at a high load
+            for mode, (root, env) in modes.items():
+                TREE["root"] = root  # run_cli_rss runs the package of this folder
+                runs[mode].append(run_cli_rss(args, env=env))
+    finally:
+        TREE["root"] = tree
+    for mode, got in runs.items():
+        walls = [r[0] for r in got]
+        cpus = [r[2].cpu_s for r in got]
+        add("crop", f"one synapse, end to end, {mode}, best wall of {CROP_REPEATS} (s)", min(walls),
+            "s wall (runs " + ", ".join(f"{w:.2f}" for w in walls) + ")")
+        add("crop", f"one synapse, end to end, {mode}, best CPU of {CROP_REPEATS} (CPU s)", min(cpus),
+            f"CPU s (peak {max(r[1] for r in got):.0f} MB; runs " + ", ".join(f"{c:.2f}" for c in cpus) + ")")
 
 
 def section_rerun(data: str, tmp: str) -> None:
