@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from synapse_core.cluster import diagnostics, k_selection
+from synapse_core.cluster import diagnostics, k_selection, map_process
 from synapse_core.cluster import summary as cluster_summary
 from synapse_core.cluster.algorithms import fit_kmeans, fit_labels
 from synapse_core.cluster.preprocess import PreprocessRecord, prepare
@@ -161,8 +161,6 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
     """
     import time
 
-    from sklearn.metrics import silhouette_score
-
     s = settings
     timings = {}
     missing = [c for c in ("bbox_name", "Var1") if c not in features_df.columns]
@@ -170,16 +168,39 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
         raise ValueError(f"the feature table lacks column(s) {', '.join(missing)} (the synapse key)")
     t = time.perf_counter()
     Z, kept, record = prepare(features_df, s.feature_set, s.scaler, s.pca_components, s.nan_policy, s.seed)
-    def done(stage):
-        timings[f"{stage}_s"] = time.perf_counter() - t
+
+    def done(stage, t0):
+        timings[f"{stage}_s"] = time.perf_counter() - t0
         if stage_done is not None:
             stage_done(stage, timings[f"{stage}_s"])
 
-    done("preprocess")
+    done("preprocess", t)
     # copy-on-write (pandas ≥ 3): the new columns below never reach the caller's table; no deep copy of 10⁶ rows
     table = (features_df if kept.all() else features_df.loc[kept]).reset_index(drop=True)
     n = len(Z)
     _check_size(n, s)
+
+    # --- map (for looking at only): started first in a child process when that is faster (issue 16),
+    # since it does not depend on the clusters; else computed in this process after the clustering
+    ps = s.projection_settings()
+    if ps is not None and ps.reproducible and n > MINIBATCH_ROWS:
+        # measured (benchmarks/cluster.py): seeded single-thread UMAP is ~4x slower than parallel
+        log.warning("%d synapses: the reproducible (single-threaded) %s map is slow; "
+                    "--parallel (reproducible=False) is ~4x faster but not repeatable", n, ps.method)
+    pending = map_process.start(Z, ps, cache_dir) if map_process.wanted(n, ps) else None
+    try:
+        return _cluster_map_describe(s, Z, table, record, n, ps, pending, cache_dir, timings, done)
+    finally:
+        if pending is not None:  # an error or a cancelled job: the child stops too
+            pending.stop()
+
+
+def _cluster_map_describe(s, Z, table, record, n, ps, pending, cache_dir, timings, done) -> ClusterResult:
+    """:func:`run_clustering` after preprocessing: clusters, map (in this process, or waiting for ``pending``),
+    diagnostics, summary. ``done(stage, t0)`` records a stage that started at ``t0``."""
+    import time
+
+    from sklearn.metrics import silhouette_score
 
     # --- clusters (in the clustering space)
     t = time.perf_counter()
@@ -211,29 +232,19 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
         k = None
         labels = fit_labels(Z, s, None, s.seed)
         chosen_rule = f"found by {s.method} (k is not used)"
-    done("cluster")
+    done("cluster", t)
     labels = np.asarray(labels, dtype=np.int64)
     dist, centroids = cluster_summary.distance_to_centroid(Z, labels)
     table["cluster"] = labels
     n_clusters = int(len(centroids))
 
-    # --- map (for looking at only)
     Y = None
-    ps = s.projection_settings()
-    if ps is not None:
-        if ps.reproducible and n > MINIBATCH_ROWS:
-            # measured (benchmarks/cluster.py): seeded single-thread UMAP is ~4x slower than parallel
-            log.warning("%d synapses: the reproducible (single-threaded) %s map is slow; "
-                        "--parallel (reproducible=False) is ~4x faster but not repeatable", n, ps.method)
+    if ps is not None and pending is None:  # the map in this process
         t = time.perf_counter()
         Y = project(Z, ps, cache_dir)
-        done("projection")
-        for j in range(Y.shape[1]):
-            table[f"proj_{j + 1}"] = Y[:, j]
-    table["distance_to_centroid"] = dist
-    table["cluster_space"] = record.space
+        done("projection", t)
 
-    # --- diagnostics
+    # --- diagnostics (those that need no map first: they run while a map process works)
     t = time.perf_counter()
     clustered = labels >= 0
     sil = None
@@ -248,19 +259,38 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
     composition = diagnostics.bbox_composition(labels, bbox)
     effect = diagnostics.bbox_effect(Z, labels, bbox, k=s.knn_k, seed=s.seed)
     alignment = diagnostics.cluster_alignment(labels, diagnostics.nuisance_columns(table), seed=s.seed)
+    diagnostics_s = time.perf_counter() - t
+
+    if pending is not None:  # the map of the child process
+        t = time.perf_counter()
+        got = pending.result()
+        timings["projection_wait_s"] = time.perf_counter() - t
+        if got is None:  # the child failed (warned): map here
+            Y = project(Z, ps, cache_dir)
+            done("projection", t)
+        else:
+            Y, map_s = got
+            done("projection", time.perf_counter() - map_s)
+    if Y is not None:
+        for j in range(Y.shape[1]):
+            table[f"proj_{j + 1}"] = Y[:, j]
+    table["distance_to_centroid"] = dist
+    table["cluster_space"] = record.space
+
+    t = time.perf_counter()
     faithful = None
     if Y is not None:
         faithful = diagnostics.knn_overlap(Z, Y, k=s.knn_k, seed=s.seed)
     # above LARGE_ROWS the whole-table diagnostics use a seeded sample (diagnostics.diagnostic_rows)
     sampled = diagnostics.diagnostic_rows(n, s.seed)
     n_knn = n if sampled is None else len(sampled)
-    done("diagnostics")
+    done("diagnostics", t - diagnostics_s)
 
     t = time.perf_counter()
     summary = cluster_summary.summarise_clusters(table, s.n_representatives)
     reps = cluster_summary.representatives(table, s.n_representatives)
     effects = cluster_summary.morphology_effect_sizes(table)
-    done("summary")
+    done("summary", t)
 
     diag = {
         "settings": asdict(s),

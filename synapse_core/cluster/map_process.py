@@ -1,0 +1,172 @@
+"""The map in a child process, beside the k sweep (issue 16): the two cores work at once.
+
+A seeded UMAP (or t-SNE) map is single-threaded and does not depend on the clusters, and UMAP's
+numba layout holds the interpreter lock, so a thread would not run beside the k sweep. :func:`start`
+runs :func:`~synapse_core.cluster.projection.project` in a fresh Python process on the same
+preprocessed features (same code, same seed, same settings: the same coordinates, bit for bit, as
+in this process) while :func:`~synapse_core.cluster.run.run_clustering` sweeps k and computes the
+diagnostics that do not need the map; :meth:`PendingMap.result` then waits for it.
+
+The features go to the child as a float32 ``.npy`` file in a temporary folder (inside the cache
+folder when there is one), the coordinates come back the same way, read with ``allow_pickle=False``;
+the settings as JSON. Nothing else is passed. The folder is removed afterwards.
+
+Used only where it pays (:func:`wanted`): a seeded map (a ``reproducible=False`` map already uses
+every core), at least ``MIN_ROWS`` synapses (below, the child's start-up, ~1–2 CPU s of imports,
+is more than the map), at least 2 CPUs, no UMAP compile warm-up of this process running (the
+dashboard's: the job waits for it instead of compiling the same code beside it) and
+``SYNAPSE_MAP_PROCESS`` not ``0``. When the child cannot be started or fails, the map is computed
+in this process as before (with a warning).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: Fewest synapses for which the map runs in a child process (measured crossover, see docs/performance.md).
+MIN_ROWS = 2000
+#: Environment variable: ``0`` keeps the map in the calling process.
+ENV = "SYNAPSE_MAP_PROCESS"
+#: Folder of the temporary exchange folders inside the cache directory.
+FOLDER = "map_process"
+_CHILD = "import sys; from synapse_core.cluster.map_process import child_main; sys.exit(child_main(sys.argv[1:]))"
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def wanted(n_rows: int, settings) -> bool:
+    """Whether the map of ``n_rows`` synapses with ``settings`` (ProjectionSettings or None) should run in a
+    child process (see the module's description)."""
+    if os.environ.get(ENV, "1").strip() == "0":
+        return False
+    if settings is None or not settings.reproducible or n_rows < MIN_ROWS or _cpus() < 2:
+        return False
+    from synapse_core.cluster import warmup
+
+    return warmup.status()["state"] != "running"
+
+
+@dataclass
+class PendingMap:
+    """A map being computed by a child process (:func:`start`)."""
+
+    proc: subprocess.Popen
+    folder: str
+    started: float
+
+    def result(self) -> tuple[np.ndarray, float] | None:
+        """Wait for the child; (coordinates float32 (n_synapses, dims), its map seconds), or None if it failed
+        (the reason is logged as a warning; the caller then maps in its own process)."""
+        try:
+            code = self.proc.wait()
+            out = os.path.join(self.folder, "map.npy")
+            if code != 0 or not os.path.isfile(out):
+                log.warning("the map process ended with code %s (its messages are above); "
+                            "computing the map in this process instead", code)
+                return None
+            Y = np.load(out, allow_pickle=False)
+            seconds = time.perf_counter() - self.started
+            try:
+                with open(os.path.join(self.folder, "report.json")) as f:
+                    seconds = float(json.load(f)["seconds"])
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+            return Y, seconds
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """End the child if it still runs (e.g. the clustering was cancelled) and remove the exchange folder."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def start(Z: np.ndarray, settings, cache_dir: str | os.PathLike | None = None) -> PendingMap | None:
+    """Start :func:`~synapse_core.cluster.projection.project` of ``Z`` in a child process.
+
+    Parameters
+    ----------
+    Z : ndarray, shape (n_synapses, d)
+        Preprocessed features (cast to float32, as :func:`project` does).
+    settings : ProjectionSettings
+    cache_dir : path or None
+        The pipeline's cache folder: the child uses its projection cache and numba cache as
+        :func:`project` does in this process, and the exchange folder is made in it.
+
+    Returns
+    -------
+    PendingMap or None
+        None when the map is in the projection cache already (:func:`project` then reads it at once)
+        or the child could not be started.
+    """
+    from dataclasses import asdict
+
+    from synapse_core.cluster.projection import cache_key, projection_cache
+
+    Z = np.asarray(Z, dtype=np.float32)
+    if cache_dir is not None:
+        with projection_cache(cache_dir) as cache:
+            if cache.get(cache_key(Z, settings)) is not None:
+                return None
+    folder = None
+    try:
+        parent = None
+        if cache_dir is not None:
+            parent = os.path.join(os.fspath(cache_dir), FOLDER)
+            os.makedirs(parent, exist_ok=True)
+        folder = tempfile.mkdtemp(prefix="map-", dir=parent)
+        np.save(os.path.join(folder, "features.npy"), Z, allow_pickle=False)
+        with open(os.path.join(folder, "settings.json"), "w") as f:
+            json.dump(asdict(settings), f)
+        package_parent = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ,
+               "PYTHONPATH": os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)}
+        args = [sys.executable, "-c", _CHILD, folder, "" if cache_dir is None else os.fspath(cache_dir)]
+        proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL)
+    except OSError as exc:
+        log.warning("could not start the map process (%s); computing the map in this process", exc)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        return None
+    return PendingMap(proc=proc, folder=folder, started=time.perf_counter())
+
+
+def child_main(argv: list[str]) -> int:
+    """The child: ``argv`` = [exchange folder, cache folder or ""]; writes ``map.npy`` and ``report.json``."""
+    from synapse_core.cluster.projection import project
+    from synapse_core.cluster.settings import ProjectionSettings
+    from synapse_core.settings_base import settings_from_dict
+
+    folder, cache_dir = argv[0], argv[1] or None
+    with open(os.path.join(folder, "settings.json")) as f:
+        settings = settings_from_dict(ProjectionSettings, json.load(f), "map settings")
+    Z = np.load(os.path.join(folder, "features.npy"), allow_pickle=False)
+    t = time.perf_counter()
+    Y = project(Z, settings, cache_dir)
+    seconds = time.perf_counter() - t
+    tmp = os.path.join(folder, "map.partial.npy")
+    np.save(tmp, np.asarray(Y, dtype=np.float32), allow_pickle=False)
+    os.replace(tmp, os.path.join(folder, "map.npy"))
+    with open(os.path.join(folder, "report.json"), "w") as f:
+        json.dump({"seconds": seconds}, f)
+    return 0

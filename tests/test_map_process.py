@@ -1,0 +1,127 @@
+"""The map in a child process beside the k sweep (issue 16): same coordinates, same results, stops with the run."""
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import make_blobs
+
+from synapse_core.cluster import map_process
+from synapse_core.cluster.projection import project
+from synapse_core.cluster.run import run_clustering
+from synapse_core.cluster.settings import ClusterSettings, ProjectionSettings
+
+needs_two_cpus = pytest.mark.skipif(map_process._cpus() < 2, reason="the map process is used with 2 CPUs or more")
+
+
+def _table(n=240, seed=0):
+    X, _ = make_blobs(n_samples=n, n_features=12, centers=3, random_state=seed)
+    df = pd.DataFrame(X.astype(np.float32), columns=[f"feat_{j + 1}" for j in range(X.shape[1])])
+    df.insert(0, "Var1", [f"syn_{i}" for i in range(n)])
+    df.insert(0, "bbox_name", [f"bbox{i % 3 + 1}" for i in range(n)])
+    return df
+
+
+SETTINGS = ClusterSettings(k="auto", k_range=(2, 4), n_stability=2)
+
+
+def test_few_synapses_parallel_maps_and_the_switch_keep_the_map_in_this_process(monkeypatch):
+    seeded = ProjectionSettings("umap", 2, seed=0)
+    monkeypatch.delenv(map_process.ENV, raising=False)
+    assert not map_process.wanted(map_process.MIN_ROWS - 1, seeded)
+    assert not map_process.wanted(10**5, ProjectionSettings("umap", 2, seed=0, reproducible=False))
+    assert not map_process.wanted(10**5, None)
+    monkeypatch.setenv(map_process.ENV, "0")
+    assert not map_process.wanted(10**5, seeded)
+
+
+@needs_two_cpus
+def test_many_synapses_of_a_seeded_map_use_the_child_process(monkeypatch):
+    monkeypatch.delenv(map_process.ENV, raising=False)
+    assert map_process.wanted(map_process.MIN_ROWS, ProjectionSettings("umap", 2, seed=0))
+
+
+@pytest.mark.slow  # UMAP in two processes (numba code from the session's disk cache)
+def test_the_child_process_gives_the_same_coordinates_as_this_process(tmp_path):
+    X, _ = make_blobs(n_samples=300, n_features=10, centers=4, random_state=1)
+    Z = X.astype(np.float32)
+    s = ProjectionSettings("umap", 2, seed=5)
+    pending = map_process.start(Z, s, tmp_path)
+    Y_child, seconds = pending.result()
+    assert seconds > 0
+    np.testing.assert_array_equal(Y_child, project(Z, s, None))
+    assert os.listdir(tmp_path / map_process.FOLDER) == []  # the exchange folder is removed
+
+
+@pytest.fixture(scope="module")
+def both_paths(tmp_path_factory):
+    """run_clustering with the map in this process and in the child process (stages recorded)."""
+    mp = pytest.MonkeyPatch()
+    df = _table()
+    runs = {}
+    try:
+        for name, min_rows in (("here", 10**9), ("child", 10)):
+            mp.setattr(map_process, "MIN_ROWS", min_rows)
+            stages = []
+            result = run_clustering(df, SETTINGS, cache_dir=tmp_path_factory.mktemp(name),
+                                    stage_done=lambda stage, _s, stages=stages: stages.append(stage))
+            runs[name] = (result, stages)
+    finally:
+        mp.undo()
+    return runs
+
+
+@pytest.mark.slow
+@needs_two_cpus
+def test_clustering_with_the_map_in_a_child_process_writes_the_same_table(both_paths):
+    here, child = both_paths["here"][0], both_paths["child"][0]
+    assert "projection_wait_s" in child.diagnostics["timings"]  # the child path was taken
+    assert "projection_wait_s" not in here.diagnostics["timings"]
+    pd.testing.assert_frame_equal(child.table, here.table)
+    pd.testing.assert_frame_equal(child.k_curves, here.k_curves)
+    assert child.diagnostics["map_knn_overlap"] == here.diagnostics["map_knn_overlap"]
+
+
+@pytest.mark.slow
+@needs_two_cpus
+def test_clustering_stages_are_reported_in_the_same_order_with_the_map_in_a_child(both_paths):
+    expected = ["preprocess", "cluster", "projection", "diagnostics", "summary"]
+    assert both_paths["here"][1] == expected
+    assert both_paths["child"][1] == expected
+
+
+@pytest.mark.slow  # a k sweep and a child process (~2 s)
+@needs_two_cpus
+def test_a_cancelled_clustering_stops_the_map_process(tmp_path, monkeypatch):
+    monkeypatch.setattr(map_process, "MIN_ROWS", 10)
+    started = []
+    real_start = map_process.start
+
+    def start(*args):
+        started.append(real_start(*args))
+        return started[-1]
+
+    monkeypatch.setattr(map_process, "start", start)
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel(stage, _seconds):
+        if stage == "cluster":
+            raise Cancelled  # what a dashboard job's raise_if_cancelled does between stages
+
+    with pytest.raises(Cancelled):
+        run_clustering(_table(), SETTINGS, cache_dir=tmp_path, stage_done=cancel)
+    assert started and started[0].proc.poll() is not None  # the child ended
+    assert os.listdir(tmp_path / map_process.FOLDER) == []
+
+
+@pytest.mark.slow
+@needs_two_cpus
+def test_a_failed_map_process_falls_back_to_the_map_in_this_process(tmp_path, monkeypatch, both_paths):
+    monkeypatch.setattr(map_process, "MIN_ROWS", 10)
+    monkeypatch.setattr(map_process, "_CHILD", "import sys; sys.exit(3)")  # a child that fails at once
+    result = run_clustering(_table(), SETTINGS, cache_dir=tmp_path)
+    assert "projection_wait_s" in result.diagnostics["timings"]
+    pd.testing.assert_frame_equal(result.table, both_paths["here"][0].table)
