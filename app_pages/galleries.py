@@ -16,13 +16,15 @@ from synapse_core.data.synapse_keys import (
     ID_SEP,
     split_synapse_id,
     synapse_ids,
-    synapse_rows,
 )
 from synapse_core.viz import gallery
 from synapse_core.viz.colours import STRUCTURE_COLOURS
 from synapse_core.viz.render import GIF_OVERLAYS, IMAGES
 
 st.title("Galleries")
+
+#: Above this many synapses the detail view's synapse is typed instead of chosen from a list of every id.
+DETAIL_OPTIONS_MAX = 20_000
 
 ds = common.require_dataset()
 state = st.session_state
@@ -32,8 +34,10 @@ if result is None:
     st.page_link("app_pages/clustering.py", label="Go to Clustering", icon=":material/scatter_plot:")
     common.stop()
 
-table = result.table.copy()
-table["synapse_id"] = synapse_ids(table)
+# Every click reruns the page: the ids (and the annotation key) are computed once per result table,
+# and the table is not copied (assign shares its columns).
+ids = annotations.table_ids(result.table)
+table = result.table.assign(synapse_id=ids.to_numpy())
 try:  # named selections and manual assignments of this result (Clustering page), for the ZIP manifests
     annotated = annotations.apply(result.table, annotations.load(
         common.cache_dir(), annotations.result_key(result.table, result.diagnostics.get("settings_key"))))
@@ -101,7 +105,7 @@ def morphology_of(ids: list[str]) -> pd.DataFrame:
     morph = [c for c in table.columns if str(c).startswith("morph_")]
     if not morph:
         return pd.DataFrame()
-    rows = synapse_rows(table, ids, where="the clustered table").set_index("synapse_id").loc[ids, morph]
+    rows = table.iloc[annotations.row_positions(result.table, ids)].set_index("synapse_id").loc[ids, morph]
     return rows.rename(columns=lambda c: c.removeprefix("morph_"))
 
 
@@ -124,18 +128,23 @@ with tab_clusters:
     with a4:
         common.persisted(st.number_input, "Sample seed", "g_seed", 0, min_value=0, max_value=2**31 - 1, share=True)
     cluster = state["g_cluster"]
-    members = table[table["cluster"] == cluster]
+    if state.get("g_members", (None,))[0] is not result or state["g_members"][1] != cluster:
+        # once per result and cluster (a tenth of a 10⁶-row table is a large copy), with the columns shown
+        members = table[table["cluster"] == cluster]
+        state["g_members"] = (result, cluster, members, members[["bbox_name", "Var1", "cluster",
+                                                                 "distance_to_centroid", "synapse_id"]])
+    members, shown_members = state["g_members"][2:]
     st.markdown(f"**{'Noise' if cluster == -1 else f'Cluster {cluster}'}**: {len(members)} synapses "
                 f"in {members['bbox_name'].nunique()} bboxes")
     summary = result.summary[result.summary["cluster"] == cluster]
     if len(summary) and summary.iloc[0].get("top_morphology"):
         st.caption(f"Most distinctive morphology: {esc.md(summary.iloc[0]['top_morphology'])}")
 
-    reps = synapse_ids(representatives(members, n_reps)).tolist()  # empty for noise (−1)
+    reps = synapse_ids(representatives(shown_members, n_reps)).tolist()  # empty for noise (−1)
     if reps:
         st.markdown("Representatives (closest to the cluster centre)")
         gif_grid(reps, "rep")
-    others = members[~members["synapse_id"].isin(set(reps))]  # the sample shows other synapses than the representatives
+    others = shown_members[~shown_members["synapse_id"].isin(set(reps))]  # the sample shows other synapses than the representatives
     sample = app_state.sample_per_cluster(others, n_sample, int(state["g_seed"])).get(cluster, []) if n_sample else []
     if sample:
         st.markdown(f"Random sample (seed {state['g_seed']})")
@@ -146,7 +155,8 @@ with tab_clusters:
             st.dataframe(morph, width="stretch")
 
     d1, d2 = st.columns(2)
-    d1.download_button("Download cluster CSV", members.drop(columns=["synapse_id"]).to_csv(index=False).encode(),
+    # built when clicked (a callable): a CSV of a 10⁵-synapse cluster takes seconds, too long for every page run
+    d1.download_button("Download cluster CSV", lambda: members.drop(columns=["synapse_id"]).to_csv(index=False).encode(),
                        file_name=f"cluster_{cluster}.csv", mime="text/csv", key="g_cluster_csv")
     if d2.button(f"Prepare ZIP of the cluster's {min(len(members), 200)} GIFs", key="g_cluster_zip_make"):
         keys = list(zip(members["bbox_name"].astype(str), members["Var1"].astype(str)))[:200]
@@ -161,17 +171,17 @@ with tab_clusters:
             d2.caption(f"{len(made[2])} discarded: " + "; ".join(made[2][:5]))
 
 with tab_selection:
-    selection = [sid for sid in state.get("selection", []) if sid in set(table["synapse_id"])]
+    selection = [sid for sid in state.get("selection", []) if sid in ids]
     if not selection:
         st.info("No synapses selected. Drag a box or lasso on the Clustering page's map.")
     else:
         shown = selection[:60]
         st.markdown(f"**{len(selection)} selected synapses**" + (" (first 60 shown)" if len(selection) > 60 else ""))
-        clusters_of = dict(zip(table["synapse_id"], table["cluster"]))
+        clusters_of = dict(zip(shown, table["cluster"].to_numpy()[ids.get_indexer(shown)]))
         gif_grid(shown, "sel", captions={sid: f"cluster {clusters_of[sid]}" for sid in shown})
-        chosen = synapse_rows(result.table, selection)
+        chosen = result.table.iloc[annotations.row_positions(result.table, selection)]
         e1, e2 = st.columns(2)
-        e1.download_button("Download selection CSV", chosen.to_csv(index=False).encode(), file_name="selection.csv",
+        e1.download_button("Download selection CSV", lambda: chosen.to_csv(index=False).encode(), file_name="selection.csv",
                            mime="text/csv", key="g_selection_csv")
         if e2.button("Prepare ZIP of the selection's GIFs", key="g_sel_zip_make"):
             keys = [split_synapse_id(s) for s in selection[:500]]
@@ -182,12 +192,28 @@ with tab_selection:
                                mime="application/zip", key="g_sel_zip_download")
 
 with tab_detail:
-    ids = table["synapse_id"].tolist()
-    default = state.get("g_detail") if state.get("g_detail") in ids else ids[0]
-    common.persisted(st.selectbox, "Synapse", "g_detail", default, options=ids, share=True,
-                     format_func=lambda s: s.replace(ID_SEP, " / "))
+    if len(ids) <= DETAIL_OPTIONS_MAX:
+        options = ids.tolist()
+        default = state.get("g_detail") if state.get("g_detail") in ids else options[0]
+        common.persisted(st.selectbox, "Synapse", "g_detail", default, options=options, share=True,
+                         format_func=lambda s: s.replace(ID_SEP, " / "))
+    else:  # a list of 10⁶ options is megabytes per page run: type the id instead
+        common.SHARED_IN_URL["g_detail"] = "g_detail"
+        if state.get("g_detail") not in ids:
+            state["g_detail"] = st.query_params.get("g_detail") if st.query_params.get("g_detail") in ids else ids[0]
+
+        def _typed() -> None:
+            typed = state["g_detail_text"].replace(" / ", ID_SEP).strip()
+            if typed in ids:
+                state["g_detail"] = typed
+
+        st.text_input("Synapse", key="g_detail_text", placeholder="bbox / Var1", on_change=_typed,
+                      help=f"Type bbox / Var1 (one of {len(ids)} synapses).")
+        typed = state.get("g_detail_text", "").replace(" / ", ID_SEP).strip()
+        if typed and typed not in ids:
+            st.warning(f"{esc.md(typed.replace(ID_SEP, ' / '))} is not in this clustering.")
     synapse_detail.show(ds, result, state["g_detail"], cache, key="g_tab_detail")
 
-if state.get("g_dialog") in set(table["synapse_id"]):
+if state.get("g_dialog") in ids:
     detail_dialog(state.pop("g_dialog"))
 common.write_query()

@@ -175,3 +175,10 @@ def test_new_cluster_is_one_above_the_table_and_the_assignments():
     assert ann.new_cluster(table(), [sel("a", ["b1|s1"], cluster=7)]) == 8
     assert ann.new_cluster(table().iloc[:0]) == 0
     assert ann.new_cluster(pd.DataFrame({"cluster": [-1, -1]})) == 0
+
+
+def test_row_positions_are_in_table_order_and_skip_unknown_ids():
+    t = wide_table()
+    assert ann.row_positions(t, ["b2|4", "b9|1", "b1|2", "b2|4"]).tolist() == [1, 7]
+    assert ann.row_positions(t, []).tolist() == []
+    assert "b1|3" in ann.table_ids(t) and "b1|9" not in ann.table_ids(t)

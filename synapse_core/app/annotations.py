@@ -142,13 +142,17 @@ def table_ids(table: pd.DataFrame) -> pd.Index:
     return memo["ids"]
 
 
-def _rows_of(table: pd.DataFrame, ids: Sequence[str]) -> np.ndarray:
-    """Row positions of ``table`` whose id is one of ``ids`` (ids not in the table are ignored)."""
+def row_positions(table: pd.DataFrame, ids: Iterable[str]) -> np.ndarray:
+    """Positions (ascending, i.e. table order) of the rows of ``table`` whose id is one of ``ids``.
+
+    Ids not in the table are ignored; a table with a repeated id gives every row of it. Looks the
+    ids up in :func:`table_ids` (work in proportion to ``ids``, not to the table).
+    """
     index = table_ids(table)
     if index.is_unique:
         found = index.get_indexer(list(ids))
-        return found[found >= 0]
-    return np.flatnonzero(index.isin(ids))  # duplicated ids: every row of each
+        return np.unique(found[found >= 0])
+    return np.flatnonzero(index.isin(list(ids)))
 
 
 def apply(table: pd.DataFrame, selections: Iterable[NamedSelection]) -> pd.DataFrame:
@@ -167,7 +171,7 @@ def apply(table: pd.DataFrame, selections: Iterable[NamedSelection]) -> pd.DataF
     assigning: list[NamedSelection] = []
     by = np.full(n, -1, dtype=np.intp)  # per row: which of ``assigning`` assigned it last (−1: none)
     for sel in selections:
-        rows = _rows_of(table, sel.ids)
+        rows = row_positions(table, sel.ids)
         inside = np.zeros(n, dtype=bool)
         inside[rows] = True
         out[sel.column] = inside
