@@ -51,3 +51,24 @@ def test_the_map_is_drawn_again_only_when_what_it_shows_changes(morph_features, 
     assert at.session_state["c_map_figure"][2] is not first
     at.selectbox(key="w_c_colour_by").set_value("selection_late").run()
     assert sorted(trace_names(at)) == sorted([f"False ({len(ids) - 1})", "True (1)"])
+
+
+def test_above_20000_synapses_the_galleries_detail_synapse_is_typed(morph_features, clusters_k3):
+    import pandas as pd
+
+    # the demo's 30 synapses, then copies under new Var1s (no pictures: none of them is shown)
+    parts = [clusters_k3.table] + [clusters_k3.table.assign(Var1=clusters_k3.table["Var1"] + f"_{i}")
+                                   for i in range(1, 20_000 // len(clusters_k3.table) + 2)]
+    table = pd.concat(parts, ignore_index=True)
+    big = dataclasses.replace(clusters_k3, table=table, features=clusters_k3.features[[i % len(clusters_k3.table)
+                                                                                        for i in range(len(table))]])
+    at = open_page("app_pages/galleries.py", state={"features": morph_features, "clusters": big,
+                                                    "g_n_reps": 1, "g_n_sample": 0})
+    assert not [s for s in at.selectbox if s.key == "w_g_detail"]
+    assert at.session_state["g_detail"] == synapse_ids(table)[0]
+    other = synapse_ids(clusters_k3.table)[5]
+    at.text_input(key="g_detail_text").set_value(other.replace("|", " / ")).run()
+    assert at.session_state["g_detail"] == other
+    at.text_input(key="g_detail_text").set_value("bbox2 / nope").run()
+    assert at.session_state["g_detail"] == other
+    assert any("bbox2 / nope is not in this clustering" in w.value.replace("\\", "") for w in at.warning)
