@@ -155,11 +155,11 @@ def inner(args) -> None:
     annotated = annotations.apply(table, named)
     add(fn, "new_cluster (3 selections)", timed(lambda: annotations.new_cluster(annotated, named), r), label)
     if hasattr(annotations, "row_positions"):
-        rows = lambda: annotated.iloc[annotations.row_positions(table, selected)]  # noqa: E731
+        rows = lambda: annotated.iloc[annotations.row_positions(table, selected)]
     else:
         from synapse_core.data.synapse_keys import synapse_rows
 
-        rows = lambda: synapse_rows(annotated, selected, missing="ignore")  # noqa: E731
+        rows = lambda: synapse_rows(annotated, selected, missing="ignore")
     add(fn, "rows of 1000 selected synapses", timed(rows, r), label)
     add(fn, "map_figure (1000 selected, 1 shown)",
         timed(lambda: map_figure(annotated, "cluster", point_size=8, selected_ids=selected,
