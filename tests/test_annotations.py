@@ -182,3 +182,13 @@ def test_row_positions_are_in_table_order_and_skip_unknown_ids():
     assert ann.row_positions(t, ["b2|4", "b9|1", "b1|2", "b2|4"]).tolist() == [1, 7]
     assert ann.row_positions(t, []).tolist() == []
     assert "b1|3" in ann.table_ids(t) and "b1|9" not in ann.table_ids(t)
+
+
+def test_load_reads_a_replaced_file_again(tmp_path):
+    key = ann.result_key(table(), "reload")
+    ann.save(tmp_path, key, [sel("a", ["b1|s1"])])
+    assert [s.name for s in ann.load(tmp_path, key)] == ["a"]
+    ann.save(tmp_path, key, [sel("a", ["b1|s1"]), sel("b", ["b2|s3"], cluster=4)])
+    assert [(s.name, s.cluster) for s in ann.load(tmp_path, key)] == [("a", None), ("b", 4)]
+    ann.store_path(tmp_path, key).unlink()
+    assert ann.load(tmp_path, key) == []

@@ -253,13 +253,33 @@ def save(cache_dir: str | os.PathLike, key: str, selections: Sequence[NamedSelec
     return path
 
 
+#: Files read by :func:`load`: path → ((inode, size, mtime), selections); a page run reads the same file again.
+_LOADED: dict[str, tuple[tuple[int, int, int], list[NamedSelection]]] = {}
+_LOADED_MAX = 64
+
+
 def load(cache_dir: str | os.PathLike, key: str) -> list[NamedSelection]:
-    """Selections stored for result ``key`` (empty when none were saved)."""
+    """Selections stored for result ``key`` (empty when none were saved).
+
+    A file read before and not replaced since (same inode, size and modification time; :func:`save`
+    replaces the file) is not parsed again (0.15 s for 10⁵ ids, on every page run).
+    """
     path = store_path(cache_dir, key)
-    if not path.exists():
+    try:
+        st = path.stat()
+    except FileNotFoundError:
         return []
+    stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+    hit = _LOADED.get(str(path))
+    if hit is not None and hit[0] == stamp:
+        return list(hit[1])
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not JSON (not UTF-8 text); delete the file to start over") from None
-    return loads(text, where=str(path))
+    out = loads(text, where=str(path))
+    with _PER_TABLE_LOCK:
+        if len(_LOADED) >= _LOADED_MAX:
+            _LOADED.pop(next(iter(_LOADED)), None)
+        _LOADED[str(path)] = (stamp, out)
+    return list(out)
