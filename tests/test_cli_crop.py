@@ -151,14 +151,94 @@ def test_crop_is_identical_to_the_crop_from_zarr_opened_volumes(demo_dataset, tm
 
 
 @pytest.mark.slow  # a fresh interpreter opens the demo
-def test_one_synapse_crop_imports_neither_zarr_nor_openpyxl(demo_root, demo_cache, tmp_path):
+def test_one_synapse_crop_imports_neither_zarr_nor_openpyxl_nor_pandas(demo_root, demo_cache, tmp_path):
     out = tmp_path / "c.npy"
     args = ["crop", "--data", str(demo_root), "--cache-dir", str(demo_cache), "--synapse", "bbox1/syn_001",
             "--out", str(out)]
-    assert main(args) == 0  # volumes converted and the table parsed into the cache (this needs zarr)
+    assert main(args) == 0  # volumes converted, the table parsed and the dataset remembered (zarr, pandas)
     probe = ("import json, sys\nfrom synapse_core.cli.parser import main\n"
              f"code = main({args!r})\nprint(json.dumps([code, sorted({{m.split('.')[0] for m in sys.modules}})]))")
     proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           check=True)
     code, modules = json.loads(proc.stdout.splitlines()[-1])
-    assert code == 0 and not {"zarr", "openpyxl"} & set(modules)
+    assert code == 0 and not {"zarr", "openpyxl", "pandas", "pyarrow"} & set(modules)
+
+
+# ------------------------------------------------------------------ a dataset remembered by crop (quick_open)
+
+
+def test_a_remembered_dataset_gives_the_bboxes_rows_and_crops_of_open_dataset(demo_root, demo_cache, demo_dataset):
+    from synapse_core.data.quick_open import ROW_COLUMNS, dataset_state
+
+    state = dataset_state(demo_root, demo_cache)
+    assert state.remember(demo_dataset)
+    again = dataset_state(demo_root, demo_cache)
+    assert again.key == state.key
+    for _, want in demo_dataset.synapses.iterrows():
+        got = again.remembered(want["bbox_name"], want["Var1"])
+        assert got.bboxes == demo_dataset.bboxes  # labels checked against the mask, mask ids, voxel sizes
+        row = got.synapse(want["bbox_name"], want["Var1"])
+        assert row == {c: want[c] for c in ROW_COLUMNS}
+    settings = CropSettings(segmentation_type=11, alpha=0.3)
+    for b, v in [("bbox1", "syn_001"), ("bbox3", "syn_010")]:
+        quick = crop_synapse(again.remembered(b, v), b, v, settings)
+        np.testing.assert_array_equal(quick.blended, crop_synapse(demo_dataset, b, v, settings).blended)
+
+
+def _linked_copy(demo_root: Path, dest: Path, monkeypatch) -> Path:
+    """The demo with its own tables and config; the volume folders are links into the demo (allowed as a data root)."""
+    import shutil
+
+    dest.mkdir()
+    for name in ("raw", "seg", "mask"):
+        (dest / name).symlink_to(demo_root / name)
+    shutil.copytree(demo_root / "excel", dest / "excel")
+    shutil.copy(demo_root / "synapse_dataset.toml", dest)
+    monkeypatch.setenv("SYNAPSE_DATA_ROOTS", str(demo_root))
+    return dest
+
+
+def _move_first_synapse(table: Path) -> None:
+    df = pd.read_excel(table, dtype={"Var1": str})
+    df.loc[0, "central_coord_1"] += 1
+    df.to_excel(table, index=False)
+
+
+def test_a_changed_table_is_never_read_from_the_remembered_dataset(demo_root, demo_cache, tmp_path, monkeypatch):
+    from synapse_core.data.dataset import open_dataset
+    from synapse_core.data.quick_open import dataset_state
+
+    data = _linked_copy(demo_root, tmp_path / "data", monkeypatch)
+    state = dataset_state(data, demo_cache)
+    assert state.remember(open_dataset(data, cache_dir=demo_cache))
+    first = open_dataset(data, cache_dir=demo_cache).synapses.iloc[0]
+    b, v = first["bbox_name"], first["Var1"]
+    assert dataset_state(data, demo_cache).remembered(b, v).synapse(b, v)["central_coord_1"] == first["central_coord_1"]
+    _move_first_synapse(data / "excel" / f"{b}.xlsx")
+    changed = dataset_state(data, demo_cache)
+    assert changed.key != state.key and changed.remembered(b, v) is None  # the crop opens the dataset again
+    assert main(["crop", "--data", str(data), "--cache-dir", str(demo_cache), "--synapse", f"{b}/{v}",
+                 "--out", str(tmp_path / "c.npy")]) == 0
+    row = dataset_state(data, demo_cache).remembered(b, v).synapse(b, v)  # remembered by that crop, moved
+    assert row["central_coord_1"] == first["central_coord_1"] + 1
+
+
+def test_a_table_changed_while_the_dataset_opens_is_not_remembered(demo_root, demo_cache, tmp_path, monkeypatch):
+    from synapse_core.data.dataset import open_dataset
+    from synapse_core.data.quick_open import dataset_state
+
+    data = _linked_copy(demo_root, tmp_path / "data", monkeypatch)
+    state = dataset_state(data, demo_cache)
+    _move_first_synapse(data / "excel" / "bbox1.xlsx")
+    assert not state.remember(open_dataset(data, cache_dir=demo_cache))
+    assert not state.file.exists()
+
+
+def test_a_damaged_remembered_dataset_is_opened_again(demo_root, demo_cache, demo_dataset):
+    from synapse_core.data.quick_open import dataset_state
+
+    state = dataset_state(demo_root, demo_cache)
+    state.file.parent.mkdir(parents=True, exist_ok=True)
+    state.file.write_text('{"version": 1, "rows": {')
+    assert state.remembered("bbox1", "syn_001") is None
+    assert state.remember(demo_dataset) and state.remembered("bbox1", "syn_001") is not None

@@ -74,7 +74,7 @@ def write_crop(crop, out: Path, overlays=(), fps=10.0, scale=2, image="blended")
 
 def run(args) -> int:
     from synapse_core.crops.build import Discarded, crop_synapse
-    from synapse_core.data.dataset import open_dataset
+    from synapse_core.data.quick_open import dataset_state
 
     if args.synapse:
         bbox, var1 = parse_synapse(args.synapse)
@@ -91,7 +91,16 @@ def run(args) -> int:
 
         overlays = check_overlays(args.overlays)
     settings = crop_settings_from_args(args)
-    ds = open_dataset(args.data, cache_dir=args.cache_dir)
+    # A dataset cropped before in the same state is not opened again (no tables read, no pandas):
+    # see synapse_core.data.quick_open. Otherwise open_dataset, and remember what a crop reads.
+    state = dataset_state(args.data, cache_dir=args.cache_dir)
+    ds = state.remembered(bbox, var1) if state is not None else None
+    if ds is None:
+        from synapse_core.data.dataset import open_dataset
+
+        ds = open_dataset(args.data, cache_dir=args.cache_dir)
+        if state is not None:
+            state.remember(ds)
     if bbox not in ds.bboxes:
         raise ValueError(f"--synapse {bbox}/{var1}: bbox {bbox!r} is not in {args.data} "
                          f"(bboxes: {', '.join(ds.bboxes)})")

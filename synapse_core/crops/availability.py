@@ -22,7 +22,6 @@ from collections.abc import Iterable
 from synapse_core.crops.segmentation_types import SEGMENTATION_TYPES
 from synapse_core.data.config import config_line
 from synapse_core.data.labels import CLASS_NAMES
-from synapse_core.data.validate import extent_warnings
 
 #: Mask class each structure part needs (None: only the neuron segmentation).
 PART_CLASSES = {
@@ -157,6 +156,9 @@ def crop_extent(settings, voxel_size_nm) -> tuple[tuple[float, float, float], tu
 
 def crop_warnings(dataset, settings, bboxes: Iterable[str] | None = None) -> list[str]:
     """Validation warnings that depend on the crop settings, per bbox: anisotropy and stacks thinner than a crop."""
+    # here: a one-synapse crop imports no pandas
+    from synapse_core.data.validate import extent_warnings
+
     out = []
     for name in _bbox_names(dataset, bboxes):
         b = dataset.bboxes[name]

@@ -12,6 +12,8 @@ __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
     submod_attrs={
         'dataset': ['open_dataset', 'Dataset', 'BboxSource', 'DatasetError'],
+        'bboxes': ['discover_bboxes'],
+        'quick_open': ['dataset_state'],
         'config': ['load_dataset_config', 'DatasetConfig', 'ConfigError'],
         'labels': ['LabelIds', 'default_labels', 'count_label_ids'],
         'tables': ['read_table', 'TableError'],

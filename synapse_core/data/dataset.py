@@ -48,7 +48,7 @@ from synapse_core.data.tables import (
     SOURCE_FILE,
     SOURCE_ROW,
     TableError,
-    find_tables,
+    dataset_tables,
     read_table,
 )
 from synapse_core.data.validate import (
@@ -205,10 +205,7 @@ def read_table_cached(path: str | os.PathLike, roots=None, cache_dir: str | os.P
 
 def _load_tables(data_dir: Path, bbox_names: list[str], config: DatasetConfig, report: ValidationReport,
                  roots=None, cache_dir: Path | None = None) -> pd.DataFrame:
-    per_bbox, combined = find_tables(data_dir, bbox_names)
-    for name, bc in config.bboxes.items():
-        if bc.table:
-            per_bbox[name] = Path(bc.table)
+    per_bbox, combined = dataset_tables(data_dir, bbox_names, config)
     frames = []
     for name, path in per_bbox.items():
         try:

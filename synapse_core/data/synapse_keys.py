@@ -18,8 +18,10 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # the functions take tables; naming a synapse needs no pandas
+    import pandas as pd
 
 #: Separator of bbox name and Var1 in a synapse id (``"bbox1|syn_003"``); never in a bbox name.
 ID_SEP = "|"

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from synapse_core.data.paths import confine
+
+if TYPE_CHECKING:  # pandas is imported where a table is read: finding tables needs none
+    import pandas as pd
 
 POINTS = ("central", "side_1", "side_2")
 COORD_COLUMNS = tuple(f"{p}_coord_{i}" for p in POINTS for i in (1, 2, 3))
@@ -59,6 +61,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
     sep = max((",", ";", "\t"), key=first.count) if first else ","
     import io
 
+    import pandas as pd
+
     return pd.read_csv(io.StringIO(text), sep=sep, dtype={"Var1": str, "bbox_name": str})
 
 
@@ -71,6 +75,8 @@ def read_table(path: str | Path, roots=None) -> pd.DataFrame:
     Raises :class:`TableError` naming the file when it is unreadable, outside the roots or lacks
     required columns.
     """
+    import pandas as pd
+
     path = Path(path)
     if roots is not None:
         confine(path, roots, what="synapse table", error=TableError)
@@ -132,4 +138,17 @@ def find_tables(root: Path, bbox_names: list[str]) -> tuple[dict[str, Path], lis
             for suffix in TABLE_SUFFIXES:
                 if (folder / f"{name}{suffix}").is_file():
                     combined.append(folder / f"{name}{suffix}")
+    return per_bbox, combined
+
+
+def dataset_tables(root: Path, bbox_names: list[str], config) -> tuple[dict[str, Path], list[Path]]:
+    """The synapse tables of a data root: :func:`find_tables`, then the per-bbox ``table`` paths of the
+    dataset config (a :class:`~synapse_core.data.config.DatasetConfig`) in their place.
+
+    Returns ``(per_bbox, combined)`` in the order their rows are read.
+    """
+    per_bbox, combined = find_tables(root, bbox_names)
+    for name, bc in config.bboxes.items():
+        if bc.table:
+            per_bbox[name] = Path(bc.table)
     return per_bbox, combined
