@@ -1,6 +1,7 @@
 """The map in a child process beside the k sweep (issue 16): same coordinates, same results, stops with the run."""
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -8,7 +9,7 @@ import pytest
 from sklearn.datasets import make_blobs
 
 from synapse_core.cluster import map_process
-from synapse_core.cluster.projection import project
+from synapse_core.cluster.projection import UMAP_EXACT_KNN_MIN_ROWS, project
 from synapse_core.cluster.run import run_clustering
 from synapse_core.cluster.settings import ClusterSettings, ProjectionSettings
 
@@ -42,16 +43,45 @@ def test_many_synapses_of_a_seeded_map_use_the_child_process(monkeypatch):
     assert map_process.wanted(map_process.MIN_ROWS, ProjectionSettings("umap", 2, seed=0))
 
 
+def _child_map(Z, s, cache_dir):
+    pending = map_process.start(s, cache_dir)
+    assert pending.send(Z)
+    return pending.result()
+
+
 @pytest.mark.slow  # UMAP in two processes (numba code from the session's disk cache)
 def test_the_child_process_gives_the_same_coordinates_as_this_process(tmp_path):
     X, _ = make_blobs(n_samples=300, n_features=10, centers=4, random_state=1)
     Z = X.astype(np.float32)
     s = ProjectionSettings("umap", 2, seed=5)
-    pending = map_process.start(Z, s, tmp_path)
-    Y_child, seconds = pending.result()
+    Y_child, seconds = _child_map(Z, s, tmp_path)
     assert seconds > 0
     np.testing.assert_array_equal(Y_child, project(Z, s, None))
     assert os.listdir(tmp_path / map_process.FOLDER) == []  # the exchange folder is removed
+
+
+@pytest.mark.slow  # two UMAPs of 4100 synapses (4 neighbours: ~3 s each)
+def test_the_neighbour_graph_computed_here_gives_the_child_the_same_map(tmp_path):
+    """From UMAP_EXACT_KNN_MIN_ROWS rows on, this process computes the exact neighbour graph for the child."""
+    X, _ = make_blobs(n_samples=UMAP_EXACT_KNN_MIN_ROWS + 4, n_features=6, centers=5, random_state=2)
+    Z = X.astype(np.float32)
+    s = ProjectionSettings("umap", 2, seed=1, n_neighbors=4)
+    pending = map_process.start(s, tmp_path)
+    assert pending.send(Z)
+    assert (Path(pending.folder) / "knn_indices.npy").is_file()
+    np.testing.assert_array_equal(pending.result()[0], project(Z, s, None))
+
+
+@pytest.mark.slow  # a small UMAP in this process
+def test_a_map_in_the_projection_cache_is_not_computed_again_by_a_child(tmp_path):
+    X, _ = make_blobs(n_samples=60, n_features=5, centers=2, random_state=3)
+    Z = X.astype(np.float32)
+    s = ProjectionSettings("umap", 2, seed=0)
+    project(Z, s, tmp_path)
+    pending = map_process.start(s, tmp_path)
+    assert not pending.send(Z)
+    assert pending.proc.poll() is not None
+    assert not Path(pending.folder).exists()
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +151,8 @@ def test_a_cancelled_clustering_stops_the_map_process(tmp_path, monkeypatch):
 @needs_two_cpus
 def test_a_failed_map_process_falls_back_to_the_map_in_this_process(tmp_path, monkeypatch, both_paths):
     monkeypatch.setattr(map_process, "MIN_ROWS", 10)
-    monkeypatch.setattr(map_process, "_CHILD", "import sys; sys.exit(3)")  # a child that fails at once
+    # a child that fails once it has its features
+    monkeypatch.setattr(map_process, "_CHILD", "import sys; sys.stdin.readline(); sys.exit(3)")
     result = run_clustering(_table(), SETTINGS, cache_dir=tmp_path)
     assert "projection_wait_s" in result.diagnostics["timings"]
     pd.testing.assert_frame_equal(result.table, both_paths["here"][0].table)

@@ -66,11 +66,45 @@ def wanted(n_rows: int, settings) -> bool:
 
 @dataclass
 class PendingMap:
-    """A map being computed by a child process (:func:`start`)."""
+    """A map process (:func:`start`): importing UMAP until :meth:`send` gives it the features."""
 
     proc: subprocess.Popen
     folder: str
-    started: float
+    settings: object
+    cache_dir: str | None
+    started: float = 0.0
+
+    def send(self, Z: np.ndarray) -> bool:
+        """Give the child the features ``Z`` (n_synapses, d) and the exact neighbour graph (computed here,
+        :func:`~synapse_core.cluster.projection.umap_knn`, while the child imports UMAP); False (and the child
+        is stopped) when the map is in the projection cache already or the child is gone."""
+        from synapse_core.cluster.projection import (
+            cache_key,
+            projection_cache,
+            umap_knn,
+        )
+
+        Z = np.asarray(Z, dtype=np.float32)
+        if self.cache_dir is not None:
+            with projection_cache(self.cache_dir) as cache:
+                if cache.get(cache_key(Z, self.settings)) is not None:
+                    self.stop()
+                    return False
+        try:
+            np.save(os.path.join(self.folder, "features.npy"), Z, allow_pickle=False)
+            knn = umap_knn(Z, self.settings)
+            if knn is not None:
+                np.save(os.path.join(self.folder, "knn_indices.npy"), knn[0], allow_pickle=False)
+                np.save(os.path.join(self.folder, "knn_distances.npy"), knn[1], allow_pickle=False)
+            self.proc.stdin.write(b"go\n")
+            self.proc.stdin.close()
+        except OSError as exc:  # the child has ended (BrokenPipeError) or the folder is not writable
+            log.warning("the map process could not be given its features (%s); computing the map in this process",
+                        exc)
+            self.stop()
+            return False
+        self.started = time.perf_counter()
+        return True
 
     def result(self) -> tuple[np.ndarray, float] | None:
         """Wait for the child; (coordinates float32 (n_synapses, dims), its map seconds), or None if it failed
@@ -98,71 +132,77 @@ class PendingMap:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def start(Z: np.ndarray, settings, cache_dir: str | os.PathLike | None = None) -> PendingMap | None:
-    """Start :func:`~synapse_core.cluster.projection.project` of ``Z`` in a child process.
+def start(settings, cache_dir: str | os.PathLike | None = None) -> PendingMap | None:
+    """Start a map process: it imports UMAP (seconds of numba) while this process preprocesses, then waits
+    for :meth:`PendingMap.send`.
 
     Parameters
     ----------
-    Z : ndarray, shape (n_synapses, d)
-        Preprocessed features (cast to float32, as :func:`project` does).
     settings : ProjectionSettings
     cache_dir : path or None
         The pipeline's cache folder: the child uses its projection cache and numba cache as
-        :func:`project` does in this process, and the exchange folder is made in it.
+        :func:`~synapse_core.cluster.projection.project` does in this process, and the exchange folder
+        is made in it.
 
     Returns
     -------
     PendingMap or None
-        None when the map is in the projection cache already (:func:`project` then reads it at once)
-        or the child could not be started.
+        None when the child could not be started (the map is then computed in this process).
     """
     from dataclasses import asdict
 
-    from synapse_core.cluster.projection import cache_key, projection_cache
-
-    Z = np.asarray(Z, dtype=np.float32)
-    if cache_dir is not None:
-        with projection_cache(cache_dir) as cache:
-            if cache.get(cache_key(Z, settings)) is not None:
-                return None
     folder = None
+    cache_dir = None if cache_dir is None else os.fspath(cache_dir)
     try:
         parent = None
         if cache_dir is not None:
-            parent = os.path.join(os.fspath(cache_dir), FOLDER)
+            parent = os.path.join(cache_dir, FOLDER)
             os.makedirs(parent, exist_ok=True)
         folder = tempfile.mkdtemp(prefix="map-", dir=parent)
-        np.save(os.path.join(folder, "features.npy"), Z, allow_pickle=False)
         with open(os.path.join(folder, "settings.json"), "w") as f:
             json.dump(asdict(settings), f)
         package_parent = str(Path(__file__).resolve().parents[2])
         env = {**os.environ,
                "PYTHONPATH": os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)}
-        args = [sys.executable, "-c", _CHILD, folder, "" if cache_dir is None else os.fspath(cache_dir)]
-        proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen([sys.executable, "-c", _CHILD, folder, cache_dir or ""], env=env,
+                                stdin=subprocess.PIPE)
     except OSError as exc:
         log.warning("could not start the map process (%s); computing the map in this process", exc)
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
         return None
-    return PendingMap(proc=proc, folder=folder, started=time.perf_counter())
+    return PendingMap(proc=proc, folder=folder, settings=settings, cache_dir=cache_dir)
 
 
 def child_main(argv: list[str]) -> int:
-    """The child: ``argv`` = [exchange folder, cache folder or ""]; writes ``map.npy`` and ``report.json``."""
-    from synapse_core.cluster.projection import project
+    """The child: ``argv`` = [exchange folder, cache folder or ""]. Imports UMAP, waits for ``go`` on stdin
+    (end of input: not needed, exit), maps ``features.npy`` and writes ``map.npy`` and ``report.json``."""
+    from synapse_core.cluster.projection import import_umap, project
     from synapse_core.cluster.settings import ProjectionSettings
     from synapse_core.settings_base import settings_from_dict
 
     folder, cache_dir = argv[0], argv[1] or None
     with open(os.path.join(folder, "settings.json")) as f:
         settings = settings_from_dict(ProjectionSettings, json.load(f), "map settings")
+    if settings.method == "umap":
+        import_umap(cache_dir)
+    if sys.stdin.readline().strip() != "go":
+        return 0
     Z = np.load(os.path.join(folder, "features.npy"), allow_pickle=False)
+    knn = None
+    if os.path.isfile(os.path.join(folder, "knn_indices.npy")):
+        knn = (np.load(os.path.join(folder, "knn_indices.npy"), allow_pickle=False),
+               np.load(os.path.join(folder, "knn_distances.npy"), allow_pickle=False))
     t = time.perf_counter()
-    Y = project(Z, settings, cache_dir)
+    Y = project(Z, settings, cache_dir, knn=knn)
     seconds = time.perf_counter() - t
     tmp = os.path.join(folder, "map.partial.npy")
     np.save(tmp, np.asarray(Y, dtype=np.float32), allow_pickle=False)

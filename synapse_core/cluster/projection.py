@@ -117,18 +117,35 @@ def _n_jobs(reproducible: bool) -> int:
     return 1 if reproducible else (os.cpu_count() or 1)
 
 
-def run_umap(Z: np.ndarray, s: ProjectionSettings, cache_dir: str | os.PathLike | None = None) -> np.ndarray:
-    """UMAP of ``Z`` (n_synapses, d) → (n_synapses, s.dims) float32.
-
-    ``cache_dir``: numba's compiled code is kept in ``<cache_dir>/numba`` (:func:`enable_numba_disk_cache`).
-    """
+def import_umap(cache_dir: str | os.PathLike | None = None):
+    """Import UMAP (seconds: numba) with numba's disk cache in ``<cache_dir>/numba`` turned on; returns the module."""
     if enable_numba_disk_cache(cache_dir) is not None:
         import umap  # slow import (numba); only when a UMAP is actually computed
 
         _cache_library_functions()
     else:
         import umap
+    return umap
 
+
+def umap_knn(Z: np.ndarray, s: ProjectionSettings) -> tuple[np.ndarray, np.ndarray] | None:
+    """The neighbour graph :func:`run_umap` passes to UMAP as ``precomputed_knn`` for ``Z`` (float32), or None
+    (UMAP searches itself: outside ``UMAP_EXACT_KNN_MIN_ROWS``..``UMAP_EXACT_KNN_MAX_ROWS`` rows, or a metric
+    scikit-learn does not have)."""
+    n = len(Z)
+    if s.method != "umap" or not UMAP_EXACT_KNN_MIN_ROWS <= n <= UMAP_EXACT_KNN_MAX_ROWS:
+        return None
+    return exact_knn(Z, int(min(s.n_neighbors, n - 1)), s.metric)
+
+
+def run_umap(Z: np.ndarray, s: ProjectionSettings, cache_dir: str | os.PathLike | None = None,
+             knn: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """UMAP of ``Z`` (n_synapses, d) → (n_synapses, s.dims) float32.
+
+    ``cache_dir``: numba's compiled code is kept in ``<cache_dir>/numba`` (:func:`enable_numba_disk_cache`).
+    ``knn``: :func:`umap_knn` of ``Z`` when already computed (e.g. by the process that started a map process).
+    """
+    umap = import_umap(cache_dir)
     n = len(Z)
     n_neighbors = int(min(s.n_neighbors, n - 1))
     kwargs = dict(
@@ -144,8 +161,8 @@ def run_umap(Z: np.ndarray, s: ProjectionSettings, cache_dir: str | os.PathLike 
     fit_rows = None
     if n > LARGE_ROWS:  # large data: fit on a seeded subsample, place the others (synapse_core.cluster.placement)
         fit_rows = np.sort(np.random.default_rng([s.seed, 2]).choice(n, size=FIT_ROWS, replace=False))
-    elif UMAP_EXACT_KNN_MIN_ROWS <= n <= UMAP_EXACT_KNN_MAX_ROWS:
-        knn = exact_knn(Z, n_neighbors, s.metric)
+    else:
+        knn = umap_knn(Z, s) if knn is None else knn
         if knn is not None:
             kwargs["precomputed_knn"] = knn
     if s.reproducible:
@@ -213,7 +230,8 @@ def projection_cache(cache_dir: str | os.PathLike):
     return FileCache(os.path.join(os.fspath(cache_dir), CACHE_FOLDER))
 
 
-def project(Z: np.ndarray, settings: ProjectionSettings, cache_dir: str | os.PathLike | None = None) -> np.ndarray:
+def project(Z: np.ndarray, settings: ProjectionSettings, cache_dir: str | os.PathLike | None = None,
+            knn: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Map the rows of ``Z`` to ``settings.dims`` coordinates.
 
     Parameters
@@ -224,6 +242,8 @@ def project(Z: np.ndarray, settings: ProjectionSettings, cache_dir: str | os.Pat
     cache_dir : path or None
         The cache directory (the store is its ``projections`` folder, :func:`projection_cache`);
         None: no caching.
+    knn : (indices int64 (n, k), distances float32 (n, k)) or None
+        :func:`umap_knn` of ``Z`` if already computed (UMAP only; the map is the same either way).
 
     Returns
     -------
@@ -241,7 +261,7 @@ def project(Z: np.ndarray, settings: ProjectionSettings, cache_dir: str | os.Pat
     if len(Z) < 4:
         raise ValueError(f"a {settings.method} projection needs at least 4 synapses; got {len(Z)}")
     def run(Z_, s_):
-        return run_umap(Z_, s_, cache_dir) if s_.method == "umap" else run_tsne(Z_, s_)
+        return run_umap(Z_, s_, cache_dir, knn) if s_.method == "umap" else run_tsne(Z_, s_)
 
     if cache_dir is None:
         return run(Z, settings)

@@ -166,29 +166,35 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
     missing = [c for c in ("bbox_name", "Var1") if c not in features_df.columns]
     if missing:
         raise ValueError(f"the feature table lacks column(s) {', '.join(missing)} (the synapse key)")
-    t = time.perf_counter()
-    Z, kept, record = prepare(features_df, s.feature_set, s.scaler, s.pca_components, s.nan_policy, s.seed)
-
-    def done(stage, t0):
-        timings[f"{stage}_s"] = time.perf_counter() - t0
-        if stage_done is not None:
-            stage_done(stage, timings[f"{stage}_s"])
-
-    done("preprocess", t)
-    # copy-on-write (pandas ≥ 3): the new columns below never reach the caller's table; no deep copy of 10⁶ rows
-    table = (features_df if kept.all() else features_df.loc[kept]).reset_index(drop=True)
-    n = len(Z)
-    _check_size(n, s)
-
-    # --- map (for looking at only): started first in a child process when that is faster (issue 16),
-    # since it does not depend on the clusters; else computed in this process after the clustering
+    # --- the map (for looking at only) does not depend on the clusters: with enough synapses a child process
+    # computes it beside the k sweep (issue 16; it imports UMAP while this process preprocesses)
     ps = s.projection_settings()
-    if ps is not None and ps.reproducible and n > MINIBATCH_ROWS:
-        # measured (benchmarks/cluster.py): seeded single-thread UMAP is ~4x slower than parallel
-        log.warning("%d synapses: the reproducible (single-threaded) %s map is slow; "
-                    "--parallel (reproducible=False) is ~4x faster but not repeatable", n, ps.method)
-    pending = map_process.start(Z, ps, cache_dir) if map_process.wanted(n, ps) else None
+    pending = map_process.start(ps, cache_dir) if map_process.wanted(len(features_df), ps) else None
     try:
+        t = time.perf_counter()
+        Z, kept, record = prepare(features_df, s.feature_set, s.scaler, s.pca_components, s.nan_policy, s.seed)
+
+        def done(stage, t0):
+            timings[f"{stage}_s"] = time.perf_counter() - t0
+            if stage_done is not None:
+                stage_done(stage, timings[f"{stage}_s"])
+
+        done("preprocess", t)
+        # copy-on-write (pandas ≥ 3): the new columns below never reach the caller's table; no deep copy of 10⁶ rows
+        table = (features_df if kept.all() else features_df.loc[kept]).reset_index(drop=True)
+        n = len(Z)
+        _check_size(n, s)
+        if ps is not None and ps.reproducible and n > MINIBATCH_ROWS:
+            # measured (benchmarks/cluster.py): seeded single-thread UMAP is ~4x slower than parallel
+            log.warning("%d synapses: the reproducible (single-threaded) %s map is slow; "
+                        "--parallel (reproducible=False) is ~4x faster but not repeatable", n, ps.method)
+        if pending is not None:
+            t = time.perf_counter()
+            if not map_process.wanted(n, ps) or not pending.send(Z):  # rows dropped, or the map is cached
+                pending.stop()
+                pending = None
+            else:
+                timings["projection_send_s"] = time.perf_counter() - t  # incl. the exact neighbour graph
         return _cluster_map_describe(s, Z, table, record, n, ps, pending, cache_dir, timings, done)
     finally:
         if pending is not None:  # an error or a cancelled job: the child stops too
