@@ -25,9 +25,10 @@ process's own, from ``wait4``):
   written directly, not computed; then ``open_dataset`` + ``extract_features`` are timed, with
   ``open_dataset``'s share on its own line);
 * ``cluster``: a fresh ``cluster`` process at 10⁴ synthetic 192-d rows with an empty numba cache
-  (cold), then again with the cache the first run left (warm), each with its k sweep / map / diagnostics
-  wall seconds (from the run's ``c_diagnostics.json``); compile time = cold − warm on its
-  own line;
+  (cold), then again with the cache the first run left (warm), then warm with the map in the same
+  process after the k sweep (``SYNAPSE_MAP_PROCESS=0``, the path before the map process), each with
+  its k sweep / map / diagnostics wall seconds (from the run's ``c_diagnostics.json``); compile
+  time = cold − warm on its own line;
 * ``vgg``: per-layer GFLOP/s of the VGG3D trunk (one forward at batch 2, 80³ input, best of 2 × 2
   in turns), fp32 eager and fused (the extraction path: BN folded, oneDNN conv with ReLU post-op)
   and bf16, next to the same run's square-matmul peak in each precision, with the first stage's
@@ -282,20 +283,26 @@ def section_cluster(tmp: str, n: int) -> None:
     numba_dir = os.path.join(tmp, "numba-cache")
     env = {"NUMBA_CACHE_DIR": numba_dir}  # the same empty folder for before/after code: cold is cold
     walls = []
-    for label in ("cold: empty numba cache", "warm: numba cache of the cold run"):
+    runs = (("cold: empty numba cache", {}), ("warm: numba cache of the cold run", {}),
+            # the previous path, side by side: the map after the k sweep, in the same process
+            ("warm, map in the same process after the k sweep (SYNAPSE_MAP_PROCESS=0)", {"SYNAPSE_MAP_PROCESS": "0"}))
+    for label, extra in runs:
         cache = tempfile.mkdtemp(dir=tmp, prefix="cluster-cache-")  # no projection cache hit
-        env_run = {**env, "SYNAPSE_NUMBA_CACHE_DIR": numba_dir}
+        env_run = {**env, "SYNAPSE_NUMBA_CACHE_DIR": numba_dir, **extra}
+        load = os.getloadavg()[0]
         wall, peak, res = run_cli_rss(["cluster", "--features", path, "--out", os.path.join(cache, "c.csv"),
                                        "--no-figures", "--cache-dir", cache], env=env_run)
         walls.append(res.cpu_s)
         add("cluster", f"cluster {n} rows, fresh process, {label}", wall,
-            f"s wall, {res.cpu_s:.1f} s CPU, peak {peak:.0f} MB")
+            f"s wall, {res.cpu_s:.1f} s CPU (map process included), peak {peak:.0f} MB, load {load:.1f}")
         try:  # the run's own stage timings (wall s): where the seconds went
             with open(os.path.join(cache, "c_diagnostics.json")) as f:
                 stages = json.load(f)["timings"]
-            add("cluster", f"  {label.split(':')[0]}: of which k sweep / map / diagnostics (wall s)",
+            side = ("in a child process beside the sweep; waited for after the sweep and diagnostics "
+                    f"{stages['projection_wait_s']:.1f} s" if "projection_wait_s" in stages else "in this process")
+            add("cluster", f"  {label.split(':')[0].split(',')[0]}: of which k sweep / map / diagnostics (wall s)",
                 stages.get("cluster_s", 0),
-                f"/ {stages.get('projection_s', 0):.1f} / {stages.get('diagnostics_s', 0):.1f} s wall")
+                f"/ {stages.get('projection_s', 0):.1f} / {stages.get('diagnostics_s', 0):.1f} s wall (map {side})")
         except (OSError, KeyError, ValueError):
             pass
     add("cluster", "numba compile time (CPU s, cold − warm)", walls[0] - walls[1], "s")

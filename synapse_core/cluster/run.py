@@ -195,7 +195,13 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
                 pending = None
             else:
                 timings["projection_send_s"] = time.perf_counter() - t  # incl. the exact neighbour graph
-        return _cluster_map_describe(s, Z, table, record, n, ps, pending, cache_dir, timings, done)
+        if pending is None:
+            return _cluster_map_describe(s, Z, table, record, n, ps, pending, cache_dir, timings, done)
+        from threadpoolctl import threadpool_limits
+
+        # the child has the other core: a second BLAS/OpenMP thread here would mostly wait for it
+        with threadpool_limits(1):
+            return _cluster_map_describe(s, Z, table, record, n, ps, pending, cache_dir, timings, done)
     finally:
         if pending is not None:  # an error or a cancelled job: the child stops too
             pending.stop()
