@@ -179,3 +179,17 @@ def test_an_unknown_or_malformed_view_key_reads_nothing(tmp_path):
 
     assert load_view(tmp_path, "0123456789abcdef") is None
     assert load_view(tmp_path, "../../etc/passwd") is None
+
+
+@pytest.mark.parametrize("n", [1, 4, 40])
+def test_nearest_neighbours_are_those_of_a_stable_sort_of_every_float64_distance(n):
+    rng = np.random.default_rng(3)
+    space = rng.normal(size=(40, 5)).astype(np.float32)
+    space[[7, 19, 30]] = space[2] + 0.5  # ties, broken by table order
+    table = pd.DataFrame({"bbox_name": ["b"] * 40, "Var1": [f"s{i}" for i in range(40)]})
+    d = np.linalg.norm(space.astype(np.float64) - space[2].astype(np.float64), axis=1)
+    d[2] = np.inf
+    order = np.argsort(d, kind="stable")[: min(n, 39)]
+    nn = app_state.nearest_neighbours(table, space, "b|s2", n)
+    assert nn["Var1"].tolist() == table["Var1"].to_numpy()[order].tolist()
+    assert nn["clustering_space_distance"].tolist() == d[order].tolist()  # the same float64 values

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from synapse_core.app.annotations import row_positions
 from synapse_core.data.synapse_keys import ID_SEP, UnknownSynapseError, synapse_ids
 
 
@@ -51,6 +52,10 @@ def sample_per_cluster(clusters: pd.DataFrame, n: int, seed: int, cluster_col: s
     return out
 
 
+#: Rows of the clustering space converted to float64 at a time by :func:`nearest_neighbours`.
+_NEIGHBOUR_BLOCK = 65_536
+
+
 def nearest_neighbours(table: pd.DataFrame, space: np.ndarray, sid: str, n: int) -> pd.DataFrame:
     """The ``n`` synapses nearest to ``sid`` in the clustering space (Euclidean).
 
@@ -72,18 +77,29 @@ def nearest_neighbours(table: pd.DataFrame, space: np.ndarray, sid: str, n: int)
         The neighbours' rows of ``table``, nearest first (``sid`` excluded), with a first column
         ``clustering_space_distance``.
     """
-    space = np.asarray(space, dtype=np.float64)
+    space = np.asarray(space)
     if space.ndim != 2 or len(space) != len(table):
         raise ValueError(f"the clustering space has shape {space.shape}; it must have one row per table row "
                          f"({len(table)}): pass ClusterResult.features with ClusterResult.table")
-    ids = synapse_ids(table).to_numpy()
-    hits = np.flatnonzero(ids == sid)
+    hits = row_positions(table, [sid])  # the table's ids are built once per table
     if len(hits) == 0:
         raise UnknownSynapseError(f"synapse {sid.replace(ID_SEP, '/')} is not in the clustered table")
     i = int(hits[0])
-    d = np.linalg.norm(space - space[i], axis=1)
+    # float64 distances, computed in blocks of rows (no float64 copy of a 10⁶-row space); each row's
+    # value is the same as np.linalg.norm over the whole array
+    here = space[i].astype(np.float64)
+    d = np.empty(len(space))
+    for start in range(0, len(space), _NEIGHBOUR_BLOCK):
+        block = space[start:start + _NEIGHBOUR_BLOCK].astype(np.float64)
+        d[start:start + len(block)] = np.linalg.norm(block - here, axis=1)
     d[i] = np.inf
-    order = np.argsort(d, kind="stable")[: min(n, len(d) - 1)]
+    k = min(n, len(d) - 1)
+    if k <= 0:
+        order = np.zeros(0, dtype=np.intp)
+    else:
+        # the k nearest in the order of a stable sort of every distance (ties: table order), without sorting 10⁶
+        candidates = np.flatnonzero(d <= np.partition(d, k - 1)[k - 1])
+        order = candidates[np.argsort(d[candidates], kind="stable")][:k]
     out = table.iloc[order].copy()
     out.insert(0, "clustering_space_distance", d[order])
     return out
