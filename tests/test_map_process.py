@@ -156,3 +156,18 @@ def test_a_failed_map_process_falls_back_to_the_map_in_this_process(tmp_path, mo
     result = run_clustering(_table(), SETTINGS, cache_dir=tmp_path)
     assert "projection_wait_s" in result.diagnostics["timings"]
     pd.testing.assert_frame_equal(result.table, both_paths["here"][0].table)
+
+
+@pytest.mark.slow  # ~3 s (scikit-learn imports, summaries)
+def test_a_table_built_column_by_column_is_clustered_without_fragmentation_warnings():
+    import warnings
+
+    base = _table(n=60)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for j in range(120):  # a wide table built one column at a time (pandas fragments it)
+            base[f"morph_extra_{j}"] = np.arange(len(base), dtype=float) % (j + 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.PerformanceWarning)
+        result = run_clustering(base, ClusterSettings(k=3, projection="none", n_stability=0))
+    assert list(result.table.columns[-3:]) == ["cluster", "distance_to_centroid", "cluster_space"]

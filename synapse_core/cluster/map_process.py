@@ -37,7 +37,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 #: Fewest synapses for which the map runs in a child process (measured crossover, see docs/performance.md).
-MIN_ROWS = 2000
+MIN_ROWS = 1000
 #: Environment variable: ``0`` keeps the map in the calling process.
 ENV = "SYNAPSE_MAP_PROCESS"
 #: Folder of the temporary exchange folders inside the cache directory.

@@ -123,6 +123,19 @@ def _refit_sample(s: ClusterSettings, Z: np.ndarray, k: int, seed: int) -> np.nd
     return fit_kmeans(Z, k, seed, s.kmeans_algorithm, n_init)[0]
 
 
+def _with_columns(table: pd.DataFrame, columns: dict) -> pd.DataFrame:
+    """``table`` with ``columns`` (name → values or scalar) set in this order, as one column at a time would
+    (a column already there keeps its place, the others are appended), but appended in one step: one at a
+    time fragments a table built column by column (pandas' "DataFrame is highly fragmented" warning)."""
+    table = table.copy(deep=False)  # the caller's table never gets the new columns
+    for name in [c for c in columns if c in table.columns]:
+        table[name] = columns[name]
+    new = {name: values for name, values in columns.items() if name not in table.columns}
+    if not new:
+        return table
+    return pd.concat([table, pd.DataFrame(new, index=table.index)], axis=1)
+
+
 def _json_ready(obj):
     if isinstance(obj, dict):
         return {str(k): _json_ready(v) for k, v in obj.items()}
@@ -247,7 +260,6 @@ def _cluster_map_describe(s, Z, table, record, n, ps, pending, cache_dir, timing
     done("cluster", t)
     labels = np.asarray(labels, dtype=np.int64)
     dist, centroids = cluster_summary.distance_to_centroid(Z, labels)
-    table["cluster"] = labels
     n_clusters = int(len(centroids))
 
     Y = None
@@ -283,11 +295,11 @@ def _cluster_map_describe(s, Z, table, record, n, ps, pending, cache_dir, timing
         else:
             Y, map_s = got
             done("projection", time.perf_counter() - map_s)
+    columns = {"cluster": labels}
     if Y is not None:
-        for j in range(Y.shape[1]):
-            table[f"proj_{j + 1}"] = Y[:, j]
-    table["distance_to_centroid"] = dist
-    table["cluster_space"] = record.space
+        columns.update({f"proj_{j + 1}": Y[:, j] for j in range(Y.shape[1])})
+    columns.update(distance_to_centroid=dist, cluster_space=record.space)
+    table = _with_columns(table, columns)
 
     t = time.perf_counter()
     faithful = None
