@@ -155,6 +155,15 @@ def section_crop(data: str, tmp: str) -> None:
             "s wall (runs " + ", ".join(f"{w:.2f}" for w in walls) + ")")
         add("crop", f"one synapse, end to end, {mode}, best CPU of {CROP_REPEATS} (CPU s)", min(cpus),
             f"CPU s (peak {max(r[1] for r in got):.0f} MB; runs " + ", ".join(f"{c:.2f}" for c in cpus) + ")")
+    # The first crop after the dataset changed (its table touched): the dataset is opened fully again.
+    table = os.path.join(data, "excel", f"{b}.xlsx")
+    changed = []
+    for _ in range(3):
+        os.utime(table)
+        changed.append(run_cli_rss(args, env={"PYTHONDONTWRITEBYTECODE": ""}))
+    wall, peak, res = min(changed, key=lambda r: r[2].cpu_s)
+    add("crop", "one synapse, table changed since the last crop, with bytecode, best CPU of 3 (CPU s)", res.cpu_s,
+        f"CPU s ({wall:.2f} s wall, peak {peak:.0f} MB)")
 
 
 def section_rerun(data: str, tmp: str) -> None:
