@@ -193,6 +193,15 @@ def test_whole_mask_label_counts_are_cached_per_mask_and_reused(tmp_path):
     assert mask_label_counts(mask, tmp_path / "cache") == {0: 1, 5: 1, 99: 1}
 
 
+def test_opening_a_dataset_counts_a_small_mask_once_and_keeps_the_counts(tmp_path):
+    _dataset(tmp_path, {"b1": _mask(5, 6, 7)}, labels="{ mito = 5, vesicle = 6, cleft = 7 }")
+    mask = _open(tmp_path).bboxes["b1"].mask  # small: counted whole, and the counts kept
+    cached = tmp_path / "cache" / "label_counts" / f"{mask.fingerprint}.json"
+    assert json.loads(cached.read_text()) == {"0": 8 * 24 * 24 - 3 * 224, "5": 224, "6": 224, "7": 224}
+    cached.write_text(json.dumps({"0": 1, "5": 1, "6": 1}))  # the next open reads them: no 7 there
+    assert any("cleft id 7" in w and "occurs nowhere" in w for w in _open(tmp_path).report.warnings)
+
+
 class CountingVolume:
     """A numpy volume that counts the voxels read through it (what a chunked store would decode)."""
 
