@@ -294,7 +294,7 @@ def section_cluster(tmp: str, n: int) -> None:
     walls = []
     runs = (("cold: empty numba cache", {}), ("warm: numba cache of the cold run", {}),
             # the previous path, side by side: the map after the k sweep, in the same process
-            ("warm, map in the same process after the k sweep (SYNAPSE_MAP_PROCESS=0)", {"SYNAPSE_MAP_PROCESS": "0"}))
+            ("warm, map after the k sweep in the same process: SYNAPSE_MAP_PROCESS=0", {"SYNAPSE_MAP_PROCESS": "0"}))
     for label, extra in runs:
         cache = tempfile.mkdtemp(dir=tmp, prefix="cluster-cache-")  # no projection cache hit
         env_run = {**env, "SYNAPSE_NUMBA_CACHE_DIR": numba_dir, **extra}
@@ -307,9 +307,14 @@ def section_cluster(tmp: str, n: int) -> None:
         try:  # the run's own stage timings (wall s): where the seconds went
             with open(os.path.join(cache, "c_diagnostics.json")) as f:
                 stages = json.load(f)["timings"]
-            side = ("in a child process beside the sweep; waited for after the sweep and diagnostics "
-                    f"{stages['projection_wait_s']:.1f} s" if "projection_wait_s" in stages else "in this process")
-            add("cluster", f"  {label.split(':')[0].split(',')[0]}: of which k sweep / map / diagnostics (wall s)",
+            side = "in this process"
+            if "projection_wait_s" in stages:
+                child = stages.get("projection_process_cpu_s")
+                side = ("in a child process beside the sweep; waited for after the sweep and diagnostics "
+                        f"{stages['projection_wait_s']:.1f} s" + (
+                            f"; CPU s: map process {child:.1f}, cluster process {res.cpu_s - child:.1f}"
+                            if child is not None else ""))
+            add("cluster", f"  {label.split(':')[0]}: of which k sweep / map / diagnostics (wall s)",
                 stages.get("cluster_s", 0),
                 f"/ {stages.get('projection_s', 0):.1f} / {stages.get('diagnostics_s', 0):.1f} s wall (map {side})")
         except (OSError, KeyError, ValueError):

@@ -76,6 +76,8 @@ class PendingMap:
     settings: object
     cache_dir: str | None
     started: float = 0.0
+    #: CPU seconds of the child (imports and map), once :meth:`result` has reaped it.
+    cpu_s: float | None = None
 
     def send(self, Z: np.ndarray) -> bool:
         """Give the child the features ``Z`` (n_synapses, d) and the exact neighbour graph (computed here,
@@ -113,6 +115,10 @@ class PendingMap:
         """Wait for the child; (coordinates float32 (n_synapses, dims), its map seconds), or None if it failed
         (the reason is logged as a warning; the caller then maps in its own process)."""
         try:
+            if hasattr(os, "wait4") and self.proc.returncode is None:  # reap it ourselves: its CPU seconds too
+                _, status, usage = os.wait4(self.proc.pid, 0)
+                self.proc.returncode = os.waitstatus_to_exitcode(status)
+                self.cpu_s = usage.ru_utime + usage.ru_stime
             code = self.proc.wait()
             out = os.path.join(self.folder, "map.npy")
             if code != 0 or not os.path.isfile(out):

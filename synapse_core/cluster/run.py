@@ -161,7 +161,19 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
         Projection cache directory (None: no cache).
     stage_done : callable (stage name, seconds) → None, optional
         Called after each stage (``preprocess``, ``cluster``, ``projection``, ``diagnostics``,
-        ``summary``), e.g. for progress or to measure memory per stage (``benchmarks/cluster_scale.py``).
+        ``summary``, in this order), e.g. for progress or to measure memory per stage
+        (``benchmarks/cluster_scale.py``). An exception raised by it (a cancelled job) ends the run and
+        the map process.
+
+    Notes
+    -----
+    From ``map_process.MIN_ROWS`` synapses a seeded map is computed by a child process while this one
+    sweeps k and computes the diagnostics that need no map (:mod:`synapse_core.cluster.map_process`;
+    same coordinates; ``SYNAPSE_MAP_PROCESS=0`` turns it off). The ``projection`` stage is then
+    reported when the map has arrived, and ``timings`` holds the child's map seconds
+    (``projection_s``), this process's share of the map's preparation (``projection_send_s``: the exact
+    neighbour graph), how long it waited for the child (``projection_wait_s``) and the child's CPU
+    seconds (``projection_process_cpu_s``: its imports and the map).
 
     Returns
     -------
@@ -289,6 +301,8 @@ def _cluster_map_describe(s, Z, table, record, n, ps, pending, cache_dir, timing
         t = time.perf_counter()
         got = pending.result()
         timings["projection_wait_s"] = time.perf_counter() - t
+        if pending.cpu_s is not None:
+            timings["projection_process_cpu_s"] = pending.cpu_s
         if got is None:  # the child failed (warned): map here
             Y = project(Z, ps, cache_dir)
             done("projection", t)
