@@ -83,3 +83,11 @@ def test_stat_fingerprint_keeps_its_values_for_links_and_relative_paths(tmp_path
     ]
     for paths in cases:
         assert stat_fingerprint(paths, "raw") == _old_stat_fingerprint(paths, "raw")
+
+
+def test_stat_fingerprint_is_the_content_hash_of_its_parts(tmp_path):
+    f = tmp_path / "slice_0.tif"
+    f.write_bytes(b"abc")
+    st = f.stat()
+    parts = ["raw", [str(f.resolve()), st.st_size, st.st_mtime_ns]]
+    assert stat_fingerprint([f], "raw") == content_hash(parts, digest_size=8)

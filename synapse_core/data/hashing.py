@@ -99,7 +99,10 @@ def stat_fingerprint(paths: Iterable[str | os.PathLike], extra: str = "") -> str
                 real_folders[folder] = os.path.realpath(folder)
             real = os.path.join(real_folders[folder], name)
         parts.append([real, st.st_size, st.st_mtime_ns])
-    return content_hash(parts, digest_size=8)
+    if not isinstance(extra, str):
+        return content_hash(parts, digest_size=8)
+    # Plain strings and ints are their own canonical form: the same text content_hash would hash.
+    return hashlib.blake2b(json.dumps(parts, sort_keys=True).encode(), digest_size=8).hexdigest()
 
 
 def source_fingerprint(modules: Iterable[str]) -> str:
