@@ -168,6 +168,8 @@ def start(settings, cache_dir: str | os.PathLike | None = None) -> PendingMap | 
     """
     from dataclasses import asdict
 
+    if not sys.executable:  # an embedded interpreter: no Python to start
+        return None
     folder = None
     cache_dir = None if cache_dir is None else os.fspath(cache_dir)
     try:
