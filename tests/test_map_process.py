@@ -157,3 +157,14 @@ def test_a_table_built_column_by_column_is_clustered_without_fragmentation_warni
         warnings.simplefilter("error", pd.errors.PerformanceWarning)
         result = run_clustering(base, ClusterSettings(k=3, projection="none", n_stability=0))
     assert list(result.table.columns[-3:]) == ["cluster", "distance_to_centroid", "cluster_space"]
+
+
+def test_the_overlap_from_feature_neighbours_computed_before_the_map_is_the_same():
+    from synapse_core.cluster.diagnostics import feature_neighbours, knn_overlap
+
+    rng = np.random.default_rng(0)
+    Z, Y = rng.normal(size=(300, 8)), rng.normal(size=(300, 2))
+    Z[:, :2] += 3 * Y  # a map that keeps part of the neighbourhoods
+    before = feature_neighbours(Z, k=7, seed=2, max_queries=120, max_rows=250)
+    assert knn_overlap(Z, Y, k=7, seed=2, max_queries=120, max_rows=250, features=before) == \
+        knn_overlap(Z, Y, k=7, seed=2, max_queries=120, max_rows=250)

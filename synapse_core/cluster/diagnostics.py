@@ -491,8 +491,34 @@ def _drop_self(ind: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def feature_neighbours(Z: np.ndarray, k: int = 10, seed: int = 0, max_queries: int = 5000,
+                       max_rows: int | None = None) -> dict:
+    """The feature-space half of :func:`knn_overlap`, which needs no map (``run_clustering`` computes it
+    while a map process works). Parameters as :func:`knn_overlap`.
+
+    Returns
+    -------
+    dict: ``rows`` (:func:`diagnostic_rows`), ``queries`` (indices into those rows), ``k`` (capped) and
+    ``neighbours`` (int, shape (n_queries, k): each query's k nearest other synapses in ``Z``).
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    n = len(Z)
+    if n < 3:
+        raise ValueError(f"k-NN overlap needs at least 3 synapses; got {n}")
+    rows = diagnostic_rows(n, seed, max_rows)
+    if rows is not None:
+        Z, n = np.asarray(Z)[rows], len(rows)
+    k = int(min(k, n - 1))
+    queries = np.arange(n)
+    if n > max_queries:
+        queries = np.sort(np.random.default_rng(seed).choice(n, size=max_queries, replace=False))
+    neighbours = _drop_self(NearestNeighbors(n_neighbors=k + 1).fit(Z).kneighbors(Z[queries])[1], queries, k)
+    return {"rows": rows, "queries": queries, "k": k, "neighbours": neighbours}
+
+
 def knn_overlap(Z: np.ndarray, Y: np.ndarray, k: int = 10, seed: int = 0, max_queries: int = 5000,
-                max_rows: int | None = None) -> float:
+                max_rows: int | None = None, features: dict | None = None) -> float:
     """Mean share of feature-space k-NN that are also map k-NN (1: neighbourhoods preserved).
 
     Parameters
@@ -508,6 +534,9 @@ def knn_overlap(Z: np.ndarray, Y: np.ndarray, k: int = 10, seed: int = 0, max_qu
     max_rows : int or None
         Rows used: :func:`diagnostic_rows` — every row up to ``LARGE_ROWS`` synapses, above it a seeded
         sample of ``FIT_ROWS`` (neighbours among the sampled synapses in both spaces).
+    features : dict or None
+        :func:`feature_neighbours` of ``Z`` with the same ``k``, ``seed``, ``max_queries`` and ``max_rows``,
+        if already computed (None: computed here).
 
     Returns
     -------
@@ -518,16 +547,11 @@ def knn_overlap(Z: np.ndarray, Y: np.ndarray, k: int = 10, seed: int = 0, max_qu
     n = len(Z)
     if len(Y) != n:
         raise ValueError(f"feature rows ({n}) and map rows ({len(Y)}) differ")
-    if n < 3:
-        raise ValueError(f"k-NN overlap needs at least 3 synapses; got {n}")
-    rows = diagnostic_rows(n, seed, max_rows)
+    if features is None:
+        features = feature_neighbours(Z, k, seed, max_queries, max_rows)
+    rows, queries, k, a = features["rows"], features["queries"], features["k"], features["neighbours"]
     if rows is not None:
-        Z, Y, n = np.asarray(Z)[rows], np.asarray(Y)[rows], len(rows)
-    k = int(min(k, n - 1))
-    queries = np.arange(n)
-    if n > max_queries:
-        queries = np.sort(np.random.default_rng(seed).choice(n, size=max_queries, replace=False))
-    a = _drop_self(NearestNeighbors(n_neighbors=k + 1).fit(Z).kneighbors(Z[queries])[1], queries, k)
+        Y = np.asarray(Y)[rows]
     b = _drop_self(NearestNeighbors(n_neighbors=k + 1).fit(Y).kneighbors(Y[queries])[1], queries, k)
     shared = [len(np.intersect1d(x, y, assume_unique=True)) for x, y in zip(a, b)]
     return float(np.mean(shared) / k)

@@ -295,6 +295,8 @@ def _cluster_map_describe(s, Z, table, record, n, ps, pending, cache_dir, timing
     composition = diagnostics.bbox_composition(labels, bbox)
     effect = diagnostics.bbox_effect(Z, labels, bbox, k=s.knn_k, seed=s.seed)
     alignment = diagnostics.cluster_alignment(labels, diagnostics.nuisance_columns(table), seed=s.seed)
+    # the feature-space half of the map's k-NN overlap needs no map
+    feature_nn = diagnostics.feature_neighbours(Z, k=s.knn_k, seed=s.seed) if ps is not None else None
     diagnostics_s = time.perf_counter() - t
 
     if pending is not None:  # the map of the child process
@@ -318,7 +320,7 @@ def _cluster_map_describe(s, Z, table, record, n, ps, pending, cache_dir, timing
     t = time.perf_counter()
     faithful = None
     if Y is not None:
-        faithful = diagnostics.knn_overlap(Z, Y, k=s.knn_k, seed=s.seed)
+        faithful = diagnostics.knn_overlap(Z, Y, k=s.knn_k, seed=s.seed, features=feature_nn)
     # above LARGE_ROWS the whole-table diagnostics use a seeded sample (diagnostics.diagnostic_rows)
     sampled = diagnostics.diagnostic_rows(n, s.seed)
     n_knn = n if sampled is None else len(sampled)
