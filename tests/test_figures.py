@@ -122,3 +122,66 @@ def test_the_sample_of_a_large_map_is_seeded():
     a = map_figure(map_table(500), max_points=50, seed=1)
     b = map_figure(map_table(500), max_points=50, seed=1)
     assert [list(t.customdata[:, 0]) for t in a.data[1:]] == [list(t.customdata[:, 0]) for t in b.data[1:]]
+
+
+def _traces_by_name(fig):
+    return {t.name: t for t in fig.data}
+
+
+def test_the_map_traces_carry_the_rows_of_each_cluster_in_table_order():
+    # unsorted, non-contiguous clusters, noise, text Var1, and feature columns the map does not draw
+    table = pd.DataFrame({"bbox_name": ["b2", "b1", "b2", "b1", "b3", "b1"], "Var1": ["7", "x", "3", "1", "9", "2"],
+                          "cluster": [5, -1, 0, 5, 0, 5], "proj_1": [0.5, 1.5, 2.5, 3.5, 4.5, 5.5],
+                          "proj_2": [10.0, 11.0, 12.0, 13.0, 14.0, 15.0], "feat_1": np.zeros(6, np.float32)})
+    fig = map_figure(table, "cluster", selected_ids=["b1|1", "b3|9", "nobar"])
+    traces = _traces_by_name(fig)
+    assert list(traces) == ["noise (−1) (1)", "cluster 0 (2, 1 selected)", "cluster 5 (3, 1 selected)"]
+    five = traces["cluster 5 (3, 1 selected)"]
+    assert list(five.x) == [0.5, 3.5, 5.5] and list(five.y) == [10.0, 13.0, 15.0]
+    assert five.customdata.tolist() == [["b2|7", "b2", "7", "5"], ["b1|1", "b1", "1", "5"], ["b1|2", "b1", "2", "5"]]
+    assert five.marker.color == cluster_colour(5) and five.selectedpoints == (1,)
+    zero = traces["cluster 0 (2, 1 selected)"]
+    assert zero.customdata[:, 0].tolist() == ["b2|3", "b3|9"] and zero.selectedpoints == (1,)
+    assert traces["noise (−1) (1)"].customdata.tolist() == [["b1|x", "b1", "x", "-1"]]
+
+
+def test_bbox_and_category_traces_carry_their_rows_and_missing_values_last():
+    table = pd.DataFrame({"bbox_name": ["b2", "b1", "b2", "b1"], "Var1": [1, 2, 3, 4], "cluster": [0, 1, 0, 1],
+                          "proj_1": [1.0, 2.0, 3.0, 4.0], "proj_2": [0.0, 0.0, 0.0, 0.0],
+                          "side": ["10", None, "9", "10"]})
+    by_bbox = map_figure(table, "bbox")
+    assert [(t.name, t.customdata[:, 0].tolist(), list(t.x)) for t in by_bbox.data] == [
+        ("b1 (2)", ["b1|2", "b1|4"], [2.0, 4.0]), ("b2 (2)", ["b2|1", "b2|3"], [1.0, 3.0])]
+    by_side = map_figure(table, "side")  # natural order: 9 before 10; missing last, gray
+    assert [(t.name, t.customdata[:, 0].tolist(), t.marker.color) for t in by_side.data] == [
+        ("9 (1)", ["b2|3"], cluster_colour(0)), ("10 (2)", ["b2|1", "b1|4"], cluster_colour(1)),
+        ("missing (1)", ["b1|2"], NOISE_COLOUR)]
+
+
+def test_a_sampled_map_draws_each_point_at_its_own_rows_coordinates_and_colour():
+    n = 3000
+    table = pd.DataFrame({"bbox_name": "b1", "Var1": np.arange(n), "cluster": np.arange(n) % 4,
+                          "proj_1": np.arange(n) * 0.5, "proj_2": -np.arange(n, dtype=float),
+                          "morph_volume_nm3": np.arange(n) * 2.0})
+    for fig in (map_figure(table, "cluster", max_points=300, seed=3), map_figure(table, "morph_volume_nm3", max_points=300)):
+        for t in fig.data[1:]:
+            rows = np.array([int(sid.split("|")[1]) for sid in t.customdata[:, 0]])
+            assert (np.diff(rows) > 0).all()  # table order
+            np.testing.assert_array_equal(t.x, rows * 0.5)
+            np.testing.assert_array_equal(t.y, -rows.astype(float))
+            if t.marker.showscale:
+                np.testing.assert_array_equal(t.marker.color, rows * 2.0)
+            else:
+                assert set(rows % 4) == {int(t.customdata[0, 3])}
+
+
+def test_the_density_of_a_large_map_counts_as_numpy_histogram2d():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(size=5000), np.linspace(-1, 1, 201)])  # values on bin edges too
+    y = np.concatenate([rng.uniform(size=5000), np.linspace(0, 1, 201)])
+    table = pd.DataFrame({"bbox_name": "b1", "Var1": np.arange(len(x)), "cluster": 0, "proj_1": x, "proj_2": y})
+    fig = map_figure(table, max_points=100)
+    counts, xe, ye = np.histogram2d(x, y, bins=200)
+    np.testing.assert_array_equal(np.nan_to_num(np.asarray(fig.data[0].z, float)),
+                                  np.where(counts.T > 0, np.log1p(counts.T), 0.0))
+    np.testing.assert_allclose(fig.data[0].x, (xe[:-1] + xe[1:]) / 2)

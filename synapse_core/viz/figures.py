@@ -74,59 +74,92 @@ def is_categorical(values: pd.Series) -> bool:
     return pd.api.types.is_integer_dtype(values) and values.nunique() <= MAX_CATEGORIES
 
 
-def _count_label(name: str, rows: pd.DataFrame, selected: pd.Series | None) -> str:
+def _count_label(name: str, rows: np.ndarray, selected: np.ndarray | None) -> str:
     """``"name (n)"``, or ``"name (n, k selected)"`` when some of the rows are selected.
 
-    ``selected``: boolean Series over the whole table's index (None: nothing selected).
+    ``rows``: positions of the group's rows; ``selected``: boolean mask over the whole table's rows
+    (None: nothing selected).
     """
     name = _esc(name)
     if selected is not None:
-        k = int(selected.loc[rows.index].sum())
+        k = int(selected[rows].sum())
         if k:
             return f"{name} ({len(rows)}, {k} selected)"
     return f"{name} ({len(rows)})"
 
 
-def _map_groups(table: pd.DataFrame, color_by: str, selected: set | None = None):
+def _grouped(codes: np.ndarray, keys: list) -> list[tuple[object, np.ndarray]]:
+    """``(key, row positions)`` of each of ``keys``, in their order, with at least one row.
+
+    ``codes``: one integer per row, the index of its key in ``keys`` (−1: in no group). Positions
+    come out ascending (table order), as a groupby would give the rows.
+    """
+    codes = codes.astype(np.int16 if len(keys) < 2**15 - 1 else np.int64)  # a radix sort for few keys
+    order = np.argsort(codes, kind="stable")
+    counts = np.bincount(codes + 1, minlength=len(keys) + 1)
+    bounds = np.cumsum(counts)
+    return [(key, order[bounds[i]:bounds[i + 1]]) for i, key in enumerate(keys) if counts[i + 1]]
+
+
+def _text_codes(values: pd.Series, missing: str | None = None) -> tuple[np.ndarray, list[str]]:
+    """Integer code of each row and the distinct texts (sorted) of ``values.astype(str)``.
+
+    ``missing``: the text of missing values (None: their ``str``, as ``astype(str)``). Factorised
+    first, so ``str`` is called once per distinct value, not once per row (10⁶ rows).
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=missing is not None)
+    texts = [str(u) for u in uniques] + ([missing] if missing is not None else [])
+    names = sorted(set(texts))
+    rank = {t: i for i, t in enumerate(names)}
+    return np.asarray([rank[t] for t in texts], dtype=np.int64)[codes], names  # code −1 (missing): the last text
+
+
+def _map_groups(table: pd.DataFrame, color_by: str, selected: np.ndarray | None = None):
     """``(name, rows, colour, symbol)`` of each trace, or one group with a numeric colour scale.
 
-    Categories (clusters, bboxes, text/boolean/few-valued integer columns) are one trace each,
-    named with their number of synapses (and of selected ones).
+    ``rows`` are row positions in ``table`` (ascending); ``selected`` is a boolean mask over its
+    rows (None: no selection). Categories (clusters, bboxes, text/boolean/few-valued integer
+    columns) are one trace each, named with their number of synapses (and of selected ones).
     """
     n = len(table)
-    # ids of every synapse are built once (seconds at 10⁶ synapses), not once per group
-    selected = (pd.Series(synapse_ids(table).isin(selected).to_numpy(), index=table.index)
-                if selected else None)
     if color_by == "cluster":
-        return [(_count_label(_cluster_name(c), g, selected), g, cluster_colour(int(c)), "x" if int(c) < 0 else "circle")
-                for c, g in table.groupby("cluster", sort=True)]
+        codes, uniques = pd.factorize(table["cluster"], sort=True)  # missing clusters (−1 code): in no trace
+        return [(_count_label(_cluster_name(c), rows, selected), rows, cluster_colour(int(c)),
+                 "x" if int(c) < 0 else "circle") for c, rows in _grouped(codes, list(uniques))]
     if color_by == "bbox_name":
-        colours = bbox_colour_map(table["bbox_name"])
-        return [(_count_label(str(b), g, selected), g, colours[str(b)], "circle")
-                for b, g in table.groupby(table["bbox_name"].astype(str), sort=True)]
+        codes, names = _text_codes(table["bbox_name"])
+        colours = bbox_colour_map(names)
+        return [(_count_label(b, rows, selected), rows, colours[b], "circle") for b, rows in _grouped(codes, names)]
     values = table[color_by]
     if not is_categorical(values):
-        scale = {"color": values, "colorscale": "Viridis", "showscale": True, "colorbar": {"title": _esc(color_by)}}
-        return [(_esc(color_by), table, scale, "circle")] if n else []
-    text = values.astype(str).where(values.notna(), "missing")
-    keys = sorted(text.unique(), key=lambda k: (k == "missing", _natural(k)))
-    return [(_count_label(k, table[text == k], selected), table[text == k],
-             NOISE_COLOUR if k == "missing" else cluster_colour(i), "circle") for i, k in enumerate(keys)]
+        scale = {"color": values.to_numpy(), "colorscale": "Viridis", "showscale": True,
+                 "colorbar": {"title": _esc(color_by)}}
+        return [(_esc(color_by), np.arange(n), scale, "circle")] if n else []
+    codes, names = _text_codes(values, missing="missing")
+    groups = sorted(_grouped(codes, names), key=lambda g: (g[0] == "missing", _natural(g[0])))
+    return [(_count_label(k, rows, selected), rows, NOISE_COLOUR if k == "missing" else cluster_colour(i), "circle")
+            for i, (k, rows) in enumerate(groups)]
 
 
-def _rows_of(table: pd.DataFrame, ids: set) -> np.ndarray:
-    """Boolean mask of the rows of ``table`` whose synapse id is in ``ids``."""
+def _rows_of(table: pd.DataFrame, *id_sets: set) -> list[np.ndarray]:
+    """Boolean mask of the rows of ``table`` whose synapse id is in each of ``id_sets``."""
+    ids = set().union(*id_sets)
     if len(ids) > len(table) // 20:
-        return synapse_ids(table).isin(ids).to_numpy()
-    from synapse_core.data.synapse_keys import split_synapse_id
+        every = synapse_ids(table)
+        return [every.isin(one).to_numpy() for one in id_sets]
+    from synapse_core.data.synapse_keys import ID_SEP, split_synapse_id
 
-    keys = [split_synapse_id(i) for i in ids]
-    # cheap pre-filter on each key column; the ids are built for the rows that pass only
-    near = (table["bbox_name"].astype(str).isin({b for b, _ in keys}).to_numpy()
-            & table["Var1"].astype(str).isin({v for _, v in keys}).to_numpy())
-    mask = np.zeros(len(table), bool)
-    mask[near] = synapse_ids(table[near]).isin(ids).to_numpy()
-    return mask
+    keys = [split_synapse_id(i) for i in ids if isinstance(i, str) and ID_SEP in i]  # others name no row
+    # cheap pre-filter on each key column (once for all sets); ids are built for the rows that pass only
+    near = table["Var1"].astype(str).isin({v for _, v in keys}).to_numpy().copy()
+    near[near] = table["bbox_name"][near].astype(str).isin({b for b, _ in keys}).to_numpy()
+    near_ids = synapse_ids(table[near])
+    masks = []
+    for one in id_sets:
+        mask = np.zeros(len(table), bool)
+        mask[near] = near_ids.isin(one).to_numpy()
+        masks.append(mask)
+    return masks
 
 
 def _natural(text: str):
@@ -184,67 +217,79 @@ def map_figure(table: pd.DataFrame, color_by: str = "cluster", title: str | None
         raise ValueError(f"color_by={color_by!r} is not a column of the map table; use 'cluster', 'bbox' or one of "
                          f"{', '.join(map(str, table.columns))}")
     cols = _proj_cols(table)
+    # Only the columns drawn: a result table also has hundreds of feature columns, never copied here.
+    table = table[list(dict.fromkeys(["bbox_name", "Var1", "cluster", *cols, color_by]))]
     n = len(table)
     size = point_size or (8 if n < 500 else 5 if n < 5000 else 3)
     three_d = len(cols) == 3
-    selected = set(selected_ids) if selected_ids is not None else None
+    selected, shown = _rows_of(table, set(selected_ids or ()), set(highlight_ids or ()))  # masks over the rows
+    selected = selected if selected_ids is not None else None
+    shown = shown if highlight_ids else None
     trace_2d = go.Scattergl if n > WEBGL_POINTS else go.Scatter
+    xyz = [table[c].to_numpy() for c in cols]
 
-    def custom(g):
-        # customdata[0] is the id selections are read back by; [1] and [2] are shown (Plotly renders HTML): escaped
-        return np.column_stack([synapse_ids(g).to_numpy(), g["bbox_name"].map(_esc).to_numpy(),
-                                g["Var1"].map(_esc).to_numpy(), g["cluster"].astype(str).to_numpy()])
-
-    fig = go.Figure()
-    full = table
     sampled = not three_d and n > max_points
+    drawn = np.arange(n)  # positions of the rows drawn as points (ascending)
+    traces, custom = [], []
     if sampled:
         keep = np.zeros(n, bool)
         keep[np.random.default_rng(seed).choice(n, size=max_points, replace=False)] = True
-        always = set(selected or ()) | set(highlight_ids or ())
-        if always:  # a few ids: look them up by key instead of building all 10⁶ ids
-            keep |= _rows_of(table, always)
+        for always in (selected, shown):  # selected and shown synapses are always drawn
+            if always is not None:
+                keep |= always
+        drawn = np.flatnonzero(keep)
         # Binned here: the browser gets 200 × 200 counts, not N coordinates.
-        counts, xe, ye = np.histogram2d(table[cols[0]].to_numpy(float), table[cols[1]].to_numpy(float), bins=200)
-        fig.add_trace(go.Heatmap(z=np.where(counts.T > 0, np.log1p(counts.T), np.nan), x=(xe[:-1] + xe[1:]) / 2,
+        counts, xe, ye = _histogram2d(xyz[0].astype(float), xyz[1].astype(float), bins=200)
+        traces.append(go.Heatmap(z=np.where(counts.T > 0, np.log1p(counts.T), np.nan), x=(xe[:-1] + xe[1:]) / 2,
                                  y=(ye[:-1] + ye[1:]) / 2, name=f"density of all {n}", colorscale="Greys",
                                  showscale=False, hoverinfo="skip", showlegend=True))
-        table = table[keep]
-    for name, g, colour, symbol in _map_groups(full, color_by, selected):
+        custom.append(None)
+    hover = _hover_data(table.iloc[drawn])  # [id, bbox, Var1, cluster] of each drawn row, in the order of drawn
+
+    for name, rows, colour, symbol in _map_groups(table, color_by, selected):
         if sampled:
-            g = g[g.index.isin(table.index)]
-            if isinstance(colour, dict):
-                colour = {**colour, "color": g[color_by]}
-        ids = synapse_ids(g).to_numpy()
-        colour_spec = colour if isinstance(colour, dict) else {"color": colour}
+            rows = rows[keep[rows]]
+        at = np.searchsorted(drawn, rows)  # the rows' places in hover
+        colour_spec = dict(colour) if isinstance(colour, dict) else {"color": colour}
+        if isinstance(colour, dict):
+            colour_spec["color"] = colour["color"][rows]
         if three_d:
-            fig.add_trace(go.Scatter3d(
-                x=g[cols[0]], y=g[cols[1]], z=g[cols[2]], mode="markers", name=name, customdata=custom(g),
-                hovertemplate=MAP_HOVER, marker={"size": max(2, size * 0.6), "symbol": symbol, **colour_spec},
+            traces.append(go.Scatter3d(
+                x=xyz[0][rows], y=xyz[1][rows], z=xyz[2][rows], mode="markers", name=name, hovertemplate=MAP_HOVER,
+                marker={"size": max(2, size * 0.6), "symbol": symbol, **colour_spec},
             ))
         else:
-            chosen = None if selected is None else [i for i, sid in enumerate(ids) if sid in selected]
-            fig.add_trace(trace_2d(
-                x=g[cols[0]], y=g[cols[1]], mode="markers", name=name, customdata=custom(g), hovertemplate=MAP_HOVER,
+            chosen = None if selected is None else np.flatnonzero(selected[rows]).tolist()
+            traces.append(trace_2d(
+                x=xyz[0][rows], y=xyz[1][rows], mode="markers", name=name, hovertemplate=MAP_HOVER,
                 marker={"size": size, "symbol": symbol, "line": {"width": 0}, **colour_spec}, selectedpoints=chosen,
             ))
-    if highlight_ids:
-        hit = table[synapse_ids(table).isin(set(highlight_ids)).to_numpy()]
+        custom.append(hover[at])
+    if shown is not None:
+        hit = np.flatnonzero(shown)
         if len(hit):
-            label = ", ".join(f"{_esc(b)} / {_esc(v)}" for b, v in zip(hit["bbox_name"], hit["Var1"]))
+            label = ", ".join(f"{_esc(b)} / {_esc(v)}" for b, v in zip(table["bbox_name"].to_numpy()[hit],
+                                                                         table["Var1"].to_numpy()[hit]))
             marker = {"size": max(14, size * 2.2), "symbol": "star", "color": "#FFD700",
                       "line": {"width": 1.5, "color": "black"}}
             if three_d:
-                fig.add_trace(go.Scatter3d(x=hit[cols[0]], y=hit[cols[1]], z=hit[cols[2]], mode="markers",
-                                           name=f"shown: {label}", customdata=custom(hit), hovertemplate=MAP_HOVER,
+                traces.append(go.Scatter3d(x=xyz[0][hit], y=xyz[1][hit], z=xyz[2][hit], mode="markers",
+                                           name=f"shown: {label}", hovertemplate=MAP_HOVER,
                                            marker={**marker, "size": marker["size"] * 0.6, "symbol": "diamond"}))
             else:
-                fig.add_trace(go.Scatter(x=hit[cols[0]], y=hit[cols[1]], mode="markers", name=f"shown: {label}",
-                                         customdata=custom(hit), hovertemplate=MAP_HOVER, marker=marker))
+                traces.append(go.Scatter(x=xyz[0][hit], y=xyz[1][hit], mode="markers", name=f"shown: {label}",
+                                         hovertemplate=MAP_HOVER, marker=marker))
+            custom.append(hover[np.searchsorted(drawn, hit)])
+    fig = go.Figure(data=traces)
+    # customdata is set on the traces in the figure: adding a trace deep-copies its properties, which
+    # for 50 000 × 4 strings costs more than everything else here (same figure, same JSON).
+    for trace, data in zip(fig.data, custom):
+        if data is not None:
+            trace.customdata = data
     legend = {"cluster": "cluster", "bbox_name": "bbox"}.get(color_by, _esc(color_by))
-    drawn = f"{len(table)} of {n} points drawn over the density of all" if sampled else f"{n} synapses"
+    drawn_text = f"{len(drawn)} of {n} points drawn over the density of all" if sampled else f"{n} synapses"
     fig.update_layout(
-        title=title or f"Synapse map coloured by {legend} ({drawn})", legend_title_text=legend,
+        title=title or f"Synapse map coloured by {legend} ({drawn_text})", legend_title_text=legend,
         template="plotly_white", clickmode="event+select",
     )
     if not three_d:
@@ -253,6 +298,47 @@ def map_figure(table: pd.DataFrame, color_by: str = "cluster", title: str | None
         if select:
             fig.update_layout(dragmode="select")
     return fig
+
+
+def _hover_data(rows: pd.DataFrame) -> np.ndarray:
+    """``customdata`` of map points: ``[synapse id, bbox_name, Var1, cluster]`` per row (object array).
+
+    [0] is the id selections are read back by; [1] and [2] are shown (Plotly renders HTML): escaped.
+    """
+    bbox = rows["bbox_name"].astype(str).to_numpy(dtype=object)
+    var1 = rows["Var1"].astype(str).to_numpy(dtype=object)
+    out = np.empty((len(rows), 4), dtype=object)
+    out[:, 0] = synapse_ids(rows).to_numpy(dtype=object)
+    out[:, 1] = _esc_all(bbox)
+    out[:, 2] = _esc_all(var1)
+    out[:, 3] = rows["cluster"].astype(str).to_numpy(dtype=object)
+    return out
+
+
+def _esc_all(texts: np.ndarray) -> np.ndarray:
+    """:func:`_esc` of every text of an object array (one pass over all when none needs escaping)."""
+    if not any(c in "".join(texts) for c in "&<>"):
+        return texts
+    return np.asarray([_esc(t) for t in texts], dtype=object)
+
+
+def _histogram2d(x: np.ndarray, y: np.ndarray, bins: int):
+    """``np.histogram2d(x, y, bins)`` (equal bins over each range) by integer binning, not a search per point."""
+    edges, index = [], []
+    for v in (x, y):
+        lo, hi = (float(v.min()), float(v.max())) if len(v) else (0.0, 1.0)
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            return np.histogram2d(x, y, bins=bins)  # numpy's error naming the range
+        if lo == hi:
+            lo, hi = lo - 0.5, hi + 0.5
+        e = np.linspace(lo, hi, bins + 1)
+        i = np.clip(((v - lo) * (bins / (hi - lo))).astype(np.int64), 0, bins - 1)
+        i -= v < e[i]  # rounding near an edge: the bin whose edges hold the value, as numpy's search finds it
+        i += (v >= e[i + 1]) & (i != bins - 1)
+        edges.append(e)
+        index.append(i)
+    counts = np.bincount(index[0] * bins + index[1], minlength=bins * bins).reshape(bins, bins).astype(float)
+    return counts, edges[0], edges[1]
 
 
 def k_curves_figure(curves: pd.DataFrame, chosen_k: int | None = None, elbow_k: int | None = None,
