@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from synapse_core.app import annotations
 from synapse_core.app import escape as esc
 from synapse_core.app import state as app_state
 from synapse_core.crops.settings import CropSettings
@@ -46,7 +47,10 @@ def show(ds, result, sid: str, cache, key: str, n_neighbours: int = 6) -> None:
     """Draw synapse ``sid`` of ``result`` (a ClusterResult) from dataset ``ds``."""
     table = result.table
     bbox_name, var1 = split_synapse_id(sid)
-    row = synapse_rows(table, [sid], where="the clustered table").iloc[0]
+    hits = annotations.row_positions(table, [sid])  # the table's ids are built once per table, not per run
+    if not len(hits):
+        synapse_rows(table, [sid], where="the clustered table")  # UnknownSynapseError naming the synapse
+    row = table.iloc[hits[0]]
     cluster = int(row["cluster"])
     st.markdown(f"#### {esc.md(label(sid))}")
     st.caption(("noise (−1), in no cluster" if cluster < 0 else f"cluster {cluster}")

@@ -185,3 +185,4 @@ def test_the_density_of_a_large_map_counts_as_numpy_histogram2d():
     np.testing.assert_array_equal(np.nan_to_num(np.asarray(fig.data[0].z, float)),
                                   np.where(counts.T > 0, np.log1p(counts.T), 0.0))
     np.testing.assert_allclose(fig.data[0].x, (xe[:-1] + xe[1:]) / 2)
+    np.testing.assert_allclose(fig.data[0].y, (ye[:-1] + ye[1:]) / 2)
