@@ -7,7 +7,8 @@ and ``cluster_space`` as a real result has) and times, in a fresh process per tr
 
 * the pure functions a page run calls: ``annotations.result_key`` (first call on a table, and again on
   the same table), ``annotations.apply`` with 0, 1 and 3 saved selections, ``annotations.new_cluster``,
-  the selected rows of the table, ``viz.figures.map_figure``;
+  the selected rows of the table, ``viz.figures.map_figure`` (by cluster with and without a selection,
+  by bbox, by a number), the row of the synapse shown in detail (``synapse_rows`` and ``row_positions``);
 * real page runs with ``streamlit.testing.v1.AppTest`` (``app.py``, switched to the page, the result put
   into the session as the Clustering page's ``?clusters=`` link does): the first run with the result,
   then reruns where nothing changed (median), then reruns with 3 saved selections and 1000 selected
@@ -161,9 +162,23 @@ def inner(args) -> None:
 
         rows = lambda: synapse_rows(annotated, selected, missing="ignore")
     add(fn, "rows of 1000 selected synapses", timed(rows, r), label)
+    map_figure(annotated.head(10))  # plotly imported and its template loaded: not timed below
     add(fn, "map_figure (1000 selected, 1 shown)",
         timed(lambda: map_figure(annotated, "cluster", point_size=8, selected_ids=selected,
                                  highlight_ids=[selected[0]]), max(1, r // 2)), label)
+    add(fn, "map_figure, nothing selected", timed(lambda: map_figure(annotated, "cluster"), max(1, r // 2)), label)
+    add(fn, "map_figure by bbox (1000 selected, 1 shown)",
+        timed(lambda: map_figure(annotated, "bbox", selected_ids=selected, highlight_ids=[selected[0]]),
+              max(1, r // 2)), label)
+    add(fn, "map_figure by a number (distance_to_centroid)",
+        timed(lambda: map_figure(annotated, "distance_to_centroid"), max(1, r // 2)), label)
+    from synapse_core.data.synapse_keys import synapse_rows
+
+    # the synapse detail's row: synapse_rows builds every id (before), row_positions looks them up (after)
+    add(fn, "row of the shown synapse: synapse_rows", timed(lambda: synapse_rows(table, selected[:1]), r), label)
+    if hasattr(annotations, "row_positions"):
+        add(fn, "row of the shown synapse: row_positions (same table)",
+            timed(lambda: table.iloc[annotations.row_positions(table, selected[:1])[0]], r), label)
     if not args.skip_apptest:
         apptest(result, named, selected, label, args, settings_key)
     with open(args.json, "w") as f:
