@@ -27,20 +27,27 @@ def _table(n=240, seed=0):
 SETTINGS = ClusterSettings(k="auto", k_range=(2, 4), n_stability=2)
 
 
-def test_few_synapses_parallel_maps_and_the_switch_keep_the_map_in_this_process(monkeypatch):
+def test_few_synapses_parallel_maps_and_the_switch_keep_the_map_in_this_process(monkeypatch, tmp_path):
     seeded = ProjectionSettings("umap", 2, seed=0)
     monkeypatch.delenv(map_process.ENV, raising=False)
-    assert not map_process.wanted(map_process.MIN_ROWS - 1, seeded)
-    assert not map_process.wanted(10**5, ProjectionSettings("umap", 2, seed=0, reproducible=False))
-    assert not map_process.wanted(10**5, None)
+    assert not map_process.wanted(map_process.MIN_ROWS - 1, seeded, tmp_path)
+    assert not map_process.wanted(10**5, ProjectionSettings("umap", 2, seed=0, reproducible=False), tmp_path)
+    assert not map_process.wanted(10**5, None, tmp_path)
     monkeypatch.setenv(map_process.ENV, "0")
-    assert not map_process.wanted(10**5, seeded)
+    assert not map_process.wanted(10**5, seeded, tmp_path)
+
+
+def test_a_umap_without_a_numba_disk_cache_stays_in_this_process(monkeypatch):
+    """Else every child would compile UMAP again; this process compiles once for all its maps."""
+    monkeypatch.delenv(map_process.ENV, raising=False)
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    assert not map_process.wanted(10**5, ProjectionSettings("umap", 2, seed=0), None)
 
 
 @needs_two_cpus
-def test_many_synapses_of_a_seeded_map_use_the_child_process(monkeypatch):
+def test_many_synapses_of_a_seeded_map_use_the_child_process(monkeypatch, tmp_path):
     monkeypatch.delenv(map_process.ENV, raising=False)
-    assert map_process.wanted(map_process.MIN_ROWS, ProjectionSettings("umap", 2, seed=0))
+    assert map_process.wanted(map_process.MIN_ROWS, ProjectionSettings("umap", 2, seed=0), tmp_path)
 
 
 @pytest.mark.slow  # two UMAPs of 4100 synapses (4 neighbours: ~3 s each)

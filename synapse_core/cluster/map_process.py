@@ -13,9 +13,10 @@ the settings as JSON. Nothing else is passed. The folder is removed afterwards.
 
 Used only where it pays (:func:`wanted`): a seeded map (a ``reproducible=False`` map already uses
 every core), at least ``MIN_ROWS`` synapses (below, the child's start-up, ~1–2 CPU s of imports,
-is more than the map), at least 2 CPUs, no UMAP compile warm-up of this process running (the
-dashboard's: the job waits for it instead of compiling the same code beside it) and
-``SYNAPSE_MAP_PROCESS`` not ``0``. When the child cannot be started or fails, the map is computed
+is more than the map), at least 2 CPUs, for UMAP a numba disk cache (a cache folder or
+``NUMBA_CACHE_DIR``: else each child would compile UMAP again), no UMAP compile warm-up of this
+process running (the dashboard's: the job waits for it instead of compiling the same code beside it)
+and ``SYNAPSE_MAP_PROCESS`` not ``0``. When the child cannot be started or fails, the map is computed
 in this process as before (with a warning).
 """
 
@@ -55,12 +56,16 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
-def wanted(n_rows: int, settings) -> bool:
+def wanted(n_rows: int, settings, cache_dir: str | os.PathLike | None) -> bool:
     """Whether the map of ``n_rows`` synapses with ``settings`` (ProjectionSettings or None) should run in a
-    child process (see the module's description)."""
+    child process (see the module's description). A UMAP map needs numba's disk cache (``cache_dir`` or
+    ``NUMBA_CACHE_DIR``): without it every child would compile UMAP again (~40 CPU s), where this process
+    compiles once for all its maps."""
     if os.environ.get(ENV, "1").strip() == "0":
         return False
     if settings is None or not settings.reproducible or n_rows < MIN_ROWS or _cpus() < 2:
+        return False
+    if settings.method == "umap" and cache_dir is None and not os.environ.get("NUMBA_CACHE_DIR"):
         return False
     from synapse_core.cluster import warmup
 

@@ -194,7 +194,7 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
     # --- the map (for looking at only) does not depend on the clusters: with enough synapses a child process
     # computes it beside the k sweep (issue 16; it imports UMAP while this process preprocesses)
     ps = s.projection_settings()
-    pending = map_process.start(ps, cache_dir) if map_process.wanted(len(features_df), ps) else None
+    pending = map_process.start(ps, cache_dir) if map_process.wanted(len(features_df), ps, cache_dir) else None
     try:
         t = time.perf_counter()
         Z, kept, record = prepare(features_df, s.feature_set, s.scaler, s.pca_components, s.nan_policy, s.seed)
@@ -215,7 +215,7 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
                         "--parallel (reproducible=False) is ~4x faster but not repeatable", n, ps.method)
         if pending is not None:
             t = time.perf_counter()
-            if not map_process.wanted(n, ps) or not pending.send(Z):  # rows dropped, or the map is cached
+            if not map_process.wanted(n, ps, cache_dir) or not pending.send(Z):  # rows dropped, or the map is cached
                 pending.stop()
                 pending = None
             else:
