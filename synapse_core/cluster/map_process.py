@@ -7,13 +7,15 @@ preprocessed features (same code, same seed, same settings: the same coordinates
 in this process) while :func:`~synapse_core.cluster.run.run_clustering` sweeps k and computes the
 diagnostics that do not need the map; :meth:`PendingMap.result` then waits for it.
 
-The features go to the child as a float32 ``.npy`` file in a temporary folder (inside the cache
-folder when there is one), the coordinates come back the same way, read with ``allow_pickle=False``;
-the settings as JSON. Nothing else is passed. The folder is removed afterwards.
+The child is started before preprocessing and imports UMAP meanwhile. The features go to it as a
+float32 ``.npy`` file in a temporary folder (inside the cache folder when there is one), with the exact
+neighbour graph computed here (:func:`~synapse_core.cluster.projection.umap_knn`) while it imports; the
+coordinates come back the same way, everything read with ``allow_pickle=False``; the settings as JSON.
+Nothing else is passed. The folder is removed afterwards.
 
 Used only where it pays (:func:`wanted`): a seeded map (a ``reproducible=False`` map already uses
-every core), at least ``MIN_ROWS`` synapses (below, the child's start-up, ~1–2 CPU s of imports,
-is more than the map), at least 2 CPUs, for UMAP a numba disk cache (a cache folder or
+every core), at least ``MIN_ROWS`` synapses (measured: below, the child's start-up costs more than
+running the map beside the sweep gains), at least 2 CPUs, for UMAP a numba disk cache (a cache folder or
 ``NUMBA_CACHE_DIR``: else each child would compile UMAP again), no UMAP compile warm-up of this
 process running (the dashboard's: the job waits for it instead of compiling the same code beside it)
 and ``SYNAPSE_MAP_PROCESS`` not ``0``. When the child cannot be started or fails, the map is computed
