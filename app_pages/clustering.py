@@ -212,7 +212,7 @@ def clustering_progress(job) -> None:
     st.progress(job.fraction, text=job.message())
     who = job.started_by + (f", joined by {', '.join(job.attached)}" if job.attached else "")
     st.caption(f"Job {job.job_id} started by {esc.md(who)}; it keeps running if you change settings or pages. "
-               "Cancel stops it after the stage it is in (a started stage, e.g. the map, runs to its end).")
+               "Cancel stops it after the stage it is in (a started stage runs to its end; a map computed beside the k sweep is stopped).")
 
 
 if job is not None:

@@ -555,7 +555,9 @@ def clustering_task(features, settings, cache_dir) -> Callable[[Job], Any]:
     """``fn(job)`` running :func:`~synapse_core.cluster.run.run_clustering` with the page's cache folder.
 
     Progress is by stage (``job.done`` of ``job.total`` stages, ``job.phase`` names the running one).
-    Cancel is honoured between stages: a stage that has started (e.g. the map) runs to its end first.
+    Cancel is honoured between stages: a stage that has started runs to its end first, except a map
+    computed in its own process beside the k sweep (from ``map_process.MIN_ROWS`` synapses), which is stopped
+    with the run.
     A UMAP map waits for the server's compile warm-up (:func:`synapse_core.cluster.warmup.wait`) if it
     is still running, instead of compiling the same code a second time.
     Returns the ``ClusterResult``; a map computed before (by the CLI or another user) is a cache hit.
