@@ -222,7 +222,8 @@ def map_figure(table: pd.DataFrame, color_by: str = "cluster", title: str | None
     n = len(table)
     size = point_size or (8 if n < 500 else 5 if n < 5000 else 3)
     three_d = len(cols) == 3
-    selected, shown = _rows_of(table, set(selected_ids or ()), set(highlight_ids or ()))  # masks over the rows
+    selected, shown = _rows_of(table, set(() if selected_ids is None else selected_ids),
+                               set(highlight_ids or ()))  # boolean masks over the rows
     selected = selected if selected_ids is not None else None
     shown = shown if highlight_ids else None
     trace_2d = go.Scattergl if n > WEBGL_POINTS else go.Scatter
