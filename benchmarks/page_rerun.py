@@ -38,6 +38,9 @@ import sys
 import tempfile
 import time
 
+# benchmarks/ is on the path when a benchmark runs as a script
+from revisions import export_revision
+
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROWS: list[tuple[str, str, float, str]] = []  # (section, what, seconds, tree label)
 
@@ -233,14 +236,6 @@ def apptest(result, named, selected, label: str, args, settings_key) -> None:
 
 
 # --- outer: trees, demo data, table ------------------------------------------------------------
-
-def export_revision(rev: str, tmp: str) -> str:
-    """The files of git revision ``rev`` in a new folder (``git archive``; the checkout is not touched)."""
-    dest = os.path.join(tmp, f"tree-{rev.replace('~', '_').replace('^', '_')}")
-    os.makedirs(dest)
-    archive = subprocess.run(["git", "-C", HERE, "archive", "--format=tar", rev], capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", dest], input=archive.stdout, check=True)
-    return dest
 
 
 def print_table(labels: list[str], rows: int, d: int) -> None:

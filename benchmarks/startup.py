@@ -52,6 +52,9 @@ import sys
 import tempfile
 import time
 
+# benchmarks/ is on the path when a benchmark runs as a script
+from revisions import export_revision
+
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: The tree measured: this checkout, or (inner runs of ``--before``) the exported revision.
 ROOT = os.environ.get("SYNAPSE_BENCH_TREE") or HERE
@@ -494,15 +497,6 @@ def section_morphology(data: str, n: int = 24) -> None:
     add("morphology", f"morphology_features, {len(crops)} demo crops 80^3", best * 1e3,
         f"ms/synapse wall, best of 3 ({best_cpu * 1e3:.1f} ms CPU)")
     _ = np
-
-
-def export_revision(rev: str, tmp: str) -> str:
-    """The files of git revision ``rev`` in a new folder (``git archive``; the checkout is not touched)."""
-    dest = os.path.join(tmp, f"tree-{rev}")
-    os.makedirs(dest)
-    archive = subprocess.run(["git", "-C", HERE, "archive", "--format=tar", rev], capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", dest], input=archive.stdout, check=True)
-    return dest
 
 
 def print_table(before: str | None) -> None:
