@@ -98,7 +98,8 @@ def run(args) -> int:
     if ds is None:
         from synapse_core.data.dataset import open_dataset
 
-        ds = open_dataset(args.data, cache_dir=args.cache_dir)
+        ds = open_dataset(args.data, cache_dir=args.cache_dir,
+                          discovered=state.discovered if state is not None else None)
         if state is not None:
             state.remember(ds)
     if bbox not in ds.bboxes:

@@ -67,8 +67,6 @@ class DatasetError(ValueError):
     """Nothing usable at a data root; the message carries the validation report."""
 
 
-
-
 @dataclass
 class Dataset:
     """A validated data root: usable bboxes, valid synapse rows and the validation report."""
@@ -146,8 +144,6 @@ class WholeVolumeInfo:
             return tuple(int(v) for v in xyz)
         zyx = np.floor(nm / np.asarray(self.finest_voxel_size_nm))
         return int(zyx[2]), int(zyx[1]), int(zyx[0])
-
-
 
 
 #: Bump when the stored form of parsed tables changes (part of every table cache key).
@@ -235,10 +231,6 @@ def _load_tables(data_dir: Path, bbox_names: list[str], config: DatasetConfig, r
     return table[front + [c for c in table.columns if c not in front]]
 
 
-
-
-
-
 def _with_labels(b: BboxSource, config: DatasetConfig, config_file: str, report: ValidationReport,
                  points_zyx=(), cache_dir: Path | None = None) -> BboxSource:
     """``b`` with the label ids it will use, checked against the ids its mask holds near ``points_zyx``.
@@ -263,7 +255,7 @@ def _with_labels(b: BboxSource, config: DatasetConfig, config_file: str, report:
 
 
 def open_dataset(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
-                 extra_roots=()) -> Dataset:
+                 extra_roots=(), discovered=None) -> Dataset:
     """Open and validate the data root ``root`` (a folder, or a dataset config file).
 
     Bboxes with fatal problems are left out and reported; rows with problems are skipped and
@@ -274,6 +266,10 @@ def open_dataset(root: str | os.PathLike, cache_dir: str | os.PathLike | None = 
     ``SYNAPSE_DATA_ROOTS`` (:func:`synapse_core.data.paths.allowed_roots`; symlinks are followed
     before the check): config paths outside them are a :class:`ConfigError`, symlinked slice
     folders or tables outside them a fatal problem of that bbox or table.
+
+    ``discovered`` — ``(bboxes, fatal, warnings)`` that :func:`discover_bboxes` just gave for this
+    root, cache and roots (:class:`synapse_core.data.quick_open.DatasetState`) — is used instead of
+    finding the bboxes again.
     """
     root = Path(root).expanduser()
     if not root.exists():
@@ -287,7 +283,12 @@ def open_dataset(root: str | os.PathLike, cache_dir: str | os.PathLike | None = 
     report = ValidationReport(root=str(root))
     volumes_dir = resolve_cache_dir(cache_dir) / "volumes"
     config_file = config_file_of(root, config)
-    bboxes = discover_bboxes(root, config, volumes_dir, report, roots)
+    if discovered is None:
+        bboxes = discover_bboxes(root, config, volumes_dir, report, roots)
+    else:
+        bboxes = dict(discovered[0])
+        report.fatal.extend(discovered[1])
+        report.warnings.extend(discovered[2])
     raw_root = data_dir / "raw"
     raw_dirs = {p.name for p in raw_root.iterdir() if p.is_dir()} if raw_root.is_dir() else set()
     all_names = sorted(set(bboxes) | raw_dirs, key=natural_key)

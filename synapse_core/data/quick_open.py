@@ -122,6 +122,12 @@ class DatasetState:
     config_file: str
     bboxes: dict[str, BboxSource]
     tables: list
+    messages: _Messages = field(default_factory=_Messages)
+
+    @property
+    def discovered(self) -> tuple:
+        """``open_dataset(..., discovered=...)``: the bboxes and messages found, not found again."""
+        return self.bboxes, self.messages.fatal, self.messages.warnings
 
     def remembered(self, bbox_name: str, var1) -> RememberedDataset | None:
         """The remembered dataset when this state was remembered and holds synapse ``bbox_name/var1``, else None."""
@@ -205,4 +211,5 @@ def dataset_state(root: str | os.PathLike, cache_dir: str | os.PathLike | None =
         "tables": [list(per_bbox), tables, len(combined)],
         "code": source_fingerprint(CODE_MODULES), "libraries": [_library_state(n) for n in LIBRARIES],
     })
-    return DatasetState(key, cache / FOLDER / f"{key}.json", str(root), config_file_of(root, config), bboxes, tables)
+    return DatasetState(key, cache / FOLDER / f"{key}.json", str(root), config_file_of(root, config), bboxes, tables,
+                        messages)
