@@ -63,7 +63,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from synapse_core.cluster.diagnostics import gaussian_null, subsample_stability
+from synapse_core.cluster.diagnostics import (
+    _cap_rows,
+    gaussian_null,
+    subsample_stability,
+)
 
 #: The silhouette must beat the null's mean by at least this much (and by 2 null sd).
 SILHOUETTE_MARGIN = 0.02
@@ -289,7 +293,7 @@ def sweep_k(
     sample = None
     if silhouette_sample and silhouette_sample > 0 and len(Z) > silhouette_sample:
         sample = rng.choice(len(Z), size=silhouette_sample, replace=False)
-    rows = np.arange(len(Z)) if len(Z) <= max_rows else np.sort(rng.choice(len(Z), size=max_rows, replace=False))
+    rows = _cap_rows(len(Z), max_rows, rng)
     Zr = Z[rows]
     nulls = [gaussian_null(Zr, seed=rng) for _ in range(int(n_null))]
     dist_data, dist_nulls = _distances(Z, sample), [_distances(Zn, None) for Zn in nulls]
@@ -334,15 +338,14 @@ def sweep_k(
             def fit_k(Z_, k=k):
                 return labels_of(Z_, k)
 
-            with threadpool_limits(1):
-                stab = subsample_stability(Zr, fit_k, n_subsamples, subsample_fraction, rng)[0]
-                null_sil, null_log_w, null_stab = [], [], []
-                for j, Zn in enumerate(nulls):
-                    ln = labels_of(Zn, k)
-                    null_sil.append(_silhouette(Zn, ln, None, dist_nulls[j]))
-                    null_log_w.append(_log_w(Zn, ln))
-                    if j < n_null_stability:
-                        null_stab.append(subsample_stability(Zn, fit_k, n_subsamples, subsample_fraction, rng)[0])
+            stab = subsample_stability(Zr, fit_k, n_subsamples, subsample_fraction, rng)[0]
+            null_sil, null_log_w, null_stab = [], [], []
+            for j, Zn in enumerate(nulls):
+                ln = labels_of(Zn, k)
+                null_sil.append(_silhouette(Zn, ln, None, dist_nulls[j]))
+                null_log_w.append(_log_w(Zn, ln))
+                if j < n_null_stability:
+                    null_stab.append(subsample_stability(Zn, fit_k, n_subsamples, subsample_fraction, rng)[0])
             null_log_w = np.array(null_log_w)
             rows_out.append({
                 "k": k, "silhouette": sil, "calinski_harabasz": ch, "inertia": float(inertia),
