@@ -452,16 +452,16 @@ def check_converted(store: str | os.PathLike, full: bool = False) -> list[str]:
     problems = []
     folder = os.fspath(store)
     for rel, meta in entries.items():
-        p = store / rel
+        path = os.path.join(folder, rel)
         try:
-            st = os.stat(os.path.join(folder, rel))
+            st = os.stat(path)
         except OSError:
             problems.append(f"chunk {rel} is missing")
             continue
         if st.st_size != meta["size"]:
             problems.append(f"chunk {rel} has {st.st_size} bytes, {meta['size']} were written")
         elif full:
-            if hashlib.sha256(p.read_bytes()).hexdigest() != meta["sha256"]:
+            if hashlib.sha256(Path(path).read_bytes()).hexdigest() != meta["sha256"]:
                 problems.append(f"chunk {rel} does not match its checksum")
         elif st.st_mtime_ns != meta["mtime_ns"]:
             problems.append(f"chunk {rel} was changed after conversion")
