@@ -466,9 +466,7 @@ def bbox_effect(Z: np.ndarray, labels: np.ndarray, bbox: np.ndarray, k: int = 10
         out.update(knn_same_bbox=None, knn_same_bbox_expected=None, batch_effect_score=None)
         return out
     k = int(min(k, n - 1))
-    queries = np.arange(n)
-    if n > max_queries:
-        queries = np.sort(np.random.default_rng(seed).choice(n, size=max_queries, replace=False))
+    queries = _cap_rows(n, max_queries, np.random.default_rng(seed))
     nn = NearestNeighbors(n_neighbors=k + 1).fit(Z)
     _, ind = nn.kneighbors(Z[queries])
     ind = _drop_self(ind, queries, k)
@@ -510,9 +508,7 @@ def feature_neighbours(Z: np.ndarray, k: int = 10, seed: int = 0, max_queries: i
     if rows is not None:
         Z, n = np.asarray(Z)[rows], len(rows)
     k = int(min(k, n - 1))
-    queries = np.arange(n)
-    if n > max_queries:
-        queries = np.sort(np.random.default_rng(seed).choice(n, size=max_queries, replace=False))
+    queries = _cap_rows(n, max_queries, np.random.default_rng(seed))
     neighbours = _drop_self(NearestNeighbors(n_neighbors=k + 1).fit(Z).kneighbors(Z[queries])[1], queries, k)
     return {"rows": rows, "queries": queries, "k": k, "neighbours": neighbours}
 

@@ -249,10 +249,8 @@ def _cluster_map_describe(s, Z, table, record, n, ps, pending, cache_dir, timing
                     return fit_kmeans(Z_, k_, s.seed, s.kmeans_algorithm, s.kmeans_n_init)
                 return fit_labels(Z_, s, k_, s.seed), None, None
 
-            sample_fit = None
-            if s.method == "kmeans":  # stability subsamples and null samples: fewer restarts (issue 16)
-                def sample_fit(Z_, k_):
-                    return _refit_sample(s, Z_, k_, s.seed)
+            def sample_fit(Z_, k_):  # stability subsamples and null samples: fewer KMeans restarts (issue 16)
+                return _refit_sample(s, Z_, k_, s.seed)
 
             sweep = k_selection.sweep_k(Z, s.k_range, fit_k, s.seed, s.silhouette_sample, sample_fit=sample_fit)
             decision = k_selection.decide_k(sweep.curves, s.k_tolerance)
