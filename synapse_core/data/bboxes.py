@@ -233,6 +233,14 @@ def _with_voxel_size(b: BboxSource, readers: dict, config: DatasetConfig, config
     return replace(b, voxel_size_nm=tuple(float(v) for v in data.zyx_nm), voxel_size_source=data.source)
 
 
+def table_bbox_names(data_dir: Path, bboxes) -> list[str]:
+    """Bboxes whose synapse tables are looked for: those in ``bboxes`` and every folder of
+    ``data_dir/raw`` (a bbox left out for a problem still has its rows read and reported), natural order."""
+    raw_root = data_dir / "raw"
+    raw_dirs = {p.name for p in raw_root.iterdir() if p.is_dir()} if raw_root.is_dir() else set()
+    return sorted(set(bboxes) | raw_dirs, key=natural_key)
+
+
 def discover_bboxes(root: Path, config: DatasetConfig, volumes_dir: Path, report, roots=None) -> dict[str, BboxSource]:
     """The usable bboxes of the data root ``root`` (a folder, or a config file), each with its voxel size.
 

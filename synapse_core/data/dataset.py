@@ -37,6 +37,7 @@ from synapse_core.data.bboxes import (  # noqa: F401 (ORIGINAL_MASK_DIR: importa
     BboxSource,
     config_file_of,
     discover_bboxes,
+    table_bbox_names,
 )
 from synapse_core.data.cache_dir import resolve_cache_dir
 from synapse_core.data.config import DatasetConfig, config_line, load_dataset_config
@@ -289,10 +290,7 @@ def open_dataset(root: str | os.PathLike, cache_dir: str | os.PathLike | None = 
         bboxes = dict(discovered[0])
         report.fatal.extend(discovered[1])
         report.warnings.extend(discovered[2])
-    raw_root = data_dir / "raw"
-    raw_dirs = {p.name for p in raw_root.iterdir() if p.is_dir()} if raw_root.is_dir() else set()
-    all_names = sorted(set(bboxes) | raw_dirs, key=natural_key)
-    table = _load_tables(data_dir, all_names, config, report, roots, volumes_dir.parent)
+    table = _load_tables(data_dir, table_bbox_names(data_dir, bboxes), config, report, roots, volumes_dir.parent)
     for name, b in bboxes.items():  # mask ids near the synapses: a cost that does not grow with the volume
         bboxes[name] = _with_labels(b, config, config_file, report, synapse_points_zyx(table, name, b.shape_zyx),
                                     volumes_dir.parent)

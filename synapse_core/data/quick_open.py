@@ -30,7 +30,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from synapse_core.data.atomic import write_text_atomically
-from synapse_core.data.bboxes import BboxSource, config_file_of, discover_bboxes
+from synapse_core.data.bboxes import (
+    BboxSource,
+    config_file_of,
+    discover_bboxes,
+    table_bbox_names,
+)
 from synapse_core.data.cache_dir import resolve_cache_dir
 from synapse_core.data.config import load_dataset_config
 from synapse_core.data.hashing import content_hash, source_fingerprint
@@ -38,7 +43,6 @@ from synapse_core.data.labels import LabelIds
 from synapse_core.data.paths import allowed_roots
 from synapse_core.data.synapse_keys import synapse_id
 from synapse_core.data.tables import COORD_COLUMNS, dataset_tables
-from synapse_core.data.volumes import natural_key
 
 #: Bump when the remembered form changes (part of every key).
 VERSION = 1
@@ -200,9 +204,7 @@ def dataset_state(root: str | os.PathLike, cache_dir: str | os.PathLike | None =
     if not bboxes or not all(_remembers_volumes(b, volumes_dir) for b in bboxes.values()):
         return None
     data_dir = root if root.is_dir() else root.parent
-    raw_root = data_dir / "raw"
-    raw_dirs = {p.name for p in raw_root.iterdir() if p.is_dir()} if raw_root.is_dir() else set()
-    per_bbox, combined = dataset_tables(data_dir, sorted(set(bboxes) | raw_dirs, key=natural_key), config)
+    per_bbox, combined = dataset_tables(data_dir, table_bbox_names(data_dir, bboxes), config)
     tables = [_file_state(p) for p in [*per_bbox.values(), *combined]]
     key = content_hash({
         "version": VERSION, "root": str(root), "roots": [str(r) for r in roots],
