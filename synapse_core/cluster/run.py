@@ -320,8 +320,7 @@ def _cluster_map_describe(s, Z, table, record, n, ps, pending, cache_dir, timing
     if Y is not None:
         faithful = diagnostics.knn_overlap(Z, Y, k=s.knn_k, seed=s.seed, features=feature_nn)
     # above LARGE_ROWS the whole-table diagnostics use a seeded sample (diagnostics.diagnostic_rows)
-    sampled = diagnostics.diagnostic_rows(n, s.seed)
-    n_knn = n if sampled is None else len(sampled)
+    n_knn = n if feature_nn is None or feature_nn["rows"] is None else len(feature_nn["rows"])
     done("diagnostics", t - diagnostics_s)
 
     t = time.perf_counter()
