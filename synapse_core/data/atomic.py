@@ -79,8 +79,8 @@ def atomic_folder(folder: str | os.PathLike, replace: bool = False) -> Iterator[
     tmp.mkdir()
     try:
         yield tmp
-        if replace and folder.exists():
-            shutil.rmtree(folder, ignore_errors=True)
+        if replace:
+            discard_folder(folder)  # readers see the old folder whole or not at all
         try:
             os.rename(tmp, folder)
         except OSError:
