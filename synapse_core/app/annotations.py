@@ -21,7 +21,6 @@ No Streamlit here.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -36,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from synapse_core.data.atomic import write_text_atomically
-from synapse_core.data.hashing import content_hash
+from synapse_core.data.hashing import canonical, canonical_hash
 from synapse_core.data.synapse_keys import synapse_ids
 
 #: Prefix of the boolean column of each named selection.
@@ -202,13 +201,9 @@ def result_key(table: pd.DataFrame, settings_key: str | None) -> str:
     memo = _per_table(table).setdefault("result_key", {})
     if settings_key not in memo:
         ids = sorted(table_ids(table).tolist())
-        if settings_key is None or isinstance(settings_key, str):
-            # canonical() leaves strings as they are: the same JSON text and digest as content_hash,
-            # without walking 10⁶ ids through canonical() one by one (3.1 → 0.6 s at 10⁶ synapses)
-            text = json.dumps({"settings": settings_key, "ids": ids}, sort_keys=True)
-            memo[settings_key] = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
-        else:
-            memo[settings_key] = content_hash({"settings": settings_key, "ids": ids}, digest_size=8)
+        # ids are strings, already canonical: content_hash's digest without walking 10⁶ ids through
+        # canonical() one by one (3.1 → 0.6 s at 10⁶ synapses)
+        memo[settings_key] = canonical_hash({"settings": canonical(settings_key), "ids": ids}, digest_size=8)
     return memo[settings_key]
 
 
