@@ -77,7 +77,8 @@ def gaussian_null(Z: np.ndarray, n_rows: int | None = None, seed: int | np.rando
     return (rng.standard_normal((m, d)) @ root.T + mean).astype(np.float32)
 
 
-def _cap_rows(n: int, max_rows: int, rng: np.random.Generator) -> np.ndarray:
+def cap_rows(n: int, max_rows: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted row indices: all ``n`` rows up to ``max_rows``, else a sample of ``max_rows`` drawn with ``rng``."""
     return np.arange(n) if n <= max_rows else np.sort(rng.choice(n, size=max_rows, replace=False))
 
 
@@ -190,7 +191,7 @@ def stability(
 
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
-    rows = _cap_rows(len(Z), max_rows, rng)
+    rows = cap_rows(len(Z), max_rows, rng)
     Zr, lr = np.asarray(Z)[rows], labels[rows]
     # small fits are slower with threads (measured 10-16x on a busy 2-core machine)
     with threadpool_limits(1):
@@ -466,7 +467,7 @@ def bbox_effect(Z: np.ndarray, labels: np.ndarray, bbox: np.ndarray, k: int = 10
         out.update(knn_same_bbox=None, knn_same_bbox_expected=None, batch_effect_score=None)
         return out
     k = int(min(k, n - 1))
-    queries = _cap_rows(n, max_queries, np.random.default_rng(seed))
+    queries = cap_rows(n, max_queries, np.random.default_rng(seed))
     nn = NearestNeighbors(n_neighbors=k + 1).fit(Z)
     _, ind = nn.kneighbors(Z[queries])
     ind = _drop_self(ind, queries, k)
@@ -508,7 +509,7 @@ def feature_neighbours(Z: np.ndarray, k: int = 10, seed: int = 0, max_queries: i
     if rows is not None:
         Z, n = np.asarray(Z)[rows], len(rows)
     k = int(min(k, n - 1))
-    queries = _cap_rows(n, max_queries, np.random.default_rng(seed))
+    queries = cap_rows(n, max_queries, np.random.default_rng(seed))
     neighbours = _drop_self(NearestNeighbors(n_neighbors=k + 1).fit(Z).kneighbors(Z[queries])[1], queries, k)
     return {"rows": rows, "queries": queries, "k": k, "neighbours": neighbours}
 

@@ -64,7 +64,7 @@ import numpy as np
 import pandas as pd
 
 from synapse_core.cluster.diagnostics import (
-    _cap_rows,
+    cap_rows,
     gaussian_null,
     subsample_stability,
 )
@@ -293,7 +293,7 @@ def sweep_k(
     sample = None
     if silhouette_sample and silhouette_sample > 0 and len(Z) > silhouette_sample:
         sample = rng.choice(len(Z), size=silhouette_sample, replace=False)
-    rows = _cap_rows(len(Z), max_rows, rng)
+    rows = cap_rows(len(Z), max_rows, rng)
     Zr = Z[rows]
     nulls = [gaussian_null(Zr, seed=rng) for _ in range(int(n_null))]
     dist_data, dist_nulls = _distances(Z, sample), [_distances(Zn, None) for Zn in nulls]
