@@ -421,7 +421,7 @@ def bbox_composition(labels: np.ndarray, bbox: np.ndarray, normalize: bool = Fal
 
 
 def bbox_effect(Z: np.ndarray, labels: np.ndarray, bbox: np.ndarray, k: int = 10, seed: int = 0,
-                max_queries: int = 5000, max_rows: int | None = None) -> dict:
+                max_queries: int = 5000, max_rows: int | None = None, features: dict | None = None) -> dict:
     """How strongly the bbox of origin drives the clusters and the feature space.
 
     Parameters
@@ -440,6 +440,9 @@ def bbox_effect(Z: np.ndarray, labels: np.ndarray, bbox: np.ndarray, k: int = 10
         Rows used for everything (AMI, neighbour search, shares): :func:`diagnostic_rows` — every row up to
         ``LARGE_ROWS`` synapses, above it a seeded sample of ``FIT_ROWS`` (neighbours are then found among
         the sampled synapses, and the expected share is that of the sample).
+    features : dict or None
+        :func:`feature_neighbours` of ``Z`` with the same ``k``, ``seed``, ``max_queries`` and ``max_rows``,
+        if already computed (the same neighbours: None computes them here).
 
     Returns
     -------
@@ -452,25 +455,22 @@ def bbox_effect(Z: np.ndarray, labels: np.ndarray, bbox: np.ndarray, k: int = 10
         neighbour from the same bbox (None with a single bbox).
     """
     from sklearn.metrics import adjusted_mutual_info_score
-    from sklearn.neighbors import NearestNeighbors
 
     bbox = np.asarray(bbox).astype(str)
     labels = np.asarray(labels)
-    rows = diagnostic_rows(len(Z), seed, max_rows)
-    if rows is not None:
-        Z, labels, bbox = np.asarray(Z)[rows], labels[rows], bbox[rows]
     n = len(Z)
+    rows = diagnostic_rows(n, seed, max_rows)
+    if rows is not None:
+        n, labels, bbox = len(rows), labels[rows], bbox[rows]
     names, counts = np.unique(bbox, return_counts=True)
     out = {"n_bboxes": len(names), "n_rows_used": int(n)}
     out["cluster_bbox_ami"] = float(adjusted_mutual_info_score(bbox, labels)) if len(names) > 1 else None
     if len(names) < 2 or n < 3:
         out.update(knn_same_bbox=None, knn_same_bbox_expected=None, batch_effect_score=None)
         return out
-    k = int(min(k, n - 1))
-    queries = cap_rows(n, max_queries, np.random.default_rng(seed))
-    nn = NearestNeighbors(n_neighbors=k + 1).fit(Z)
-    _, ind = nn.kneighbors(Z[queries])
-    ind = _drop_self(ind, queries, k)
+    if features is None:
+        features = feature_neighbours(Z, k, seed, max_queries, max_rows)
+    queries, ind, k = features["queries"], features["neighbours"], features["k"]
     observed = float((bbox[ind] == bbox[queries][:, None]).mean())
     # expected same-bbox share among the other n−1 synapses, averaged over queries
     share = {b: c for b, c in zip(names, counts)}

@@ -291,10 +291,11 @@ def _cluster_map_describe(s, Z, table, record, n, ps, pending, cache_dir, timing
                                      seed=s.seed)
     bbox = table["bbox_name"].astype(str).to_numpy()
     composition = diagnostics.bbox_composition(labels, bbox)
-    effect = diagnostics.bbox_effect(Z, labels, bbox, k=s.knn_k, seed=s.seed)
+    # each synapse's nearest others in the clustering space: for the bbox effect and the map's k-NN overlap
+    wanted = n >= 3 and (ps is not None or len(np.unique(bbox)) > 1)
+    feature_nn = diagnostics.feature_neighbours(Z, k=s.knn_k, seed=s.seed) if wanted else None
+    effect = diagnostics.bbox_effect(Z, labels, bbox, k=s.knn_k, seed=s.seed, features=feature_nn)
     alignment = diagnostics.cluster_alignment(labels, diagnostics.nuisance_columns(table), seed=s.seed)
-    # the feature-space half of the map's k-NN overlap needs no map
-    feature_nn = diagnostics.feature_neighbours(Z, k=s.knn_k, seed=s.seed) if ps is not None else None
     diagnostics_s = time.perf_counter() - t
 
     if pending is not None:  # the map of the child process
