@@ -93,4 +93,6 @@ def pid_alive(pid: int) -> bool:
 def final_paths(paths: dict, staged_out: Path, out: str | os.PathLike) -> dict:
     """``paths`` (name → staged file) as the paths the files have after :func:`output_set` moved them."""
     folder = Path(out).expanduser().parent
-    return {k: str(folder / Path(v).name) if Path(v).parent == staged_out.parent else v for k, v in paths.items()}
+    staged = os.path.abspath(staged_out.parent)  # the writers may give relative or absolute paths
+    return {k: str(folder / Path(v).name) if os.path.abspath(Path(v).parent) == staged else v
+            for k, v in paths.items()}

@@ -15,7 +15,7 @@ import pytest
 from faultlib import REPO, cli, write_small_dataset
 
 from synapse_core.cli.parser import check_writable, main
-from synapse_core.data.outputs import output_set, previous_set
+from synapse_core.data.outputs import final_paths, output_set, previous_set
 
 
 @pytest.fixture
@@ -128,6 +128,13 @@ def test_a_killed_run_leaves_the_previous_set_and_the_next_run_clears_its_stagin
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == [".clusters.outputs.json", "clusters.csv"]  # old side files of the set and the staging are gone
     assert previous_set(tmp_path / "out" / "clusters.csv") == ["clusters.csv"]
+
+
+def test_reported_paths_are_the_final_ones_for_a_relative_out(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with output_set("out/c.csv") as staged:  # relative, as typed; a writer may report absolute paths
+        paths = {"table": str(staged), "summary": str((staged.parent / "c_summary.csv").absolute())}
+    assert final_paths(paths, staged, "out/c.csv") == {"table": "out/c.csv", "summary": "out/c_summary.csv"}
 
 
 @pytest.mark.slow
