@@ -92,7 +92,9 @@ def _hdbscan_on_sample(Z: np.ndarray, s: ClusterSettings, seed: int, fit_rows: i
     from sklearn.decomposition import PCA
     from sklearn.neighbors import NearestNeighbors
 
-    rows = np.sort(np.random.default_rng([seed, 3]).choice(len(Z), size=fit_rows, replace=False))
+    from synapse_core.cluster.sampling import cap_rows
+
+    rows = cap_rows(len(Z), fit_rows, np.random.default_rng([seed, 3]))
     reduce = None
     if Z.shape[1] > HDBSCAN_LARGE_DIMS:
         reduce = PCA(n_components=HDBSCAN_LARGE_DIMS, svd_solver="randomized", random_state=seed).fit(Z[rows])

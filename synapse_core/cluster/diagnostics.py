@@ -30,6 +30,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from synapse_core.cluster.sampling import cap_rows
+
 #: Share of the distance from the null's mean ARI to a perfect 1.0 that the data must cover.
 STABILITY_MARGIN = 0.5
 #: Rows the stability diagnostic re-clusters at most (seeded sample above it; data and null alike). Was 5000:
@@ -77,11 +79,6 @@ def gaussian_null(Z: np.ndarray, n_rows: int | None = None, seed: int | np.rando
     return (rng.standard_normal((m, d)) @ root.T + mean).astype(np.float32)
 
 
-def cap_rows(n: int, max_rows: int, rng: np.random.Generator) -> np.ndarray:
-    """Sorted row indices: all ``n`` rows up to ``max_rows``, else a sample of ``max_rows`` drawn with ``rng``."""
-    return np.arange(n) if n <= max_rows else np.sort(rng.choice(n, size=max_rows, replace=False))
-
-
 def diagnostic_rows(n: int, seed: int = 0, max_rows: int | None = None) -> np.ndarray | None:
     """Rows the whole-table diagnostics (:func:`bbox_effect`, :func:`knn_overlap`, :func:`cluster_alignment`) use.
 
@@ -95,7 +92,7 @@ def diagnostic_rows(n: int, seed: int = 0, max_rows: int | None = None) -> np.nd
         max_rows = FIT_ROWS if n > LARGE_ROWS else n
     if n <= int(max_rows):
         return None
-    return np.sort(np.random.default_rng([seed, 4]).choice(n, size=int(max_rows), replace=False))
+    return cap_rows(n, int(max_rows), np.random.default_rng([seed, 4]))
 
 
 def _subsample_vs_reference(Z, labels, fit, n_runs, fraction, seed, rng):

@@ -63,11 +63,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from synapse_core.cluster.diagnostics import (
-    cap_rows,
-    gaussian_null,
-    subsample_stability,
-)
+from synapse_core.cluster.diagnostics import gaussian_null, subsample_stability
+from synapse_core.cluster.sampling import cap_rows
 
 #: The silhouette must beat the null's mean by at least this much (and by 2 null sd).
 SILHOUETTE_MARGIN = 0.02
@@ -309,7 +306,7 @@ def sweep_k(
         fit_rows = FIT_ROWS if len(Z) > LARGE_ROWS else None
     fit_sample = None
     if fit_rows is not None and len(Z) > int(fit_rows):
-        fit_sample = np.sort(np.random.default_rng([seed, 1]).choice(len(Z), size=int(fit_rows), replace=False))
+        fit_sample = cap_rows(len(Z), int(fit_rows), np.random.default_rng([seed, 1]))
 
     def fit_all(k_):
         """(labels, inertia) of every synapse: fitted directly, or fitted on ``fit_sample`` and assigned."""

@@ -160,7 +160,9 @@ def run_umap(Z: np.ndarray, s: ProjectionSettings, cache_dir: str | os.PathLike 
 
     fit_rows = None
     if n > LARGE_ROWS:  # large data: fit on a seeded subsample, place the others (synapse_core.cluster.placement)
-        fit_rows = np.sort(np.random.default_rng([s.seed, 2]).choice(n, size=FIT_ROWS, replace=False))
+        from synapse_core.cluster.sampling import cap_rows
+
+        fit_rows = cap_rows(n, FIT_ROWS, np.random.default_rng([s.seed, 2]))
     else:
         knn = umap_knn(Z, s) if knn is None else knn
         if knn is not None:
