@@ -283,7 +283,12 @@ def synthetic_features(n: int, d: int = 192, seed: int = 0):
     return (latent @ mix + 0.5 * rng.normal(size=(n, d))).astype(np.float32)
 
 
-def section_cluster(tmp: str, n: int) -> None:
+def section_cluster(tmp: str, n: int, trees=(("after", HERE),)) -> None:
+    """A fresh ``cluster`` process at ``n`` rows: cold and warm numba cache, the in-process map, and with
+    ``trees`` [("before", root), ("after", root)] the warm run of each tree in turns (twice), with whether
+    their written tables are byte-identical."""
+    import filecmp
+
     import pandas as pd
 
     X = synthetic_features(n)
@@ -294,17 +299,22 @@ def section_cluster(tmp: str, n: int) -> None:
     df.to_csv(path, index=False)
     numba_dir = os.path.join(tmp, "numba-cache")
     env = {"NUMBA_CACHE_DIR": numba_dir}  # the same empty folder for before/after code: cold is cold
-    walls = []
-    runs = (("cold: empty numba cache", {}), ("warm: numba cache of the cold run", {}),
-            # the previous path, side by side: the map after the k sweep, in the same process
-            ("warm, map after the k sweep in the same process: SYNAPSE_MAP_PROCESS=0", {"SYNAPSE_MAP_PROCESS": "0"}))
-    for label, extra in runs:
+    walls, tables = [], {}
+    after = trees[-1]
+    runs = [("cold: empty numba cache", {}, after)]
+    runs += [(f"warm: numba cache of the cold run, turn {turn}", {}, tree) for turn in (1, 2) for tree in trees]
+    # the previous path, side by side: the map after the k sweep, in the same process
+    runs += [("warm, map after the k sweep in the same process: SYNAPSE_MAP_PROCESS=0", {"SYNAPSE_MAP_PROCESS": "0"},
+              after)]
+    for label, extra, (tree_label, root) in runs:
+        TREE.update(label=tree_label, root=root)
         cache = tempfile.mkdtemp(dir=tmp, prefix="cluster-cache-")  # no projection cache hit
         env_run = {**env, "SYNAPSE_NUMBA_CACHE_DIR": numba_dir, **extra}
         load = os.getloadavg()[0]
         wall, peak, res = run_cli_rss(["cluster", "--features", path, "--out", os.path.join(cache, "c.csv"),
                                        "--no-figures", "--cache-dir", cache], env=env_run)
         walls.append(res.cpu_s)
+        tables.setdefault(tree_label, os.path.join(cache, "c.csv"))
         add("cluster", f"cluster {n} rows, fresh process, {label}", wall,
             f"s wall, {res.cpu_s:.1f} s CPU (map process included), peak {peak:.0f} MB, load {load:.1f}")
         try:  # the run's own stage timings (wall s): where the seconds went
@@ -322,7 +332,11 @@ def section_cluster(tmp: str, n: int) -> None:
                 f"/ {stages.get('projection_s', 0):.1f} / {stages.get('diagnostics_s', 0):.1f} s wall (map {side})")
         except (OSError, KeyError, ValueError):
             pass
-    add("cluster", "numba compile time (CPU s, cold − warm)", walls[0] - walls[1], "s")
+    TREE.update(label="after", root=HERE)
+    add("cluster", "numba compile time (CPU s, cold − warm)", walls[0] - walls[len(trees)], "s")
+    if "before" in tables:
+        same = filecmp.cmp(tables["before"], tables["after"], shallow=False)
+        add("cluster", "written table identical to the before tree's (c.csv, byte for byte)", "yes" if same else "NO", "")
 
 
 def _vgg_matmul_peak(dtype, n=2048, reps=5, clock=time.perf_counter) -> float:
@@ -536,7 +550,7 @@ def main() -> int:
     ap.add_argument("--skip", nargs="*", default=[], choices=["help", "crop", "rerun", "cluster", "vgg", "morphology"])
     ap.add_argument("--cluster-rows", type=int, default=10_000)
     ap.add_argument("--before", default=None, metavar="REV",
-                    help="also measure git revision REV (help, crop, rerun) for a before/after table")
+                    help="also measure git revision REV (help, crop, rerun, warm cluster) for a before/after table")
     ap.add_argument("--json", default=None)
     ap.add_argument("--inner", default=None, help=argparse.SUPPRESS)  # in-process part, run in a fresh process
     ap.add_argument("--data", default=None, help=argparse.SUPPRESS)
@@ -569,7 +583,7 @@ def main() -> int:
                 section_rerun(data, tmp)
         TREE.update(label="after", root=HERE)
         if "cluster" not in args.skip:
-            section_cluster(tmp, args.cluster_rows)
+            section_cluster(tmp, args.cluster_rows, trees)
         if "vgg" not in args.skip:
             section_vgg(tmp)
         if "morphology" not in args.skip:
