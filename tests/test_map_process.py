@@ -9,7 +9,7 @@ import pytest
 from sklearn.datasets import make_blobs
 
 from synapse_core.cluster import map_process
-from synapse_core.cluster.projection import UMAP_EXACT_KNN_MIN_ROWS, project
+from synapse_core.cluster.projection import project
 from synapse_core.cluster.run import run_clustering
 from synapse_core.cluster.settings import ClusterSettings, ProjectionSettings
 
@@ -50,10 +50,10 @@ def test_many_synapses_of_a_seeded_map_use_the_child_process(monkeypatch, tmp_pa
     assert map_process.wanted(map_process.MIN_ROWS, ProjectionSettings("umap", 2, seed=0), tmp_path)
 
 
-@pytest.mark.slow  # two UMAPs of 4100 synapses (4 neighbours: ~3 s each)
+@pytest.mark.slow  # two UMAPs of 300 synapses
 def test_the_neighbour_graph_computed_here_gives_the_child_the_same_map(tmp_path):
-    """From UMAP_EXACT_KNN_MIN_ROWS rows on, this process computes the exact neighbour graph for the child."""
-    X, _ = make_blobs(n_samples=UMAP_EXACT_KNN_MIN_ROWS + 4, n_features=6, centers=5, random_state=2)
+    """This process computes the exact neighbour graph for the child, which maps with it."""
+    X, _ = make_blobs(n_samples=300, n_features=6, centers=5, random_state=2)
     Z = X.astype(np.float32)
     s = ProjectionSettings("umap", 2, seed=1, n_neighbors=4)
     pending = map_process.start(s, tmp_path)

@@ -6,7 +6,7 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import silhouette_score
 
 from synapse_core.cluster.diagnostics import knn_overlap
-from synapse_core.cluster.projection import cache_key, project, projection_cache
+from synapse_core.cluster.projection import cache_key, exact_knn, project, projection_cache
 from synapse_core.cluster.settings import ProjectionSettings
 
 
@@ -85,6 +85,16 @@ def test_projection_is_cached_by_features_and_settings(tmp_path, blobs):
     assert cache_key(blobs[:-1], s) != cache_key(blobs, s)
     assert cache_key(blobs.astype(np.float64), s) == cache_key(blobs, s)  # project() works in float32
     assert not (first == 7.0).all()
+
+
+def test_the_exact_neighbour_graph_has_each_synapse_first_at_distance_zero():
+    """UMAP takes the first non-zero distance as the nearest neighbour's: a self-distance residue would replace it."""
+    Z = (np.random.default_rng(0).normal(size=(200, 40)) * 10 + 50).astype(np.float32)
+    ind, dist = exact_knn(Z, 6)
+    assert (ind[:, 0] == np.arange(200)).all() and (dist[:, 0] == 0).all()
+    D = np.linalg.norm(Z[:, None].astype(np.float64) - Z[None].astype(np.float64), axis=-1)
+    np.testing.assert_array_equal(ind[:, 1:], np.argsort(D, axis=1)[:, 1:6])
+    np.testing.assert_allclose(dist[:, 1:], np.take_along_axis(D, ind[:, 1:], axis=1), rtol=1e-4)
 
 
 def test_projection_of_three_synapses_is_refused():

@@ -14,10 +14,11 @@ so a map computed by one is a cache hit for the other.
 First-map cost (issue 16): UMAP and pynndescent are compiled by numba in every new process (40 s of a
 fresh ``cluster`` at 10⁴ rows). With a cache folder, numba's compiled code is kept on disk in
 ``<cache_dir>/numba`` (:func:`enable_numba_disk_cache`: ``NUMBA_CACHE_DIR`` and on-disk caching for
-the library's compiled functions), and from ``UMAP_EXACT_KNN_MIN_ROWS`` to ``UMAP_EXACT_KNN_MAX_ROWS``
-synapses the neighbour graph is scikit-learn's exact k-nearest neighbours passed to UMAP as
-``precomputed_knn`` (no nearest-neighbour-descent compilation; below 4096 rows UMAP itself is
-exact, so the graph is the one UMAP computes there; above, exact instead of approximate).
+the library's compiled functions), and up to ``UMAP_EXACT_KNN_MAX_ROWS`` synapses the neighbour graph is
+scikit-learn's exact k-nearest neighbours passed to UMAP as ``precomputed_knn`` (:func:`umap_knn`). Below
+4096 rows UMAP would compute the same exact graph itself, but from every pairwise distance through a
+Python loop over a numba function (7 of the 13 s of a 3000-row map) after compiling its own search; from
+4096 rows it would use approximate nearest-neighbour descent (compiled, and approximate).
 Measured in ``benchmarks/startup.py`` (cold and warm process, compile time on its own line).
 """
 
@@ -39,9 +40,8 @@ TSNE_FFT_ROWS = 5000
 CACHE_FOLDER = "projections"
 #: Folder of numba's compiled code inside the cache directory.
 NUMBA_FOLDER = "numba"
-#: UMAP's own neighbour search is exact below 4096 rows; from there up to UMAP_EXACT_KNN_MAX_ROWS the exact
-#: graph comes from scikit-learn (seconds at 10⁴ rows, no numba compilation); above, nearest-neighbour descent.
-UMAP_EXACT_KNN_MIN_ROWS = 4096
+#: Up to this many rows UMAP's neighbour graph is exact, from scikit-learn (seconds at 10⁴ rows, no numba
+#: compilation); above, UMAP's nearest-neighbour descent.
 UMAP_EXACT_KNN_MAX_ROWS = 30000
 _LIBRARY_CACHING = {"done": False}
 
@@ -102,6 +102,10 @@ def exact_knn(Z: np.ndarray, n_neighbors: int, metric: str = "euclidean") -> tup
     """Exact k nearest neighbours of every row of ``Z`` (itself first), UMAP's ``precomputed_knn`` format.
 
     Returns (indices int64 (n, k), distances float32 (n, k)), or None for a metric scikit-learn does not have.
+    A row's distance to itself is exactly 0, as in UMAP's own graph: scikit-learn's |x|² + |y|² − 2x·y leaves
+    ~1e-7, and UMAP takes the first non-zero distance as the distance to the nearest neighbour (ρ), so the
+    residue would loosen every synapse's bond to its nearest neighbour (trustworthiness 0.964 instead of 0.966
+    on 4 × 1500 synthetic rows).
     """
     from sklearn.neighbors import NearestNeighbors
 
@@ -110,7 +114,9 @@ def exact_knn(Z: np.ndarray, n_neighbors: int, metric: str = "euclidean") -> tup
     except ValueError:
         return None
     dist, ind = nn.kneighbors(Z)
-    return ind.astype(np.int64), dist.astype(np.float32)
+    dist = dist.astype(np.float32)
+    dist[ind == np.arange(len(Z))[:, None]] = 0.0
+    return ind.astype(np.int64), dist
 
 
 def _n_jobs(reproducible: bool) -> int:
@@ -130,10 +136,10 @@ def import_umap(cache_dir: str | os.PathLike | None = None):
 
 def umap_knn(Z: np.ndarray, s: ProjectionSettings) -> tuple[np.ndarray, np.ndarray] | None:
     """The neighbour graph :func:`run_umap` passes to UMAP as ``precomputed_knn`` for ``Z`` (float32), or None
-    (UMAP searches itself: outside ``UMAP_EXACT_KNN_MIN_ROWS``..``UMAP_EXACT_KNN_MAX_ROWS`` rows, or a metric
-    scikit-learn does not have)."""
+    (UMAP searches itself: more than ``UMAP_EXACT_KNN_MAX_ROWS`` rows, fewer than 3, or a metric scikit-learn
+    does not have)."""
     n = len(Z)
-    if s.method != "umap" or not UMAP_EXACT_KNN_MIN_ROWS <= n <= UMAP_EXACT_KNN_MAX_ROWS:
+    if s.method != "umap" or not 3 <= n <= UMAP_EXACT_KNN_MAX_ROWS:
         return None
     return exact_knn(Z, int(min(s.n_neighbors, n - 1)), s.metric)
 
@@ -166,7 +172,8 @@ def run_umap(Z: np.ndarray, s: ProjectionSettings, cache_dir: str | os.PathLike 
     else:
         knn = umap_knn(Z, s) if knn is None else knn
         if knn is not None:
-            kwargs["precomputed_knn"] = knn
+            # below 4096 rows UMAP ignores a given graph unless told not to compute all pairwise distances
+            kwargs.update(precomputed_knn=knn, force_approximation_algorithm=True)
     if s.reproducible:
         reducer = umap.UMAP(random_state=s.seed, n_jobs=1, **kwargs)
     else:
@@ -219,9 +226,15 @@ def tsne_gradient_method(n_synapses: int, dims: int) -> str:
     return "fft" if dims <= 2 and n_synapses >= TSNE_FFT_ROWS else "bh"
 
 
+#: Part of every projection's cache key: bumped when the same settings give another map (2: UMAP's exact
+#: neighbour graph with self-distances of exactly 0, and from 3 rows on, not only from 4096).
+MAP_VERSION = 2
+
+
 def cache_key(Z: np.ndarray, s: ProjectionSettings) -> str:
-    """Key of one projection: content hash of the float32 feature matrix and the settings."""
-    return content_hash({"kind": "projection", "features": np.asarray(Z, dtype=np.float32), "settings": s})
+    """Key of one projection: content hash of the float32 feature matrix, the settings and ``MAP_VERSION``."""
+    return content_hash({"kind": "projection", "version": MAP_VERSION, "features": np.asarray(Z, dtype=np.float32),
+                         "settings": s})
 
 
 def projection_cache(cache_dir: str | os.PathLike):
