@@ -34,8 +34,9 @@ process's own, from ``wait4``):
   and bf16, next to the same run's square-matmul peak in each precision, with the first stage's
   total on its own line; then fp32 eager and fused again on one thread in that thread's CPU
   seconds, next to a one-thread matmul peak in CPU seconds (robust to other users' load); and that
-  once more in a fresh process whose glibc malloc keeps freed memory (``VGG_KEEP_HEAP_ENV``), to
-  show what the kernel's page faults and zero-filling of each new 80³ activation cost;
+  once more (2 threads wall, and 1 thread CPU time) in a fresh process whose glibc malloc keeps freed
+  memory (:func:`synapse_core.features.heap.keep_freed_memory`, what ``extract`` does at its start: no
+  page faults and zero-filling of each new 80³ activation);
 * ``morphology``: ms per synapse of :func:`morphology_features` on the demo crops.
 
 Timings are wall-clock on a shared machine: the load average is printed; read the ratios.
@@ -415,24 +416,20 @@ def _vgg_paths(tag: str, precision: str, paths, one_thread: bool) -> None:
             add("vgg", f"{tag} fused forward time / eager forward time", total_t / eager_t, "")
 
 
-#: glibc malloc told to keep freed memory: the 98 MB activations at 80³ are then reused instead of
-#: being mapped and zero-filled by the kernel at every layer (measured only; not set by the package).
-VGG_KEEP_HEAP_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 34)}
-
-
 def section_vgg(tmp: str) -> None:
     paths32 = (("eager", False), ("fused", True))
     _vgg_paths("fp32", "fp32", paths32, one_thread=False)
     _vgg_paths("bf16", "bf16", (("", True),), one_thread=False)
     _vgg_paths("fp32 1-thread CPU-time", "fp32", paths32, one_thread=True)
-    # The same in a fresh process whose malloc keeps freed memory (no page faults for new activations).
+    # The same in a fresh process whose malloc keeps freed memory (no page faults for new activations), as
+    # `extract` sets it (features.heap.keep_freed_memory).
     out = os.path.join(tmp, "inner-vgg-heap.json")
-    env = {**os.environ, **VGG_KEEP_HEAP_ENV, "PYTHONPATH": HERE}
+    env = {**os.environ, "PYTHONPATH": HERE}
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--inner", "vgg_heap", "--json", out],
                           env=env, cwd=HERE, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         print(proc.stderr[-3000:], file=sys.stderr)
-        add("vgg", "fp32 1-thread CPU-time, malloc keeps freed memory", "failed", "(see stderr)")
+        add("vgg", "fp32, malloc keeps freed memory (extract's setting)", "failed", "(see stderr)")
         return
     with open(out) as f:
         for section, what, value, unit, label in json.load(f):
@@ -440,8 +437,14 @@ def section_vgg(tmp: str) -> None:
 
 
 def _inner_vgg_heap(data, tmp) -> None:
-    _vgg_paths("fp32 1-thread CPU-time, malloc keeps freed memory (MALLOC_MMAP_MAX_=0)", "fp32",
-               (("eager", False), ("fused", True)), one_thread=True)
+    from synapse_core.features.heap import keep_freed_memory
+
+    if not keep_freed_memory():
+        add("vgg", "malloc keeps freed memory: not glibc here, nothing set", "-", "")
+        return
+    paths = (("eager", False), ("fused", True))
+    _vgg_paths("fp32 heap kept (extract's setting)", "fp32", paths, one_thread=False)
+    _vgg_paths("fp32 1-thread CPU-time, heap kept (extract's setting)", "fp32", paths, one_thread=True)
 
 
 def _timed_steps(net, x0, clock=time.perf_counter):

@@ -129,6 +129,10 @@ def run(args) -> int:
         print(f"no checkpoint: using {settings.feature_set} features, measured best without a download; see "
               f"docs/training.md (--features vgg3d for an untrained VGG3D, or train one: python -m synapse_core "
               f"train)", file=sys.stderr)
+    if settings.deep:  # this process is the extraction's own: each 80³ activation reuses the last one's pages
+        from synapse_core.features.heap import keep_freed_memory
+
+        keep_freed_memory()
     dataset = open_dataset(args.data, cache_dir=args.cache_dir)
     from synapse_core.crops.availability import check_segmentation_type_for_dataset
 
