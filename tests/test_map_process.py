@@ -10,7 +10,7 @@ from sklearn.datasets import make_blobs
 
 from synapse_core.cluster import map_process
 from synapse_core.cluster.projection import project
-from synapse_core.cluster.run import run_clustering
+from synapse_core.cluster.run import run_clustering, write_result
 from synapse_core.cluster.settings import ClusterSettings, ProjectionSettings
 
 needs_two_cpus = pytest.mark.skipif(map_process._cpus() < 2, reason="the map process is used with 2 CPUs or more")
@@ -88,7 +88,8 @@ def both_paths(tmp_path_factory):
             mp.setattr(map_process, "MIN_ROWS", min_rows)
             stages = []
             result = run_clustering(df, SETTINGS, cache_dir=tmp_path_factory.mktemp(name),
-                                    stage_done=lambda stage, _s, stages=stages: stages.append(stage))
+                                    stage_done=lambda stage, _s, stages=stages: stages.append(stage),
+                                    render_csv=True)
             runs[name] = (result, stages)
     finally:
         mp.undo()
@@ -104,6 +105,16 @@ def test_clustering_with_the_map_in_a_child_process_writes_the_same_table(both_p
     pd.testing.assert_frame_equal(child.table, here.table)
     pd.testing.assert_frame_equal(child.k_curves, here.k_curves)
     assert child.diagnostics["map_knn_overlap"] == here.diagnostics["map_knn_overlap"]
+
+
+@pytest.mark.slow
+@needs_two_cpus
+def test_the_table_rendered_while_the_child_maps_is_written_byte_for_byte(both_paths, tmp_path):
+    child = both_paths["child"][0]
+    assert "csv_ahead_s" in child.diagnostics["timings"]  # rendering ran while the child worked
+    expected = child.table.to_csv(index=False)
+    write_result(child, tmp_path / "c.csv")
+    assert (tmp_path / "c.csv").read_text() == expected
 
 
 @pytest.mark.slow

@@ -68,7 +68,7 @@ def run(args) -> int:
     if not os.path.isfile(args.features):
         raise FileNotFoundError(f"--features {args.features}: no such file")
     df = read_features(args.features)
-    result = run_clustering(df, settings, cache_dir=resolve_cache_dir(args.cache_dir))
+    result = run_clustering(df, settings, cache_dir=resolve_cache_dir(args.cache_dir), render_csv=True)
     # Tables, side files and figures are written as one set: a killed run leaves the previous set as it was.
     with output_set(args.out) as staged:
         paths = write_result(result, staged)  # the table as CSV and the side files next to it

@@ -118,6 +118,10 @@ class PendingMap:
         self.started = time.perf_counter()
         return True
 
+    def running(self) -> bool:
+        """Whether the child is still at work (importing or mapping)."""
+        return self.proc.poll() is None
+
     def result(self) -> tuple[np.ndarray, float] | None:
         """Wait for the child; (coordinates float32 (n_synapses, dims), its map seconds), or None if it failed
         (the reason is logged as a warning; the caller then maps in its own process)."""

@@ -39,6 +39,7 @@ from synapse_core.cluster.settings import (
     NOISE,
     ClusterSettings,
 )
+from synapse_core.data.csv_ahead import RenderedAhead, render_ahead, write_csv
 from synapse_core.data.hashing import content_hash
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,8 @@ class ClusterResult:
         The clustering space (preprocessed features), row-aligned with ``table``.
     settings : ClusterSettings
     preprocess : PreprocessRecord
+    csv_ahead : RenderedAhead or None
+        See :func:`run_clustering`'s ``render_csv``.
     """
 
     table: pd.DataFrame
@@ -85,6 +88,9 @@ class ClusterResult:
     features: np.ndarray
     settings: ClusterSettings
     preprocess: PreprocessRecord
+    #: The input columns' CSV lines, rendered while the map process worked (``render_csv``); used by
+    #: :func:`write_result` and then dropped.
+    csv_ahead: RenderedAhead | None = None
 
     @property
     def projection_columns(self) -> list[str]:
@@ -123,6 +129,10 @@ def _refit_sample(s: ClusterSettings, Z: np.ndarray, k: int, seed: int) -> np.nd
     return fit_kmeans(Z, k, seed, s.kmeans_algorithm, n_init)[0]
 
 
+#: Columns :func:`run_clustering` adds to the input rows (besides ``proj_*``).
+_ADDED = ("cluster", "distance_to_centroid", "cluster_space")
+
+
 def _with_columns(table: pd.DataFrame, columns: dict) -> pd.DataFrame:
     """``table`` with ``columns`` (name → values or scalar) set in this order, as one column at a time would
     (a column already there keeps its place, the others are appended), but appended in one step: one at a
@@ -149,7 +159,8 @@ def _json_ready(obj):
 
 
 def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = ClusterSettings(),
-                   cache_dir: str | os.PathLike | None = None, stage_done=None) -> ClusterResult:
+                   cache_dir: str | os.PathLike | None = None, stage_done=None,
+                   render_csv: bool = False) -> ClusterResult:
     """Cluster the synapses of an extraction table and describe the result.
 
     Parameters
@@ -164,6 +175,10 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
         ``summary``, in this order), e.g. for progress or to measure memory per stage
         (``benchmarks/cluster_scale.py``). An exception raised by it (a cancelled job) ends the run and
         the map process.
+    render_csv : bool
+        While waiting for a map process, render the input columns of the table as CSV text
+        (``ClusterResult.csv_ahead``, :mod:`synapse_core.data.csv_ahead`), so that :func:`write_result`
+        writes the CSV table seconds sooner after the map arrives (the ``cluster`` command; same bytes).
 
     Notes
     -----
@@ -221,20 +236,22 @@ def run_clustering(features_df: pd.DataFrame, settings: ClusterSettings = Cluste
             else:
                 timings["projection_send_s"] = time.perf_counter() - t  # incl. the exact neighbour graph
         if pending is None:
-            return _cluster_map_describe(s, Z, table, record, n, ps, pending, cache_dir, timings, done)
+            return _cluster_map_describe(s, Z, table, record, n, ps, pending, cache_dir, timings, done, render_csv)
         from threadpoolctl import threadpool_limits
 
         # the child has the other core: a second BLAS/OpenMP thread here would mostly wait for it
         with threadpool_limits(1):
-            return _cluster_map_describe(s, Z, table, record, n, ps, pending, cache_dir, timings, done)
+            return _cluster_map_describe(s, Z, table, record, n, ps, pending, cache_dir, timings, done, render_csv)
     finally:
         if pending is not None:  # an error or a cancelled job: the child stops too
             pending.stop()
 
 
-def _cluster_map_describe(s, Z, table, record, n, ps, pending, cache_dir, timings, done) -> ClusterResult:
+def _cluster_map_describe(s, Z, table, record, n, ps, pending, cache_dir, timings, done,
+                          render_csv=False) -> ClusterResult:
     """:func:`run_clustering` after preprocessing: clusters, map (in this process, or waiting for ``pending``),
-    diagnostics, summary. ``done(stage, t0)`` records a stage that started at ``t0``."""
+    diagnostics, summary. ``done(stage, t0)`` records a stage that started at ``t0``; ``render_csv``: render
+    the input columns' CSV lines while ``pending`` maps."""
     import time
 
     from sklearn.metrics import silhouette_score
@@ -298,6 +315,11 @@ def _cluster_map_describe(s, Z, table, record, n, ps, pending, cache_dir, timing
     alignment = diagnostics.cluster_alignment(labels, diagnostics.nuisance_columns(table), seed=s.seed)
     diagnostics_s = time.perf_counter() - t
 
+    ahead = None
+    if pending is not None and render_csv and not any(c in _ADDED or str(c).startswith("proj_") for c in table.columns):
+        t = time.perf_counter()  # the input columns keep their place and values in the written table
+        ahead = render_ahead(table, keep_going=pending.running)
+        timings["csv_ahead_s"] = time.perf_counter() - t
     if pending is not None:  # the map of the child process
         t = time.perf_counter()
         got = pending.result()
@@ -361,6 +383,7 @@ def _cluster_map_describe(s, Z, table, record, n, ps, pending, cache_dir, timing
     return ClusterResult(
         table=table, k_curves=curves, diagnostics=_json_ready(diag), summary=summary, representatives=reps,
         effect_sizes=effects, composition=composition, features=Z, settings=s, preprocess=record,
+        csv_ahead=ahead,
     )
 
 
@@ -385,7 +408,8 @@ def write_result(result: ClusterResult, out_csv: str | os.PathLike, table_format
         result.table.to_parquet(paths["table"], index=False)
     else:
         paths = {"table": out_csv}
-        result.table.to_csv(out_csv, index=False)
+        write_csv(result.table, out_csv, result.csv_ahead)  # = to_csv(out_csv, index=False)
+        result.csv_ahead = None
 
     def side(name):
         return os.path.join(folder, f"{stem}_{name}")
