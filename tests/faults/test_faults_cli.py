@@ -90,7 +90,12 @@ def test_a_missing_features_file_is_one_line(tmp_path, capsys):
 def test_ctrl_c_ends_with_one_line_and_exit_130(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "synapse_core", "demo", "--out", str(tmp_path / "DEMO")],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3.0)  # past the imports, inside the work
+    # past the imports, inside the work: the first file of the dataset is written (a fixed sleep could land in a
+    # library's import on a busy machine, where some imports swallow KeyboardInterrupt)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline and not any(p.is_file() for p in tmp_path.rglob("*")):
+        time.sleep(0.05)
+    assert proc.poll() is None, "the demo ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
