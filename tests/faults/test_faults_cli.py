@@ -86,9 +86,15 @@ def test_a_missing_features_file_is_one_line(tmp_path, capsys):
     assert code == 2 and "f.csv" in err and "Traceback" not in err
 
 
+#: ``python -m synapse_core ...`` with Ctrl-C handled as when started from a terminal: a test run started in the
+#: background by a non-interactive shell (``cmd &``, e.g. under nohup) ignores SIGINT, and a child inherits that.
+_AS_FROM_A_TERMINAL = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                       "sys.argv[0] = 'synapse_core'; runpy.run_module('synapse_core', run_name='__main__')")
+
+
 @pytest.mark.slow
 def test_ctrl_c_ends_with_one_line_and_exit_130(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "synapse_core", "demo", "--out", str(tmp_path / "DEMO")],
+    proc = subprocess.Popen([sys.executable, "-c", _AS_FROM_A_TERMINAL, "demo", "--out", str(tmp_path / "DEMO")],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # past the imports, inside the work: the first file of the dataset is written (a fixed sleep could land in a
     # library's import on a busy machine, where some imports swallow KeyboardInterrupt)
