@@ -58,19 +58,17 @@ def render_ahead(df: pd.DataFrame, keep_going: Callable[[], bool], chunk: int = 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike, ahead: RenderedAhead | None = None) -> None:
     """Write ``df`` as ``df.to_csv(path, index=False)`` does, reusing the lines of ``ahead`` (rendered from
     ``df``'s leading columns with the same values) for its first rows."""
-    n_ahead = 0 if ahead is None else len(ahead.lines)
-    usable = (ahead is not None and 0 < n_ahead <= len(df)
-              and list(df.columns[:len(ahead.columns)]) == ahead.columns)
-    rest_cols = df.columns[len(ahead.columns):] if usable else None
-    head_rest = render_rows(df[rest_cols], 0, n_ahead) if usable and len(rest_cols) else []
-    tail = render_rows(df, n_ahead, len(df)) if usable else None
-    if not usable or head_rest is None or tail is None:
+    n = 0 if ahead is None else len(ahead.lines)
+    if not 0 < n <= len(df) or list(df.columns[:len(ahead.columns)]) != ahead.columns:
+        df.to_csv(path, index=False)
+        return
+    rest = df.columns[len(ahead.columns):]
+    head_rest = render_rows(df[rest], 0, n) if len(rest) else [None] * n
+    tail = render_rows(df, n, len(df))
+    if head_rest is None or tail is None:  # a line break in a field: in one piece
         df.to_csv(path, index=False)
         return
     header = df.iloc[:0].to_csv(index=False, lineterminator="\n").rstrip("\n")
-    if len(rest_cols):
-        head = [a + "," + b for a, b in zip(ahead.lines, head_rest)]
-    else:
-        head = ahead.lines
+    head = [a if b is None else a + "," + b for a, b in zip(ahead.lines, head_rest)]
     with open(path, "w", encoding="utf-8", newline="") as f:
         f.write(os.linesep.join([header, *head, *tail]) + os.linesep)

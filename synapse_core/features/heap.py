@@ -33,11 +33,9 @@ def _glibc():
         return None
     try:
         libc = ctypes.CDLL(None)
-        version = libc.gnu_get_libc_version  # glibc only
-    except (OSError, AttributeError):
+    except OSError:
         return None
-    version.restype = ctypes.c_char_p
-    return libc
+    return libc if hasattr(libc, "gnu_get_libc_version") else None  # glibc only
 
 
 def keep_freed_memory() -> bool:
