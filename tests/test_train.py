@@ -24,6 +24,7 @@ from synapse_core.features.train_settings import (
     resolve_geometry,
 )
 from synapse_core.features.vgg3d import Vgg3D, Vgg3DConfig
+from synapse_core.settings_base import SettingsError
 
 #: fmaps 4, 32³ crops averaged to 16³, 2 steps of 8 per epoch on the 15 synapses of one demo bbox.
 TINY = TrainSettings(crop=CropSettings(size=32), fmaps=4, input_size=16, epochs=3, batch_size=8, warmup_epochs=1,
@@ -31,6 +32,9 @@ TINY = TrainSettings(crop=CropSettings(size=32), fmaps=4, input_size=16, epochs=
 #: Flips only (no shift, blur, noise, intensity or cutout): views a tiny network can learn to match.
 FLIPS_ONLY = dataclasses.replace(TINY, translate=0.0, brightness=0.0, contrast=0.0, gamma=0.0, blur_probability=0.0,
                                  noise_std=0.0, cutout_probability=0.0, learning_rate=1e-2, warmup_epochs=0)
+
+#: TINY with the morphology target added to VICReg.
+WITH_MORPHOLOGY = dataclasses.replace(TINY, morphology_weight=1.0)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -49,6 +53,18 @@ def one_bbox(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_data(one_bbox):
     return prepare_training_data(one_bbox, TINY)
+
+
+@pytest.fixture(scope="module")
+def morphology_data(one_bbox):
+    return prepare_training_data(one_bbox, WITH_MORPHOLOGY)
+
+
+@pytest.fixture(scope="module")
+def morphology_model(morphology_data, tmp_path_factory):
+    """A finished WITH_MORPHOLOGY run: (result, checkpoint path)."""
+    out = tmp_path_factory.mktemp("morphology-model") / "model.pt"
+    return train(morphology_data, WITH_MORPHOLOGY, out), out
 
 
 @pytest.fixture(scope="module")
@@ -416,3 +432,50 @@ def test_cli_init_takes_width_and_input_size_from_the_file(one_bbox, tmp_path):
                  "--no-progress"]) == 0
     meta = torch.load(model, weights_only=True)[METADATA_KEY]
     assert (meta["network"]["fmaps"], meta["network"]["input_size"], meta["init"]) == (4, [16, 16, 16], f"sha256:{sha}")
+
+
+def test_both_loss_weights_zero_is_refused():
+    with pytest.raises(SettingsError, match="nothing to train"):
+        TrainSettings(ssl_weight=0, morphology_weight=0)
+
+
+@pytest.mark.slow
+def test_training_data_measures_each_crops_morphology_only_when_asked(morphology_data, tiny_data):
+    assert tiny_data.targets is None
+    assert tuple(morphology_data.targets.shape) == (15, len(morphology_data.target_columns))
+    assert "morph_pre_volume_um3" in morphology_data.target_columns
+    assert torch.equal(morphology_data.crops, tiny_data.crops) and morphology_data.digest != tiny_data.digest
+
+
+@pytest.mark.slow
+def test_morphology_target_alone_is_learned(morphology_data, tmp_path):
+    s = dataclasses.replace(FLIPS_ONLY, ssl_weight=0, morphology_weight=1.0, epochs=12, learning_rate=3e-3)
+    curve = train(morphology_data, s, tmp_path / "m.pt").loss_curve  # masked MSE of standardised targets
+    assert curve[0] > 0.8 and np.mean(curve[-2:]) < 0.6 * np.mean(curve[:2])
+
+
+@pytest.mark.slow
+def test_morphology_run_resumes_to_the_same_weights(morphology_data, morphology_model, tmp_path):
+    uninterrupted, _ = morphology_model
+    out = tmp_path / "m.pt"
+    train(morphology_data, WITH_MORPHOLOGY, out, until_epoch=2)
+    second = train(morphology_data, WITH_MORPHOLOGY, out)
+    assert second.resumed_from == 2 and second.loss_curve == uninterrupted.loss_curve
+    a = torch.load(uninterrupted.path, weights_only=True)["model_state_dict"]
+    b = torch.load(out, weights_only=True)["model_state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_morphology_checkpoint_names_its_targets_and_keeps_the_synister_keys(morphology_model, morphology_data):
+    _, out = morphology_model
+    saved = torch.load(out, weights_only=True)
+    assert saved[METADATA_KEY]["morphology_targets"] == morphology_data.target_columns
+    assert saved[METADATA_KEY]["training"]["morphology_weight"] == 1.0
+    assert all(k.startswith(("features.", "classifier.")) for k in saved["model_state_dict"])
+
+
+@pytest.mark.slow
+def test_morphology_weight_without_measured_targets_is_refused(tiny_data, tmp_path):
+    with pytest.raises(ValueError, match="prepare the data with the same settings"):
+        train(tiny_data, WITH_MORPHOLOGY, tmp_path / "m.pt")

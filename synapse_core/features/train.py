@@ -58,7 +58,9 @@ from synapse_core.features.checkpoints import (
     file_sha256,
     load_checkpoint,
 )
+from synapse_core.features.morphology import morphology_features
 from synapse_core.features.train_settings import TrainSettings, resolve_geometry
+from synapse_core.features.train_targets import masked_mse, morphology_targets
 from synapse_core.features.vgg3d import Vgg3D, untrained_vgg3d
 from synapse_core.settings_base import settings_to_dict
 
@@ -83,6 +85,9 @@ class TrainingData:
     voxel_size_nm : (z, y, x) nm of the network input (the dataset's voxel size × crop.size / n), or None.
     data_voxel_size_nm : (z, y, x) nm of the dataset, or None when unknown.
     fingerprint : hex digests of the synapse table, of each bbox's volumes and of the crops.
+    targets : (N, M) float32 tensor of standardised morphology (NaN: undefined), or None when the
+        settings have no morphology target (:mod:`synapse_core.features.train_targets`).
+    target_columns : the M ``morph_*`` names of ``targets``' columns.
     """
 
     crops: torch.Tensor
@@ -91,12 +96,16 @@ class TrainingData:
     voxel_size_nm: tuple[float, float, float] | None = None
     data_voxel_size_nm: tuple[float, float, float] | None = None
     fingerprint: dict = field(default_factory=dict)
+    targets: torch.Tensor | None = None
+    target_columns: list[str] = field(default_factory=list)
 
     @property
     def digest(self) -> str:
-        """One hex digest of the training data (the crops' bytes and their keys)."""
-        return content_hash({"crops": self.fingerprint.get("crops") or array_digest(self.crops.numpy()),
-                             "keys": self.keys})
+        """One hex digest of the training data (the crops' bytes and their keys, and the targets if any)."""
+        parts = {"crops": self.fingerprint.get("crops") or array_digest(self.crops.numpy()), "keys": self.keys}
+        if self.targets is not None:
+            parts["targets"] = {"values": array_digest(self.targets.numpy()), "columns": self.target_columns}
+        return content_hash(parts)
 
 
 def dataset_fingerprint(dataset) -> dict:
@@ -115,13 +124,14 @@ def prepare_training_data(dataset, settings: TrainSettings, progress: Callable[[
                           ) -> TrainingData:
     """Crop every valid synapse of ``dataset`` with ``settings.crop`` and resample to ``settings.input_size``³.
 
-    ``progress(done, total)`` is called after each synapse. Discarded synapses (e.g. segmentation
-    types 12/13 without a vesicle box) are listed in ``skipped``. Raises ValueError when fewer than
-    two synapses give a crop (a batch needs two).
+    With ``settings.morphology_weight > 0`` each crop's morphology is measured too (on the crop's own
+    grid, before resampling) and kept as ``targets``. ``progress(done, total)`` is called after each
+    synapse. Discarded synapses (e.g. segmentation types 12/13 without a vesicle box) are listed in
+    ``skipped``. Raises ValueError when fewer than two synapses give a crop (a batch needs two).
     """
     rows = dataset.synapses
     total = len(rows)
-    crops, keys, skipped = [], [], []
+    crops, keys, skipped, morphology = [], [], [], []
     for i, (bbox, var1, crop) in enumerate(iter_crops(dataset, settings.crop, rows), start=1):
         if isinstance(crop, Discarded):
             skipped.append({"bbox_name": bbox, "Var1": var1, "reason": crop.reason})
@@ -129,6 +139,9 @@ def prepare_training_data(dataset, settings: TrainSettings, progress: Callable[[
             x = torch.from_numpy(np.ascontiguousarray(crop.blended, dtype=np.float32))[None, None]
             crops.append(resize(x, settings.input_size)[0, 0])
             keys.append((bbox, var1))
+            if settings.morphology_weight > 0:
+                grid_nm = crop.voxel_size_nm if crop.voxel_size_nm is not None else dataset.voxel_size_nm
+                morphology.append(morphology_features(crop.structures, crop.raw, grid_nm, valid=crop.valid_mask()))
         if progress:
             progress(i, total)
     if len(crops) < 2:
@@ -140,7 +153,11 @@ def prepare_training_data(dataset, settings: TrainSettings, progress: Callable[[
     scale = settings.crop.size / settings.input_size
     voxel = tuple(v * scale for v in data_voxel) if data_voxel is not None else None
     fingerprint = {**dataset_fingerprint(dataset), "crops": array_digest(stack.numpy())}
-    return TrainingData(stack, keys, skipped, voxel, data_voxel, fingerprint)
+    targets, columns = None, []
+    if morphology:
+        measured = morphology_targets(morphology)
+        targets, columns = torch.from_numpy(measured.values), measured.columns
+    return TrainingData(stack, keys, skipped, voxel, data_voxel, fingerprint, targets, columns)
 
 
 # ------------------------------------------------------------------------------------------ losses
@@ -286,6 +303,18 @@ def _build(settings: TrainSettings, init: str | None) -> tuple[Vgg3D, nn.Sequent
     return model, head, init_identity
 
 
+def _morphology_head(settings: TrainSettings, data: TrainingData) -> nn.Linear | None:
+    """The linear head that predicts ``data.targets`` from the pooled trunk features (None without a target)."""
+    if settings.morphology_weight == 0:
+        return None
+    if data.targets is None or data.targets.shape != (data.crops.shape[0], len(data.target_columns)):
+        raise ValueError("settings.morphology_weight > 0 but the training data has no morphology targets: prepare "
+                         "the data with the same settings (prepare_training_data measures them)")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed + 2)
+        return nn.Linear(settings.network_config().stage_channels()[-1], data.targets.shape[1])
+
+
 def _atomic_save(obj, path: Path) -> None:
     """Write ``obj`` to ``path`` so that a reader (or a kill) sees the old file or the new one, never half."""
     with atomic_file(path) as tmp:
@@ -340,9 +369,33 @@ def _metadata(settings: TrainSettings, data: TrainingData, loss_curve, wall_time
         "wall_time_s": float(wall_time_s),
         "device": device.type,
         "init": init_identity,
+        "morphology_targets": list(data.target_columns) if settings.morphology_weight > 0 else [],
     }
     # Plain JSON values only: the checkpoint must load with torch.load(weights_only=True).
     return json.loads(json.dumps(metadata, allow_nan=False))
+
+
+def _loss(settings: TrainSettings, head: nn.Module, aux: nn.Module | None, fa: torch.Tensor, fb: torch.Tensor,
+          targets: torch.Tensor | None) -> torch.Tensor:
+    """The training loss of one batch from the pooled trunk features ``fa``, ``fb`` (B, C) of its two views.
+
+    ``ssl_weight`` × the method's loss of the projected views + ``morphology_weight`` × the masked
+    MSE of ``aux``'s morphology prediction against ``targets`` (B, M), averaged over both views.
+    """
+    loss = None
+    if settings.ssl_weight > 0:
+        za, zb = head(fa), head(fb)
+        if settings.method == "vicreg":
+            loss = vicreg_loss(za, zb, settings.invariance_weight, settings.variance_weight,
+                               settings.covariance_weight)
+        else:
+            loss = nt_xent_loss(za, zb, settings.temperature)
+        if settings.ssl_weight != 1:
+            loss = settings.ssl_weight * loss
+    if aux is not None:
+        mse = (masked_mse(aux(fa), targets) + masked_mse(aux(fb), targets)) / 2
+        loss = settings.morphology_weight * mse if loss is None else loss + settings.morphology_weight * mse
+    return loss
 
 
 def train(data: TrainingData, settings: TrainSettings, out: str | os.PathLike, init: str | None = None,
@@ -378,6 +431,7 @@ def train(data: TrainingData, settings: TrainSettings, out: str | os.PathLike, i
     spacing = (tuple(data.voxel_size_nm) if data.voxel_size_nm is not None and geometry != "canonical"
                else (1.0, 1.0, 1.0))
     model, head, init_identity = _build(settings, init)
+    aux = _morphology_head(settings, data)
     run_key = _run_key(settings, data, init_identity)
     partial = partial_path(out)
     n = data.crops.shape[0]
@@ -385,10 +439,11 @@ def train(data: TrainingData, settings: TrainSettings, out: str | os.PathLike, i
 
     model.to(device)
     head.to(device)
+    heads = [head] if aux is None else [head, aux.to(device)]
     # oneDNN's 3D convolutions (and their gradients) are several times faster channels-last on the CPU.
     layout = torch.channels_last_3d if device.type == "cpu" else torch.contiguous_format
     model.features.to(memory_format=layout)
-    params = list(model.features.parameters()) + list(head.parameters())
+    params = list(model.features.parameters()) + [p for h in heads for p in h.parameters()]
     optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     loss_curve: list[float] = []
@@ -398,6 +453,8 @@ def train(data: TrainingData, settings: TrainSettings, out: str | os.PathLike, i
     if state is not None:
         model.load_state_dict(state["model"])
         head.load_state_dict(state["head"])
+        if aux is not None:
+            aux.load_state_dict(state["aux"])
         optimizer.load_state_dict(state["optimizer"])
         if amp and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
@@ -417,7 +474,8 @@ def train(data: TrainingData, settings: TrainSettings, out: str | os.PathLike, i
         for epoch in range(start_epoch, epochs):
             t0 = time.perf_counter()
             model.train()
-            head.train()
+            for h in heads:
+                h.train()
             gen = _epoch_generator(settings.seed, epoch)
             total, count = 0.0, 0
             for step, idx in enumerate(_batches(n, settings.batch_size, gen)):
@@ -428,13 +486,8 @@ def train(data: TrainingData, settings: TrainSettings, out: str | os.PathLike, i
                 views = [random_view(x, gen, settings, geometry, spacing) for _ in range(2)]
                 va, vb = (v.to(device, memory_format=layout) for v in views)
                 with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-                    za = head(pooled(model, va))
-                    zb = head(pooled(model, vb))
-                if settings.method == "vicreg":
-                    loss = vicreg_loss(za, zb, settings.invariance_weight, settings.variance_weight,
-                                       settings.covariance_weight)
-                else:
-                    loss = nt_xent_loss(za, zb, settings.temperature)
+                    fa, fb = pooled(model, va), pooled(model, vb)
+                    loss = _loss(settings, head, aux, fa, fb, None if aux is None else data.targets[idx].to(device))
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch + 1}, step "
                                              f"{step + 1}: lower --learning-rate (now {settings.learning_rate})")
@@ -454,6 +507,7 @@ def train(data: TrainingData, settings: TrainSettings, out: str | os.PathLike, i
             elapsed += time.perf_counter() - t0
             _atomic_save({"format": PARTIAL_FORMAT, "run": run_key, "epoch": epoch + 1,
                           "model": model.state_dict(), "head": head.state_dict(),
+                          "aux": aux.state_dict() if aux is not None else {},
                           "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if amp else {},
                           "rng": torch.get_rng_state(), "loss_curve": list(loss_curve), "wall_time_s": elapsed},
                          partial)

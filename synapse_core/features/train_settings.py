@@ -26,7 +26,7 @@ import dataclasses
 import typing
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from synapse_core.crops.settings import CropSettings
 from synapse_core.settings_base import settings
@@ -72,6 +72,15 @@ class TrainSettings:
     variance_weight: float = Field(25.0, ge=0, description="vicreg: weight of the per-dimension std hinge term")
     covariance_weight: float = Field(1.0, ge=0, description="vicreg: weight of the off-diagonal covariance term")
     temperature: float = Field(0.2, gt=0, description="simclr: temperature of the NT-Xent softmax")
+    ssl_weight: float = Field(1.0, ge=0, description="weight of the self-supervised loss (--method); 0 with "
+                                                     "--morphology-weight > 0: the trunk learns only the morphology "
+                                                     "target")
+    morphology_weight: float = Field(0.0, ge=0, description="weight of the morphology target: a linear head on the "
+                                                            "pooled trunk features must predict each synapse's "
+                                                            "standardised morph_* measurements (volumes, cleft area "
+                                                            "and thickness, distances, intensities of its own "
+                                                            "segmentation) from the crop's image; discarded after "
+                                                            "training. 0: self-supervision only")
     geometry: Geometry = Field("auto", description="isotropic: the 48 flips/axis permutations of the cube; "
                                                    "anisotropic: flips and 90° rotations in the section plane "
                                                    "(y, x) plus a z flip, per-section jitter and section drop; "
@@ -104,6 +113,13 @@ class TrainSettings:
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available")
     mixed_precision: bool = Field(True, description="float16 autocast on CUDA (ignored on CPU, which trains "
                                                     "in float32)")
+
+    @model_validator(mode="after")
+    def _some_loss(self):
+        if self.ssl_weight == 0 and self.morphology_weight == 0:
+            raise ValueError("ssl_weight and morphology_weight are both 0: nothing to train; give either a "
+                             "positive weight")
+        return self
 
     @field_validator("input_size")
     @classmethod
