@@ -24,7 +24,10 @@ st.markdown(
     "Trains the VGG3D network on **this dataset's own synapse crops**, without labels (self-supervised: two "
     "randomly flipped, rotated, blurred and noised views of each synapse should give the same features). "
     "Without a checkpoint from another lab, a model trained here is how the network's features come to carry "
-    "your synapses' biology. The run continues on the server when you change pages; a cancelled run resumes "
+    "your synapses' biology. With a **morphology target** (the small preset's default) the network must also "
+    "predict each synapse's measured morphology (volumes, cleft area and thickness, distances, intensities of "
+    "its own segmentation; no type labels), which makes the features follow the synapse rather than its size "
+    "(docs/training.md). The run continues on the server when you change pages; a cancelled run resumes "
     "from its last finished epoch."
 )
 
@@ -35,18 +38,25 @@ crop = st.session_state.get("crop_settings") or CropSettings()
 st.caption(f"{len(ds.synapses)} synapses; crops as on the Extraction page: segmentation type "
            f"{crop.segmentation_type}, alpha {crop.alpha}, {crop.size}³ voxels.")
 
-c1, c2, c3, c4 = st.columns(4)
+c1, c2, c3, c4, c5 = st.columns(5)
 preset = c1.selectbox("Preset", list(PRESETS), key="t_preset",
-                      help="small: fmaps 8, crops averaged to 16³ (minutes on a CPU); full: the original network "
-                           "(fmaps 24, 80³; needs a GPU)")
+                      help="small: fmaps 8, crops averaged to 32³, with the morphology target (about 12 CPU "
+                           "minutes for 300 synapses); full: the original network (fmaps 24, 80³, self-supervision "
+                           "only; needs a GPU)")
 epochs = c2.number_input("Epochs", min_value=1, max_value=1000, value=int(PRESETS[preset]["epochs"]), step=1,
                          key=f"t_epochs_{preset}", help="passes over all synapses")
 seed = c3.number_input("Seed", min_value=0, value=0, step=1, key="t_seed",
                        help="initial weights, batch order and augmentations (same seed: same model on a CPU)")
 method = c4.selectbox("Method", list(METHODS), key="t_method",
                       help="vicreg: no negative pairs, works with small batches; simclr: contrastive (NT-Xent)")
+morphology_weight = c5.number_input(
+    "Morphology target", min_value=0.0, max_value=1000.0, step=1.0, key=f"t_morphology_{preset}",
+    value=float(PRESETS[preset].get("morphology_weight", 0.0)),
+    help="weight of an extra task: predict each synapse's measured morphology (volumes, cleft area and thickness, "
+         "distances, intensities of its own segmentation) from the crop's image; 0: self-supervision only")
 try:
-    settings = preset_settings(preset, epochs=int(epochs), seed=int(seed), method=method, crop=crop)
+    settings = preset_settings(preset, epochs=int(epochs), seed=int(seed), method=method, crop=crop,
+                               morphology_weight=float(morphology_weight))
 except ValueError as exc:
     st.error(f"Training settings are not valid: {exc}")
     common.stop()

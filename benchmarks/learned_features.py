@@ -15,7 +15,9 @@ Steps, with the library functions the CLI and the dashboard call:
    ``--epochs`` on top) on crops of ``--orientation`` (default: ``CropSettings``' own, canonical),
    timed (wall and CPU seconds of this process). A finished checkpoint with the same settings in
    ``--work`` is reused (its recorded training wall time is reported); an unfinished one (its
-   ``.partial``) is continued, so a cut run keeps its finished epochs.
+   ``.partial``) is continued, so a cut run keeps its finished epochs. The ``trained-ssl`` row trains a
+   second model with the same settings but no morphology target (``morphology_weight=0``,
+   ``ssl_weight=1``): what self-supervision alone gives.
 3. ``extract_features`` per feature set (cached per synapse in ``--work/cache``):
    untrained VGG3D (fmaps 24, 80³: the network without a download), pixels (80³ → 10³ block
    averages), morphology, both (untrained VGG3D + morphology), the trained model, the trained model
@@ -40,7 +42,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def feature_sets(checkpoint: str) -> dict[str, dict]:
+def feature_sets(checkpoint: str, ssl_checkpoint: str = "") -> dict[str, dict]:
     """Row name → ExtractSettings fields (besides the shared ones)."""
     return {
         "untrained VGG3D (fmaps 24, 80³)": {"features": "vgg3d"},
@@ -50,6 +52,7 @@ def feature_sets(checkpoint: str) -> dict[str, dict]:
         "both (untrained VGG3D + morphology)": {"features": "both"},
         "trained (small preset)": {"features": "vgg3d", "checkpoint": checkpoint},
         "trained + morphology": {"features": "both", "checkpoint": checkpoint},
+        "trained, self-supervised only": {"features": "vgg3d", "checkpoint": ssl_checkpoint},
         "trained, invariance flips_rot90": {"features": "vgg3d", "checkpoint": checkpoint,
                                             "invariance": "flips_rot90"},
         "trained, invariance cube": {"features": "vgg3d", "checkpoint": checkpoint, "invariance": "cube"},
@@ -60,12 +63,12 @@ def feature_sets(checkpoint: str) -> dict[str, dict]:
 SHORT = {"untrained": "untrained VGG3D (fmaps 24, 80³)", "pixels": "pixels (10³)",
          "pixels-inv": "pixels (10³), invariance cube", "morphology": "morphology",
          "both": "both (untrained VGG3D + morphology)", "trained": "trained (small preset)",
-         "trained-both": "trained + morphology",
+         "trained-both": "trained + morphology", "trained-ssl": "trained, self-supervised only",
          "trained-plane": "trained, invariance flips_rot90", "trained-inv": "trained, invariance cube",
          "trained-inv-both": "trained, invariance cube + morphology"}
 #: Rows run without --sets. The cube / flips_rot90 averages mix the canonical crop's z (the cleft normal,
 #: presynaptic side low) with y, x or flip it: they undo canonical orientation (ask for them by name).
-DEFAULT_SETS = ["morphology", "pixels", "untrained", "both", "trained", "trained-both"]
+DEFAULT_SETS = ["morphology", "pixels", "untrained", "both", "trained", "trained-both", "trained-ssl"]
 
 
 def load() -> str:
@@ -144,6 +147,10 @@ def main(argv=None) -> int:
     p.add_argument("--input-size", type=int, default=None, help="network input edge (default: the small preset's 32)")
     p.add_argument("--rotation-probability", type=float, default=None,
                    help="free-rotation augmentation (default: the preset's, off)")
+    p.add_argument("--morphology-weight", type=float, default=None,
+                   help="weight of the morphology target (default: the small preset's)")
+    p.add_argument("--ssl-weight", type=float, default=None,
+                   help="weight of the self-supervised loss (default: the small preset's)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on a shared machine)")
     p.add_argument("--pca", type=int, default=50, help="principal components kept by clustering (default 50; the "
                                                        "pixel set has 1000 columns)")
@@ -176,20 +183,29 @@ def main(argv=None) -> int:
           flush=True)
 
     crop = CropSettings() if args.orientation is None else CropSettings(orientation=args.orientation)
-    wants_model = any(s.startswith("trained") for s in args.sets)
+    wants_model = any(s.startswith("trained") and s != "trained-ssl" for s in args.sets)
     overrides = {k: v for k, v in {"epochs": args.epochs, "input_size": args.input_size,
-                                   "rotation_probability": args.rotation_probability}.items() if v is not None}
+                                   "rotation_probability": args.rotation_probability,
+                                   "morphology_weight": args.morphology_weight,
+                                   "ssl_weight": args.ssl_weight}.items() if v is not None}
     load_before = load()
     checkpoint, train_s, train_cpu, how = (train_model(dataset, work, args.seed, overrides, args.threads, crop)
                                            if wants_model else ("", float("nan"), float("nan"), "not run"))
     if wants_model:
         print(f"training: {train_s:.0f} s wall, {train_cpu:.0f} CPU s ({how}); load {load_before} → {load()}; "
               f"{checkpoint}", flush=True)
+    ssl_checkpoint = ""
+    if "trained-ssl" in args.sets:  # the same training without the morphology target: what self-supervision alone gives
+        ssl_overrides = {**overrides, "morphology_weight": 0.0, "ssl_weight": 1.0}
+        ssl_checkpoint, ssl_s, ssl_cpu, ssl_how = train_model(dataset, work, args.seed, ssl_overrides, args.threads,
+                                                              crop)
+        print(f"training (self-supervised only): {ssl_s:.0f} s wall, {ssl_cpu:.0f} CPU s ({ssl_how}); "
+              f"{ssl_checkpoint}", flush=True)
 
     import torch
 
     torch.set_num_threads(args.threads)
-    sets = feature_sets(checkpoint)
+    sets = feature_sets(checkpoint, ssl_checkpoint)
     rows = []
     for short in args.sets:
         name = sets[SHORT[short]]

@@ -479,3 +479,12 @@ def test_morphology_checkpoint_names_its_targets_and_keeps_the_synister_keys(mor
 def test_morphology_weight_without_measured_targets_is_refused(tiny_data, tmp_path):
     with pytest.raises(ValueError, match="prepare the data with the same settings"):
         train(tiny_data, WITH_MORPHOLOGY, tmp_path / "m.pt")
+
+
+def test_help_shows_the_small_presets_value_of_each_flag_it_sets(capsys):
+    from synapse_core.cli.parser import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(small preset: 32; otherwise 16)" in text and "(small preset: 10.0; otherwise 0.0)" in text

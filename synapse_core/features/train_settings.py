@@ -3,17 +3,21 @@
 Imports no torch (the CLI builds ``train --help`` from this module). Every setting is declared
 once, with its type, range and help; :data:`PRESETS` name two starting points:
 
-* ``small`` (default without CUDA): ``fmaps=8``, crops area-averaged from 80³ to 16³ (5× coarser
-  voxels: 40 nm for 8 nm data), 30 epochs of batch 16, every view also freely rotated (about the
-  cleft normal for canonical crops): about 4 CPU minutes for 300 synapses (measured 257 CPU s
-  including the crops; 32³ costs ~8× per epoch; see docs/training.md).
-* ``full`` (default with CUDA): the original network (``fmaps=24``, 80³ input), 100 epochs of batch 32.
+* ``small`` (default without CUDA): ``fmaps=8``, crops area-averaged from 80³ to 32³ (2.5× coarser
+  voxels: 20 nm for 8 nm data), 30 epochs of batch 16, every view also freely rotated (about the
+  cleft normal for canonical crops), and the **morphology target** (``morphology_weight=10``,
+  ``ssl_weight=0.1``): the pooled trunk features must also predict each synapse's measured
+  morphology. About 12 CPU minutes for 300 synapses (730–745 CPU s measured); see docs/training.md
+  for why (self-supervision alone put the bouton's size first and missed the planted types).
+* ``full`` (default with CUDA): the original network (``fmaps=24``, 80³ input), 100 epochs of batch 32,
+  self-supervision only (the morphology target is not measured at this size: add
+  ``--morphology-weight`` to use it).
 
 Example
 -------
 >>> s = preset_settings("small", epochs=5)
 >>> s.fmaps, s.input_size, s.epochs, s.method
-(8, 16, 5, 'vicreg')
+(8, 32, 5, 'vicreg')
 >>> TrainSettings(input_size=30)
 Traceback (most recent call last):
 ...
@@ -92,7 +96,7 @@ class TrainSettings:
                                                                      "a random angle: any 3D rotation (isotropic) "
                                                                      "or any angle in the y-x plane (anisotropic; "
                                                                      "canonical: about the cleft normal); "
-                                                                     "trilinear, edges replicated (small preset: 1)")
+                                                                     "trilinear, edges replicated")
     translate: float = Field(0.1, ge=0, le=0.5, description="largest random shift of a view, as a fraction of "
                                                             "the input edge")
     brightness: float = Field(0.1, ge=0, le=1, description="largest additive intensity change (intensities in [0, 1])")
@@ -138,8 +142,8 @@ class TrainSettings:
 
 #: Named starting points; any field can still be set on top (``preset_settings("small", epochs=10)``).
 PRESETS: dict[str, dict] = {
-    "small": {"fmaps": 8, "input_size": 16, "epochs": 30, "batch_size": 16, "learning_rate": 1e-3,
-              "rotation_probability": 1.0},
+    "small": {"fmaps": 8, "input_size": 32, "epochs": 30, "batch_size": 16, "learning_rate": 1e-3,
+              "rotation_probability": 1.0, "ssl_weight": 0.1, "morphology_weight": 10.0},
     "full": {"fmaps": 24, "input_size": 80, "epochs": 100, "batch_size": 32, "learning_rate": 5e-4},
 }
 
