@@ -381,20 +381,26 @@ def _loss(settings: TrainSettings, head: nn.Module, aux: nn.Module | None, fa: t
 
     ``ssl_weight`` × the method's loss of the projected views + ``morphology_weight`` × the masked
     MSE of ``aux``'s morphology prediction against ``targets`` (B, M), averaged over both views.
+    The heads run under the caller's autocast; the losses always in float32 (autocast off).
     """
-    loss = None
+    za = zb = pa = pb = None
     if settings.ssl_weight > 0:
         za, zb = head(fa), head(fb)
-        if settings.method == "vicreg":
-            loss = vicreg_loss(za, zb, settings.invariance_weight, settings.variance_weight,
-                               settings.covariance_weight)
-        else:
-            loss = nt_xent_loss(za, zb, settings.temperature)
-        if settings.ssl_weight != 1:
-            loss = settings.ssl_weight * loss
     if aux is not None:
-        mse = (masked_mse(aux(fa), targets) + masked_mse(aux(fb), targets)) / 2
-        loss = settings.morphology_weight * mse if loss is None else loss + settings.morphology_weight * mse
+        pa, pb = aux(fa), aux(fb)
+    loss = None
+    with torch.autocast(fa.device.type, enabled=False):
+        if za is not None:
+            if settings.method == "vicreg":
+                loss = vicreg_loss(za, zb, settings.invariance_weight, settings.variance_weight,
+                                   settings.covariance_weight)
+            else:
+                loss = nt_xent_loss(za, zb, settings.temperature)
+            if settings.ssl_weight != 1:
+                loss = settings.ssl_weight * loss
+        if pa is not None:
+            mse = (masked_mse(pa, targets) + masked_mse(pb, targets)) / 2
+            loss = settings.morphology_weight * mse if loss is None else loss + settings.morphology_weight * mse
     return loss
 
 
