@@ -51,7 +51,7 @@ method = c4.selectbox("Method", list(METHODS), key="t_method",
                       help="vicreg: no negative pairs, works with small batches; simclr: contrastive (NT-Xent)")
 morphology_weight = c5.number_input(
     "Morphology target", min_value=0.0, max_value=1000.0, step=1.0, key=f"t_morphology_{preset}",
-    value=float(PRESETS[preset].get("morphology_weight", 0.0)),
+    value=float(preset_settings(preset).morphology_weight),
     help="weight of an extra task: predict each synapse's measured morphology (volumes, cleft area and thickness, "
          "distances, intensities of its own segmentation) from the crop's image; 0: self-supervision only")
 try:

@@ -146,7 +146,7 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the small preset's)")
     p.add_argument("--input-size", type=int, default=None, help="network input edge (default: the small preset's 32)")
     p.add_argument("--rotation-probability", type=float, default=None,
-                   help="free-rotation augmentation (default: the preset's, off)")
+                   help="free-rotation augmentation (default: the small preset's 1)")
     p.add_argument("--morphology-weight", type=float, default=None,
                    help="weight of the morphology target (default: the small preset's)")
     p.add_argument("--ssl-weight", type=float, default=None,

@@ -56,15 +56,18 @@ def _metavar(spec: FieldSpec) -> str:
     return "|".join([*map(str, spec.keywords), word] + (["none"] if spec.nullable else []))
 
 
-def _help(spec: FieldSpec) -> str:
+def _help(spec: FieldSpec, preset: tuple[str, Mapping[str, Any]] | None = None) -> str:
     default = "none" if spec.default is None else spec.default
     if spec.kind is tuple:
         default = "-".join(map(str, spec.default))
+    if preset is not None and spec.name in preset[1] and preset[1][spec.name] != spec.default:
+        return f"{spec.help} ({preset[0]}: {preset[1][spec.name]}; otherwise {default})".replace("%", "%%")
     return f"{spec.help} (default: {default})".replace("%", "%%")
 
 
 def add_settings_arguments(p: argparse.ArgumentParser, cls: type, aliases: Mapping[str, tuple[str, ...]] = None,
-                           negations: Mapping[str, tuple[str, ...]] = None, exclude=(), title: str | None = None):
+                           negations: Mapping[str, tuple[str, ...]] = None, exclude=(), title: str | None = None,
+                           preset: tuple[str, Mapping[str, Any]] | None = None):
     """Add one flag per field of the settings class ``cls`` (a :func:`synapse_core.settings_base.settings` class).
 
     Parameters
@@ -75,6 +78,8 @@ def add_settings_arguments(p: argparse.ArgumentParser, cls: type, aliases: Mappi
     negations : bool field → extra spellings that turn it off (``--no-<field>`` always does).
     exclude : fields without a flag (e.g. a nested settings object the caller builds itself).
     title : heading of the flags in ``--help`` (default: the class name).
+    preset : (name, field → value): ``--help`` shows these values, where they differ from the declared
+        default, as the named preset's (e.g. ``("small preset", PRESETS["small"])``).
 
     Every flag's dest is the field name and its default the declared default; read the settings
     back with :func:`settings_from_args`.
@@ -97,7 +102,7 @@ def add_settings_arguments(p: argparse.ArgumentParser, cls: type, aliases: Mappi
                                help=f"turn off {flags[0]}")
         else:
             group.add_argument(*flags, dest=spec.name, default=spec.default, metavar=_metavar(spec),
-                               help=_help(spec))
+                               help=_help(spec, preset))
 
 
 def _from_text(spec: FieldSpec, value: Any) -> Any:

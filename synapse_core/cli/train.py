@@ -53,18 +53,10 @@ def add_arguments(p) -> None:
                    help="CPU threads for PyTorch (default: PyTorch's choice; 1 is faster on a busy machine)")
     p.add_argument("--no-progress", dest="show_progress", action="store_false", help="no progress bar")
     add_crop_settings_arguments(p)
-    add_settings_arguments(p, TrainSettings, aliases=ALIASES, exclude=("crop",), title="training settings")
-    _show_preset_values(p, PRESETS["small"])
+    add_settings_arguments(p, TrainSettings, aliases=ALIASES, exclude=("crop",), title="training settings",
+                           preset=("small preset", PRESETS["small"]))
     # None = "not given": the preset (or the declared default) fills it in run().
     p.set_defaults(**{name: None for name in settings_fields()})
-
-
-def _show_preset_values(p, preset: dict) -> None:
-    """``--help`` shows the small preset's value of each flag it sets (the declared default is what no preset sets)."""
-    for action in p._actions:
-        if action.dest in preset and preset[action.dest] != action.default and action.help and action.help.endswith(")"):
-            head = action.help[: action.help.rfind("(default: ")]
-            action.help = f"{head}(small preset: {preset[action.dest]}; otherwise {action.default})"
 
 
 def _init_network(path: str):

@@ -112,12 +112,19 @@ def crop_result_of(crop, voxel_size_nm) -> dict:
     if isinstance(crop, Discarded):
         pre = crop.presynaptic.as_columns() if crop.presynaptic is not None else {}
         return {"discarded": crop.reason, "presynaptic": pre, "morph": {}}
-    # Measured on the crop's own grid (the resampled crop's voxel size, (z, y, x) nm; anisotropic is
-    # fine too); the padding outside the volume is not data.
-    grid_nm = crop.voxel_size_nm if crop.voxel_size_nm is not None else voxel_size_nm
-    valid = crop.valid_mask()  # per voxel: a rotated crop's part inside the data is not a box
     return {"discarded": None, "presynaptic": crop.presynaptic.as_columns(), "grid": crop_grid_columns(crop),
-            "morph": morphology_features(crop.structures, crop.raw, grid_nm, valid=valid)}
+            "morph": crop_morphology(crop, voxel_size_nm)}
+
+
+def crop_morphology(crop, voxel_size_nm) -> dict[str, float]:
+    """The ``morph_*`` measurements of a :class:`~synapse_core.crops.build.SynapseCrop`.
+
+    Measured on the crop's own grid (the resampled crop's voxel size, (z, y, x) nm; anisotropic is
+    fine too; ``voxel_size_nm``, the dataset's, when the crop has none); the padding outside the
+    volume is not data (per voxel: a rotated crop's part inside the data is not a box).
+    """
+    grid_nm = crop.voxel_size_nm if crop.voxel_size_nm is not None else voxel_size_nm
+    return morphology_features(crop.structures, crop.raw, grid_nm, valid=crop.valid_mask())
 
 
 def prepare_synapse(job: PrepareJob) -> Prepared:

@@ -58,7 +58,7 @@ from synapse_core.features.checkpoints import (
     file_sha256,
     load_checkpoint,
 )
-from synapse_core.features.morphology import morphology_features
+from synapse_core.features.jobs import crop_morphology
 from synapse_core.features.train_settings import TrainSettings, resolve_geometry
 from synapse_core.features.train_targets import masked_mse, morphology_targets
 from synapse_core.features.vgg3d import Vgg3D, untrained_vgg3d
@@ -140,8 +140,7 @@ def prepare_training_data(dataset, settings: TrainSettings, progress: Callable[[
             crops.append(resize(x, settings.input_size)[0, 0])
             keys.append((bbox, var1))
             if settings.morphology_weight > 0:
-                grid_nm = crop.voxel_size_nm if crop.voxel_size_nm is not None else dataset.voxel_size_nm
-                morphology.append(morphology_features(crop.structures, crop.raw, grid_nm, valid=crop.valid_mask()))
+                morphology.append(crop_morphology(crop, dataset.voxel_size_nm))
         if progress:
             progress(i, total)
     if len(crops) < 2:
@@ -396,8 +395,7 @@ def _loss(settings: TrainSettings, head: nn.Module, aux: nn.Module | None, fa: t
                                    settings.covariance_weight)
             else:
                 loss = nt_xent_loss(za, zb, settings.temperature)
-            if settings.ssl_weight != 1:
-                loss = settings.ssl_weight * loss
+            loss = settings.ssl_weight * loss
         if pa is not None:
             mse = (masked_mse(pa, targets) + masked_mse(pb, targets)) / 2
             loss = settings.morphology_weight * mse if loss is None else loss + settings.morphology_weight * mse

@@ -58,8 +58,7 @@ def _transformed(column: str, x: np.ndarray) -> np.ndarray:
     if column.endswith(LOG_SUFFIXES):
         positive = x[np.isfinite(x) & (x > 0)]
         eps = 0.01 * float(np.median(positive)) if positive.size else 1.0
-        with np.errstate(invalid="ignore"):
-            return np.log(np.maximum(x, 0.0) + eps)
+        return np.log(np.maximum(x, 0.0) + eps)
     return x
 
 
